@@ -1,0 +1,394 @@
+"""The EM driver: initialise, iterate to convergence, n_init, warm start.
+
+Inputs here are trusted: the public boundary (``gmmfast.fit`` and the
+estimator) validates them once. Per iteration the data is read once by the
+Cython kernel (``_kernels.e_step``), which returns the sufficient statistics;
+the M-step (K x D^3 work) is numpy on those statistics. Nothing allocated here
+grows with n_samples, except what an initialiser needs (k-means labels).
+"""
+import contextlib
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_limits
+
+from . import _kernels, _maths
+from ._init import initial_params
+
+# Kernel choice by shape (see README, "How it works"): per-sample loops below
+# this many features, BLAS (trmm + syrk) on row blocks from here on.
+BLAS_MIN_FEATURES = 16
+
+
+@dataclass
+class GMMParams:
+    """Mixture parameters in the data's dtype (scikit-learn's conventions)."""
+
+    weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, D)
+    covariances: np.ndarray  # per covariance_type
+    precisions_cholesky: np.ndarray  # per covariance_type
+
+    def astype(self, dtype):
+        return GMMParams(
+            *(np.asarray(a, dtype=dtype) for a in (
+                self.weights, self.means, self.covariances, self.precisions_cholesky))
+        )
+
+
+@dataclass
+class FitResult:
+    """What ``gmmfast.fit`` returns: the fitted parameters and the record."""
+
+    covariance_type: str
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    precisions_cholesky: np.ndarray
+    precisions: np.ndarray
+    converged: bool
+    n_iter: int
+    lower_bound: float
+    lower_bounds: list = field(default_factory=list)
+
+    @property
+    def params(self):
+        return GMMParams(self.weights, self.means, self.covariances,
+                         self.precisions_cholesky)
+
+
+# ---------------------------------------------------------------------------
+# Kernel configuration and calls
+# ---------------------------------------------------------------------------
+
+@dataclass
+class KernelConfig:
+    n_threads: int
+    chunk_size: int
+    use_blas: bool
+
+
+def resolve_n_threads(n_threads):
+    """None or -1: every core OpenMP may use (OMP_NUM_THREADS honoured)."""
+    if not _kernels.openmp_enabled():
+        return 1
+    if n_threads is None or n_threads == -1:
+        return max(1, int(_kernels.omp_max_threads()))
+    return int(n_threads)
+
+
+def kernel_config(n_features, covariance_type, n_threads, chunk_size=None):
+    use_blas = covariance_type in ("full", "tied") and n_features >= BLAS_MIN_FEATURES
+    if chunk_size is None:
+        chunk_size = 256
+    return KernelConfig(resolve_n_threads(n_threads), int(chunk_size), use_blas)
+
+
+_blas_lock = threading.Lock()
+_blas_state = {"depth": 0, "limiter": None}
+
+
+@contextlib.contextmanager
+def blas_single_thread(active=True):
+    """Hold BLAS to one thread while OpenMP threads call it (reference counted,
+    so that concurrent fits in several Python threads restore it once)."""
+    if not active:
+        yield
+        return
+    with _blas_lock:
+        if _blas_state["depth"] == 0:
+            _blas_state["limiter"] = threadpool_limits(limits=1, user_api="blas")
+        _blas_state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_state["depth"] -= 1
+            if _blas_state["depth"] == 0:
+                _blas_state["limiter"].restore_original_limits()
+                _blas_state["limiter"] = None
+
+
+class KernelParams:
+    """Parameters laid out for the kernels, in the data's dtype."""
+
+    def __init__(self, params, covariance_type, dtype, center=None):
+        means = np.ascontiguousarray(params.means, dtype=dtype)
+        prec = np.ascontiguousarray(params.precisions_cholesky, dtype=dtype)
+        n_components, n_features = means.shape
+        self.covariance_type = covariance_type
+        self.code = _maths.COV_CODE[covariance_type]
+        self.means = means
+        self.prec = prec.reshape(-1)
+        self.lognorm = _maths.log_norm(params.weights, prec, covariance_type, n_features)
+        if covariance_type == "tied":
+            self.center = np.ascontiguousarray(center, dtype=dtype)
+            c64 = self.center.astype(np.float64)
+            # (mu_k - c) U: ||(x - mu_k) U||^2 = ||(x - c) U - (mu_k - c) U||^2
+            self.mproj = np.ascontiguousarray(
+                (means.astype(np.float64) - c64) @ prec.astype(np.float64), dtype=dtype
+            )
+        else:
+            self.center = means[0]
+            self.mproj = means
+
+    @property
+    def shift(self):
+        """The c_k the statistics are taken around, float64 (K, D)."""
+        if self.covariance_type == "tied":
+            return np.broadcast_to(self.center.astype(np.float64), self.means.shape)
+        return self.means.astype(np.float64)
+
+
+def reduce_stats(R, S1, S2, covariance_type, n_components, n_features):
+    """Sum per-thread slabs in a fixed order; shape and symmetrise."""
+    R = R.sum(axis=0)
+    S1 = S1.sum(axis=0).reshape(n_components, n_features)
+    S2 = S2.sum(axis=0)
+    if covariance_type == "full":
+        S2 = _maths.symmetrize_upper(S2.reshape(n_components, n_features, n_features))
+    elif covariance_type == "diag":
+        S2 = S2.reshape(n_components, n_features)
+    elif covariance_type == "tied":
+        S2 = None
+    return R, S1, S2
+
+
+def alloc_stats(cfg, covariance_type, n_components, n_features):
+    return (
+        np.zeros((cfg.n_threads, n_components)),
+        np.zeros((cfg.n_threads, n_components * n_features)),
+        np.zeros((cfg.n_threads, _maths.s2_size(covariance_type, n_components, n_features))),
+    )
+
+
+def e_step_stats(X, sample_weight, kp, cfg):
+    """One pass: returns (R, S1, S2) and sum_i w_i log p(x_i)."""
+    n_components, n_features = kp.means.shape
+    R, S1, S2 = alloc_stats(cfg, kp.covariance_type, n_components, n_features)
+    ll = _kernels.e_step(
+        X, sample_weight, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
+        kp.code, R, S1, S2, cfg.chunk_size, cfg.n_threads, cfg.use_blas,
+    )
+    return reduce_stats(R, S1, S2, kp.covariance_type, n_components, n_features), ll
+
+
+def scatter(X, sample_weight, center, cfg):
+    """T = sum_i w_i (x_i - c)(x_i - c)^T, float64 (D, D)."""
+    n_features = X.shape[1]
+    T = np.zeros((cfg.n_threads, n_features * n_features))
+    _kernels.scatter(X, sample_weight, np.ascontiguousarray(center, dtype=X.dtype),
+                     T, cfg.chunk_size, cfg.n_threads, cfg.use_blas)
+    return _maths.symmetrize_upper(T.sum(axis=0).reshape(n_features, n_features))
+
+
+class DataSummary:
+    """Per-dataset quantities computed at most once per fit (lazily).
+
+    mean: weighted mean (float64); center: the mean in the data's dtype, the
+    shift of tied statistics; T: tied scatter about center.
+    """
+
+    def __init__(self, X, sample_weight, cfg):
+        self.X = X
+        self.sample_weight = sample_weight
+        self.cfg = cfg
+        self.total_weight = (
+            float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
+        )
+        self._mean = None
+        self._T = None
+
+    @property
+    def mean(self):
+        if self._mean is None:
+            self._mean = weighted_mean(self.X, self.sample_weight)
+        return self._mean
+
+    @property
+    def center(self):
+        return self.mean.astype(self.X.dtype)
+
+    @property
+    def T(self):
+        if self._T is None:
+            with blas_single_thread(self.cfg.use_blas):
+                self._T = scatter(self.X, self.sample_weight, self.center, self.cfg)
+        return self._T
+
+
+def weighted_mean(X, sample_weight, block=65536):
+    """sum_i w_i x_i / sum_i w_i in float64, without an n_samples-sized copy."""
+    total = np.zeros(X.shape[1])
+    if sample_weight is None:
+        for a in range(0, X.shape[0], block):
+            total += X[a:a + block].sum(axis=0, dtype=np.float64)
+        return total / X.shape[0]
+    for a in range(0, X.shape[0], block):
+        total += sample_weight[a:a + block] @ X[a:a + block].astype(np.float64)
+    return total / sample_weight.sum()
+
+
+def params_from_stats(stats, shift, covariance_type, reg_covar, dtype, T=None):
+    """M-step: parameters (in dtype) and n_k from summed statistics."""
+    R, S1, S2 = stats
+    eps = float(np.finfo(dtype).eps)
+    nk, means, covariances = _maths.params_from_stats(
+        R, S1, S2, np.asarray(shift, dtype=np.float64), covariance_type,
+        reg_covar, eps, T=T,
+    )
+    precisions_cholesky = _maths.compute_precision_cholesky(
+        covariances, covariance_type, float32=(dtype == np.float32)
+    )
+    return nk, means, covariances, precisions_cholesky
+
+
+def m_step(stats, kp, summary, covariance_type, reg_covar, dtype):
+    T = summary.T if covariance_type == "tied" else None
+    nk, means, covariances, prec_chol = params_from_stats(
+        stats, kp.shift, covariance_type, reg_covar, dtype, T=T
+    )
+    return GMMParams(nk / nk.sum(), means, covariances, prec_chol).astype(dtype)
+
+
+# ---------------------------------------------------------------------------
+# The fit loop
+# ---------------------------------------------------------------------------
+
+class _Verbose:
+    """scikit-learn's verbose messages, word for word."""
+
+    def __init__(self, verbose, verbose_interval):
+        self.verbose = verbose
+        self.interval = verbose_interval
+
+    def init_beg(self, n_init):
+        if self.verbose >= 1:
+            print("Initialization %d" % n_init)
+        if self.verbose >= 2:
+            self.t_init = self.t_iter = time.time()
+
+    def iter_end(self, n_iter, diff_ll):
+        if n_iter % self.interval == 0:
+            if self.verbose == 1:
+                print("  Iteration %d" % n_iter)
+            elif self.verbose >= 2:
+                now = time.time()
+                print("  Iteration %d\t time lapse %.5fs\t ll change %.5f"
+                      % (n_iter, now - self.t_iter, diff_ll))
+                self.t_iter = now
+
+    def init_end(self, lb, converged):
+        msg = "converged" if converged else "did not converge"
+        if self.verbose == 1:
+            print(f"Initialization {msg}.")
+        elif self.verbose >= 2:
+            t = time.time() - self.t_init
+            print(f"Initialization {msg}. time lapse {t:.5f}s\t lower bound {lb:.5f}.")
+
+
+def run_em(X, sample_weight, params, summary, covariance_type, *, tol, max_iter,
+           reg_covar, cfg, lower_bound=-np.inf, verbose=None):
+    """Iterate EM from ``params``; scikit-learn's stopping rule.
+
+    The lower bound of iteration t is the mean (weighted) log-likelihood
+    under the parameters before that iteration's M-step.
+    Returns (params, lower_bound, lower_bounds, n_iter, converged).
+    """
+    dtype = X.dtype
+    lower_bounds = []
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        prev_lower_bound = lower_bound
+        kp = KernelParams(params, covariance_type, dtype,
+                          summary.center if covariance_type == "tied" else None)
+        stats, ll = e_step_stats(X, sample_weight, kp, cfg)
+        params = m_step(stats, kp, summary, covariance_type, reg_covar, dtype)
+        lower_bound = ll / summary.total_weight
+        lower_bounds.append(lower_bound)
+        change = lower_bound - prev_lower_bound
+        if verbose is not None:
+            verbose.iter_end(n_iter, change)
+        if abs(change) < tol:
+            converged = True
+            break
+    return params, lower_bound, lower_bounds, n_iter, converged
+
+
+def fit_em(X, sample_weight, *, n_components, covariance_type="full", tol=1e-3,
+           reg_covar=1e-6, max_iter=100, n_init=1, init_params="kmeans",
+           weights_init=None, means_init=None, precisions_init=None,
+           random_state=None, warm_start_from=None, n_threads=None,
+           verbose=0, verbose_interval=10, chunk_size=None):
+    """Fit a Gaussian mixture by EM; inputs already validated.
+
+    X : C-contiguous float32/float64 (n_samples, n_features).
+    sample_weight : float64 (n_samples,) or None.
+    warm_start_from : (GMMParams, lower_bound) to continue from, or None.
+    """
+    n_features = X.shape[1]
+    dtype = X.dtype
+    cfg = kernel_config(n_features, covariance_type, n_threads, chunk_size)
+    summary = DataSummary(X, sample_weight, cfg)
+    random_state = check_random_state(random_state)
+    verbose_printer = _Verbose(verbose, verbose_interval)
+
+    do_init = warm_start_from is None
+    n_init = n_init if do_init else 1
+    max_lower_bound = -np.inf
+    best = None
+
+    with blas_single_thread(cfg.use_blas):
+        for init in range(n_init):
+            verbose_printer.init_beg(init)
+            if do_init:
+                params = initial_params(
+                    X, sample_weight, summary, n_components, covariance_type,
+                    init_params, random_state, reg_covar, weights_init,
+                    means_init, precisions_init, cfg,
+                )
+                lower_bound = -np.inf
+            else:
+                params, lower_bound = warm_start_from
+                params = params.astype(dtype)
+
+            if max_iter == 0:
+                best = (params, [], 0, False)
+                continue
+            params, lower_bound, lower_bounds, n_iter, converged = run_em(
+                X, sample_weight, params, summary, covariance_type, tol=tol,
+                max_iter=max_iter, reg_covar=reg_covar, cfg=cfg,
+                lower_bound=lower_bound, verbose=verbose_printer,
+            )
+            verbose_printer.init_end(lower_bound, converged)
+            if lower_bound > max_lower_bound or max_lower_bound == -np.inf:
+                max_lower_bound = lower_bound
+                best = (params, lower_bounds, n_iter, converged)
+
+    params, lower_bounds, n_iter, converged = best
+    if not converged and max_iter > 0:
+        warnings.warn(
+            "Best performing initialization did not converge. "
+            "Try different init parameters, or increase max_iter, "
+            "tol, or check for degenerate data.",
+            ConvergenceWarning,
+        )
+    return FitResult(
+        covariance_type=covariance_type,
+        weights=params.weights,
+        means=params.means,
+        covariances=params.covariances,
+        precisions_cholesky=params.precisions_cholesky,
+        precisions=_maths.precisions_from_cholesky(
+            params.precisions_cholesky, covariance_type).astype(dtype),
+        converged=bool(converged),
+        n_iter=int(n_iter),
+        lower_bound=float(max_lower_bound),
+        lower_bounds=[float(v) for v in lower_bounds],
+    )

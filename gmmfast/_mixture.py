@@ -1,0 +1,346 @@
+"""The scikit-learn-compatible estimator."""
+import math
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _em, _kernels, _maths
+from ._validation import (
+    check_means,
+    check_precisions,
+    check_sample_weight,
+    check_weights,
+)
+
+_FIT_ATTRIBUTES = (
+    "weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_",
+    "converged_", "n_iter_", "lower_bound_", "lower_bounds_",
+    "n_features_in_", "feature_names_in_",
+)
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by one-pass EM (drop-in for scikit-learn's).
+
+    Same parameters, attributes, methods and answers as
+    :class:`sklearn.mixture.GaussianMixture`; see its documentation. Each EM
+    iteration reads X once in a Cython kernel (GIL released, OpenMP threads)
+    and keeps only K x D x D statistics, so fitting allocates nothing that
+    grows with n_samples.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    tol : float, default=1e-3
+        Stop when the change of the lower bound (mean log-likelihood) is below.
+    reg_covar : float, default=1e-6
+        Added to the covariances' diagonal.
+    max_iter : int, default=100
+    n_init : int, default=1
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+    weights_init : array-like of shape (n_components,), default=None
+    means_init : array-like of shape (n_components, n_features), default=None
+    precisions_init : array-like, default=None
+        Shape (n_components,), (n_features, n_features), (n_components,
+        n_features) or (n_components, n_features, n_features) for
+        'spherical', 'tied', 'diag', 'full'.
+    random_state : int, RandomState instance or None, default=None
+    warm_start : bool, default=False
+    verbose : int, default=0
+    verbose_interval : int, default=10
+    n_threads : int or None, default=None
+        OpenMP threads for the kernels; None or -1 uses every core
+        (OMP_NUM_THREADS is honoured).
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
+        In the dtype of the training data (float32 stays float32).
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+    lower_bounds_ : list of float
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, when X has feature names.
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions(set(_maths.COVARIANCE_TYPES))],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions({"kmeans", "random", "random_from_data", "k-means++"})],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "n_threads": [None, Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+    }
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        n_threads=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------ fit
+
+    def _validate_fit_data(self, X, sample_weight, reset=True):
+        """Validate X, sample_weight and the *_init parameters once.
+
+        Returns (X, sample_weight, options for ``_em.fit_em``).
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
+                          ensure_min_samples=2, reset=reset)
+        n_samples, n_features = X.shape
+        if n_samples < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components "
+                f"but got n_components = {self.n_components}, "
+                f"n_samples = {n_samples}"
+            )
+        sample_weight = check_sample_weight(sample_weight, n_samples, self.n_components)
+        options = dict(
+            n_components=self.n_components,
+            covariance_type=self.covariance_type,
+            tol=self.tol,
+            reg_covar=self.reg_covar,
+            max_iter=self.max_iter,
+            n_init=self.n_init,
+            init_params=self.init_params,
+            weights_init=None if self.weights_init is None
+            else check_weights(self.weights_init, self.n_components),
+            means_init=None if self.means_init is None
+            else check_means(self.means_init, self.n_components, n_features),
+            precisions_init=None if self.precisions_init is None
+            else check_precisions(self.precisions_init, self.covariance_type,
+                                  self.n_components, n_features),
+            random_state=self.random_state,
+            n_threads=self.n_threads,
+            verbose=self.verbose,
+            verbose_interval=self.verbose_interval,
+        )
+        return X, sample_weight, options
+
+    def _warm_start_from(self, n_features):
+        if not (self.warm_start and hasattr(self, "converged_")):
+            return None
+        if self.means_.shape != (self.n_components, n_features) or \
+                self.precisions_cholesky_.shape != _maths.covariance_shape(
+                    self.covariance_type, self.n_components, n_features):
+            raise ValueError(
+                "warm_start=True continues from the previous fit, whose parameters "
+                f"have shape means_={self.means_.shape} and covariance_type was "
+                "different or n_components/n_features changed; set "
+                "warm_start=False to start afresh."
+            )
+        params = _em.GMMParams(self.weights_, self.means_, self.covariances_,
+                               self.precisions_cholesky_)
+        return params, self.lower_bound_
+
+    def _fit(self, X, sample_weight):
+        saved = {a: self.__dict__[a] for a in _FIT_ATTRIBUTES if a in self.__dict__}
+        try:
+            X, sample_weight, options = self._validate_fit_data(X, sample_weight)
+            result = _em.fit_em(
+                X, sample_weight,
+                warm_start_from=self._warm_start_from(X.shape[1]),
+                **options,
+            )
+        except BaseException:
+            # leave the estimator as it was (unfitted, or its previous fit)
+            for a in _FIT_ATTRIBUTES:
+                self.__dict__.pop(a, None)
+            self.__dict__.update(saved)
+            raise
+        self._set_result(result)
+        return X
+
+    def _set_result(self, result):
+        self.weights_ = result.weights
+        self.means_ = result.means
+        self.covariances_ = result.covariances
+        self.precisions_cholesky_ = result.precisions_cholesky
+        self.precisions_ = result.precisions
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.lower_bound_ = result.lower_bound
+        self.lower_bounds_ = result.lower_bounds
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters with EM (best of ``n_init`` runs).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            float32 is kept (computed and returned in float32); other numeric
+            dtypes are converted to float64.
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; integer weights give the model of the
+            replicated rows, zero drops a row.
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the most likely component of each row of X.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        X = self._fit(X, sample_weight)
+        return self._predict(X, labels=True)[2]
+
+    # -------------------------------------------------------------- predict
+
+    def _predict(self, X, logp=False, resp=False, labels=False, n_threads=None):
+        """One pass of the prediction kernel over validated X."""
+        n_samples, n_features = X.shape
+        cfg = _em.kernel_config(n_features, self.covariance_type,
+                                self.n_threads if n_threads is None else n_threads)
+        params = _em.GMMParams(self.weights_, self.means_, self.covariances_,
+                               self.precisions_cholesky_)
+        center = None
+        if self.covariance_type == "tied":
+            center = np.average(self.means_, axis=0, weights=self.weights_)
+        kp = _em.KernelParams(params, self.covariance_type, X.dtype, center)
+        out_logp = np.empty(n_samples, dtype=X.dtype) if logp else None
+        out_resp = np.empty((n_samples, self.n_components), dtype=X.dtype) if resp else None
+        out_labels = np.empty(n_samples, dtype=np.int64) if labels else None
+        with _em.blas_single_thread(cfg.use_blas):
+            _kernels.predict(X, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
+                             kp.code, out_logp, out_resp, out_labels,
+                             cfg.chunk_size, cfg.n_threads, cfg.use_blas)
+        return out_logp, out_resp, out_labels
+
+    def _check_predict_input(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], order="C",
+                             reset=False)
+
+    def score_samples(self, X):
+        """Log-likelihood log p(x) of each row of X, shape (n_samples,)."""
+        X = self._check_predict_input(X)
+        return self._predict(X, logp=True)[0]
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean (weighted) log-likelihood of X under the model."""
+        X = self._check_predict_input(X)
+        logp = self._predict(X, logp=True)[0]
+        sample_weight = check_sample_weight(sample_weight, X.shape[0], 1)
+        if sample_weight is None:
+            return float(np.mean(logp, dtype=np.float64))
+        return float(np.average(logp.astype(np.float64), weights=sample_weight))
+
+    def predict(self, X):
+        """Most likely component of each row of X, shape (n_samples,)."""
+        X = self._check_predict_input(X)
+        return self._predict(X, labels=True)[2]
+
+    def predict_proba(self, X):
+        """Responsibilities p(k | x), shape (n_samples, n_components)."""
+        X = self._check_predict_input(X)
+        return self._predict(X, resp=True)[1]
+
+    # ---------------------------------------------------------------- other
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture (scikit-learn's algorithm).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features), float64
+        y : ndarray of shape (n_samples,), component labels
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                "Invalid value for 'n_samples': %d . The sampling requires at "
+                "least one sample." % (self.n_components)
+            )
+        _, n_features = self.means_.shape
+        rng = check_random_state(self.random_state)
+        n_samples_comp = rng.multinomial(n_samples, self.weights_.astype(np.float64))
+        if self.covariance_type == "full":
+            X = np.vstack([
+                rng.multivariate_normal(mean, covariance, int(sample))
+                for (mean, covariance, sample) in zip(
+                    self.means_, self.covariances_, n_samples_comp)
+            ])
+        elif self.covariance_type == "tied":
+            X = np.vstack([
+                rng.multivariate_normal(mean, self.covariances_, int(sample))
+                for (mean, sample) in zip(self.means_, n_samples_comp)
+            ])
+        else:
+            X = np.vstack([
+                mean + rng.standard_normal(size=(sample, n_features)) * np.sqrt(covariance)
+                for (mean, covariance, sample) in zip(
+                    self.means_, self.covariances_, n_samples_comp)
+            ])
+        y = np.concatenate([
+            np.full(int(n), i, dtype=np.int64) for i, n in enumerate(n_samples_comp)
+        ])
+        return np.asarray(X, dtype=np.float64), y
+
+    def _n_parameters(self):
+        """Number of free parameters in the model."""
+        _, n_features = self.means_.shape
+        return _maths.n_parameters(self.covariance_type, self.n_components, n_features)
+
+    def bic(self, X):
+        """Bayesian information criterion on X (lower is better)."""
+        n_samples = np.asarray(X).shape[0] if not hasattr(X, "shape") else X.shape[0]
+        return -2 * self.score(X) * n_samples + self._n_parameters() * math.log(n_samples)
+
+    def aic(self, X):
+        """Akaike information criterion on X (lower is better)."""
+        n_samples = np.asarray(X).shape[0] if not hasattr(X, "shape") else X.shape[0]
+        return -2 * self.score(X) * n_samples + 2 * self._n_parameters()
