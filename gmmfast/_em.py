@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from . import _kernels, _maths
 from ._init import initial_params
@@ -90,19 +90,25 @@ def kernel_config(n_features, covariance_type, n_threads, chunk_size=None):
 
 
 _blas_lock = threading.Lock()
-_blas_state = {"depth": 0, "limiter": None}
+_blas_state = {"depth": 0, "limiter": None, "controller": None}
 
 
 @contextlib.contextmanager
-def blas_single_thread(active=True):
-    """Hold BLAS to one thread while OpenMP threads call it (reference counted,
-    so that concurrent fits in several Python threads restore it once)."""
-    if not active:
-        yield
-        return
+def blas_single_thread():
+    """Hold BLAS to one thread during a fit or prediction.
+
+    The kernels call BLAS from inside OpenMP threads, and the M-step's small
+    K x D^3 work gains nothing from BLAS threads: worse, BLAS threads spinning
+    beside OpenMP threads on the same cores slowed an iteration 3x here.
+    Reference counted, so that fits in several Python threads at once restore
+    the caller's setting exactly once.
+    """
     with _blas_lock:
         if _blas_state["depth"] == 0:
-            _blas_state["limiter"] = threadpool_limits(limits=1, user_api="blas")
+            if _blas_state["controller"] is None:
+                _blas_state["controller"] = ThreadpoolController()
+            _blas_state["limiter"] = _blas_state["controller"].limit(
+                limits=1, user_api="blas")
         _blas_state["depth"] += 1
     try:
         yield
@@ -187,22 +193,40 @@ def scatter(X, sample_weight, center, cfg):
     return _maths.symmetrize_upper(T.sum(axis=0).reshape(n_features, n_features))
 
 
-class DataSummary:
-    """Per-dataset quantities computed at most once per fit (lazily).
+class ArrayData:
+    """Data held in memory (or a numpy memmap): what the EM loop reads.
 
-    mean: weighted mean (float64); center: the mean in the data's dtype, the
-    shift of tied statistics; T: tied scatter about center.
+    The EM loop (``run_em``) and the initialisers see data only through
+    this interface, so other sources (Dask arrays, streams) plug into the
+    same loop by providing the same members:
+
+    dtype, n_features, total_weight
+    e_step(kp) -> ((R, S1, S2), sum_i w_i log p(x_i))   one pass over the data
+    mean   weighted mean, float64 (D,)
+    center the mean in the data's dtype: the shift of tied statistics
+    T      tied scatter sum_i w_i (x_i - c)(x_i - c)^T about center, float64
+    init_data() -> ArrayData in memory that the initialisers run on
+
+    mean and T are computed at most once (lazily).
     """
 
     def __init__(self, X, sample_weight, cfg):
         self.X = X
         self.sample_weight = sample_weight
         self.cfg = cfg
+        self.dtype = X.dtype
+        self.n_features = X.shape[1]
         self.total_weight = (
             float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
         )
         self._mean = None
         self._T = None
+
+    def e_step(self, kp):
+        return e_step_stats(self.X, self.sample_weight, kp, self.cfg)
+
+    def init_data(self):
+        return self
 
     @property
     def mean(self):
@@ -212,12 +236,12 @@ class DataSummary:
 
     @property
     def center(self):
-        return self.mean.astype(self.X.dtype)
+        return self.mean.astype(self.dtype)
 
     @property
     def T(self):
         if self._T is None:
-            with blas_single_thread(self.cfg.use_blas):
+            with blas_single_thread():
                 self._T = scatter(self.X, self.sample_weight, self.center, self.cfg)
         return self._T
 
@@ -248,8 +272,8 @@ def params_from_stats(stats, shift, covariance_type, reg_covar, dtype, T=None):
     return nk, means, covariances, precisions_cholesky
 
 
-def m_step(stats, kp, summary, covariance_type, reg_covar, dtype):
-    T = summary.T if covariance_type == "tied" else None
+def m_step(stats, kp, data, covariance_type, reg_covar, dtype):
+    T = data.T if covariance_type == "tied" else None
     nk, means, covariances, prec_chol = params_from_stats(
         stats, kp.shift, covariance_type, reg_covar, dtype, T=T
     )
@@ -292,25 +316,26 @@ class _Verbose:
             print(f"Initialization {msg}. time lapse {t:.5f}s\t lower bound {lb:.5f}.")
 
 
-def run_em(X, sample_weight, params, summary, covariance_type, *, tol, max_iter,
-           reg_covar, cfg, lower_bound=-np.inf, verbose=None):
-    """Iterate EM from ``params``; scikit-learn's stopping rule.
+def run_em(data, params, covariance_type, *, tol, max_iter, reg_covar,
+           lower_bound=-np.inf, verbose=None):
+    """Iterate EM on ``data`` (an ArrayData or alike) from ``params``.
 
-    The lower bound of iteration t is the mean (weighted) log-likelihood
-    under the parameters before that iteration's M-step.
+    scikit-learn's stopping rule: the lower bound of iteration t is the mean
+    (weighted) log-likelihood under the parameters before that iteration's
+    M-step; stop when it changes by less than tol.
     Returns (params, lower_bound, lower_bounds, n_iter, converged).
     """
-    dtype = X.dtype
+    dtype = data.dtype
     lower_bounds = []
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         prev_lower_bound = lower_bound
         kp = KernelParams(params, covariance_type, dtype,
-                          summary.center if covariance_type == "tied" else None)
-        stats, ll = e_step_stats(X, sample_weight, kp, cfg)
-        params = m_step(stats, kp, summary, covariance_type, reg_covar, dtype)
-        lower_bound = ll / summary.total_weight
+                          data.center if covariance_type == "tied" else None)
+        stats, ll = data.e_step(kp)
+        params = m_step(stats, kp, data, covariance_type, reg_covar, dtype)
+        lower_bound = ll / data.total_weight
         lower_bounds.append(lower_bound)
         change = lower_bound - prev_lower_bound
         if verbose is not None:
@@ -325,17 +350,20 @@ def fit_em(X, sample_weight, *, n_components, covariance_type="full", tol=1e-3,
            reg_covar=1e-6, max_iter=100, n_init=1, init_params="kmeans",
            weights_init=None, means_init=None, precisions_init=None,
            random_state=None, warm_start_from=None, n_threads=None,
-           verbose=0, verbose_interval=10, chunk_size=None):
+           verbose=0, verbose_interval=10, chunk_size=None, data=None):
     """Fit a Gaussian mixture by EM; inputs already validated.
 
-    X : C-contiguous float32/float64 (n_samples, n_features).
+    X : C-contiguous float32/float64 (n_samples, n_features), or None when
+        ``data`` is given.
     sample_weight : float64 (n_samples,) or None.
     warm_start_from : (GMMParams, lower_bound) to continue from, or None.
+    data : a data source with ArrayData's interface (Dask, streams); by
+        default ArrayData(X, sample_weight).
     """
-    n_features = X.shape[1]
-    dtype = X.dtype
-    cfg = kernel_config(n_features, covariance_type, n_threads, chunk_size)
-    summary = DataSummary(X, sample_weight, cfg)
+    if data is None:
+        cfg = kernel_config(X.shape[1], covariance_type, n_threads, chunk_size)
+        data = ArrayData(X, sample_weight, cfg)
+    dtype = data.dtype
     random_state = check_random_state(random_state)
     verbose_printer = _Verbose(verbose, verbose_interval)
 
@@ -344,14 +372,14 @@ def fit_em(X, sample_weight, *, n_components, covariance_type="full", tol=1e-3,
     max_lower_bound = -np.inf
     best = None
 
-    with blas_single_thread(cfg.use_blas):
+    with blas_single_thread():
         for init in range(n_init):
             verbose_printer.init_beg(init)
             if do_init:
                 params = initial_params(
-                    X, sample_weight, summary, n_components, covariance_type,
+                    data.init_data(), n_components, covariance_type,
                     init_params, random_state, reg_covar, weights_init,
-                    means_init, precisions_init, cfg,
+                    means_init, precisions_init,
                 )
                 lower_bound = -np.inf
             else:
@@ -362,9 +390,8 @@ def fit_em(X, sample_weight, *, n_components, covariance_type="full", tol=1e-3,
                 best = (params, [], 0, False)
                 continue
             params, lower_bound, lower_bounds, n_iter, converged = run_em(
-                X, sample_weight, params, summary, covariance_type, tol=tol,
-                max_iter=max_iter, reg_covar=reg_covar, cfg=cfg,
-                lower_bound=lower_bound, verbose=verbose_printer,
+                data, params, covariance_type, tol=tol, max_iter=max_iter,
+                reg_covar=reg_covar, lower_bound=lower_bound, verbose=verbose_printer,
             )
             verbose_printer.init_end(lower_bound, converged)
             if lower_bound > max_lower_bound or max_lower_bound == -np.inf:
@@ -379,6 +406,12 @@ def fit_em(X, sample_weight, *, n_components, covariance_type="full", tol=1e-3,
             "tol, or check for degenerate data.",
             ConvergenceWarning,
         )
+    return make_result(params, covariance_type, converged, n_iter, max_lower_bound,
+                       lower_bounds)
+
+
+def make_result(params, covariance_type, converged, n_iter, lower_bound, lower_bounds):
+    dtype = params.means.dtype
     return FitResult(
         covariance_type=covariance_type,
         weights=params.weights,
@@ -389,6 +422,6 @@ def fit_em(X, sample_weight, *, n_components, covariance_type="full", tol=1e-3,
             params.precisions_cholesky, covariance_type).astype(dtype),
         converged=bool(converged),
         n_iter=int(n_iter),
-        lower_bound=float(max_lower_bound),
+        lower_bound=float(lower_bound),
         lower_bounds=[float(v) for v in lower_bounds],
     )

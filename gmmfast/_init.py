@@ -55,17 +55,17 @@ def _random_blocks(n_samples, n_components, random_state, dtype):
         yield a, b, resp
 
 
-def resp_statistics(X, sample_weight, summary, n_components, covariance_type,
-                    init_params, random_state, cfg):
+def resp_statistics(data, n_components, covariance_type, init_params, random_state):
     """Statistics of the initial responsibilities.
 
     Returns (stats, shift, rows_sum_to_one), shift being the float64 (K, D)
     array the statistics were taken around.
     """
+    X, sample_weight, cfg = data.X, data.sample_weight, data.cfg
     n_samples = X.shape[0]
     dtype = X.dtype
     tied = covariance_type == "tied"
-    center = summary.center if tied else np.zeros(X.shape[1], dtype=dtype)
+    center = data.center if tied else np.zeros(X.shape[1], dtype=dtype)
 
     if init_params in ("kmeans", "random"):
         if init_params == "kmeans":
@@ -75,7 +75,7 @@ def resp_statistics(X, sample_weight, summary, n_components, covariance_type,
             shift = np.ascontiguousarray(km.cluster_centers_, dtype=dtype)
         else:
             blocks = _random_blocks(n_samples, n_components, random_state, dtype)
-            shift = np.tile(summary.center, (n_components, 1))
+            shift = np.tile(data.center, (n_components, 1))
         if tied:
             shift = np.tile(center, (n_components, 1))
         stats = _stats_from_resp(X, sample_weight, blocks, shift, center,
@@ -97,30 +97,27 @@ def resp_statistics(X, sample_weight, summary, n_components, covariance_type,
     return stats, shift.astype(np.float64), False
 
 
-def initial_params(X, sample_weight, summary, n_components, covariance_type,
-                   init_params, random_state, reg_covar, weights_init,
-                   means_init, precisions_init, cfg):
-    """Initial GMMParams in X's dtype (scikit-learn's ``_initialize_parameters``)."""
+def initial_params(data, n_components, covariance_type, init_params, random_state,
+                   reg_covar, weights_init, means_init, precisions_init):
+    """Initial GMMParams in the data's dtype (scikit-learn's
+    ``_initialize_parameters``); ``data`` is an in-memory ArrayData."""
     from ._em import GMMParams
 
-    dtype = X.dtype
+    dtype = data.dtype
     eps = float(np.finfo(dtype).eps)
     weights = means = covariances = prec_chol = None
     if weights_init is None or means_init is None or precisions_init is None:
         (R, S1, S2), shift, rows_sum_to_one = resp_statistics(
-            X, sample_weight, summary, n_components, covariance_type,
-            init_params, random_state, cfg,
-        )
+            data, n_components, covariance_type, init_params, random_state)
         T = None
         if covariance_type == "tied":
-            T = summary.T
+            T = data.T
             if not rows_sum_to_one:
                 T = T + _maths.tied_origin_correction(
-                    R, S1, summary.center.astype(np.float64),
-                    summary.total_weight, summary.mean)
+                    R, S1, data.center.astype(np.float64), data.total_weight, data.mean)
         nk, means, covariances = _maths.params_from_stats(
             R, S1, S2, shift, covariance_type, reg_covar, eps, T=T)
-        weights = nk / summary.total_weight
+        weights = nk / data.total_weight
         if precisions_init is None:
             prec_chol = _maths.compute_precision_cholesky(
                 covariances, covariance_type, float32=(dtype == np.float32))

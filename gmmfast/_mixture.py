@@ -254,7 +254,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         out_logp = np.empty(n_samples, dtype=X.dtype) if logp else None
         out_resp = np.empty((n_samples, self.n_components), dtype=X.dtype) if resp else None
         out_labels = np.empty(n_samples, dtype=np.int64) if labels else None
-        with _em.blas_single_thread(cfg.use_blas):
+        with _em.blas_single_thread():
             _kernels.predict(X, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
                              kp.code, out_logp, out_resp, out_labels,
                              cfg.chunk_size, cfg.n_threads, cfg.use_blas)

@@ -1,0 +1,222 @@
+"""The Cython block kernels against a slow, obviously correct numpy reference."""
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from gmmfast import _em, _kernels, _maths
+
+from conftest import COVARIANCE_TYPES
+
+CHUNK = 8
+RTOL = {np.float64: 1e-11, np.float32: 2e-4}
+
+
+def random_params(covariance_type, n_components, n_features, rng):
+    means = rng.normal(size=(n_components, n_features))
+    weights = rng.uniform(0.5, 1.5, n_components)
+    weights /= weights.sum()
+
+    def spd():
+        A = rng.normal(size=(n_features, n_features))
+        return A @ A.T / n_features + np.eye(n_features)
+
+    if covariance_type == "full":
+        cov = np.stack([spd() for _ in range(n_components)])
+    elif covariance_type == "tied":
+        cov = spd()
+    elif covariance_type == "diag":
+        cov = rng.uniform(0.5, 2.0, (n_components, n_features))
+    else:
+        cov = rng.uniform(0.5, 2.0, n_components)
+    prec_chol = _maths.compute_precision_cholesky(cov, covariance_type)
+    return _em.GMMParams(weights, means, cov, prec_chol)
+
+
+def full_covariances(params, covariance_type, n_components, n_features):
+    cov = params.covariances
+    if covariance_type == "full":
+        return cov
+    if covariance_type == "tied":
+        return np.tile(cov, (n_components, 1, 1))
+    if covariance_type == "diag":
+        return np.stack([np.diag(c) for c in cov])
+    return np.stack([np.eye(n_features) * c for c in cov])
+
+
+def reference_log_prob(X, params, covariance_type):
+    """log pi_k + log N(x | mu_k, Sigma_k) by the textbook formula."""
+    X = X.astype(np.float64)
+    n_components, n_features = params.means.shape
+    covs = full_covariances(params, covariance_type, n_components, n_features)
+    out = np.empty((X.shape[0], n_components))
+    for k in range(n_components):
+        diff = X - params.means[k]
+        sol = np.linalg.solve(covs[k], diff.T).T
+        maha = np.sum(diff * sol, axis=1)
+        _, logdet = np.linalg.slogdet(covs[k])
+        out[:, k] = (np.log(params.weights[k]) - 0.5 * (n_features * np.log(2 * np.pi)
+                     + logdet + maha))
+    return out
+
+
+def reference_stats(X, sample_weight, params, covariance_type, center):
+    """R, S1, S2 (or T for tied) from explicit responsibilities."""
+    X = X.astype(np.float64)
+    w = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+    wlp = reference_log_prob(X, params, covariance_type)
+    logp = logsumexp(wlp, axis=1)
+    resp = np.exp(wlp - logp[:, None]) * w[:, None]
+    n_components, n_features = params.means.shape
+    shift = np.tile(center, (n_components, 1)) if covariance_type == "tied" else params.means
+    R = resp.sum(axis=0)
+    S1 = np.stack([(resp[:, k, None] * (X - shift[k])).sum(axis=0) for k in range(n_components)])
+    if covariance_type == "full":
+        S2 = np.stack([(resp[:, k, None] * (X - shift[k])).T @ (X - shift[k])
+                       for k in range(n_components)])
+    elif covariance_type == "diag":
+        S2 = np.stack([(resp[:, k, None] * (X - shift[k]) ** 2).sum(axis=0)
+                       for k in range(n_components)])
+    elif covariance_type == "spherical":
+        S2 = np.array([(resp[:, k] * ((X - shift[k]) ** 2).sum(axis=1)).sum()
+                       for k in range(n_components)])
+    else:
+        S2 = None
+    return (R, S1, S2), float(np.sum(w * logp)), logp, resp
+
+
+def run_kernel(X, sample_weight, params, covariance_type, n_threads, use_blas, chunk=CHUNK):
+    center = X.astype(np.float64).mean(axis=0).astype(X.dtype)
+    kp = _em.KernelParams(params.astype(X.dtype), covariance_type, X.dtype, center)
+    cfg = _em.KernelConfig(n_threads, chunk, use_blas)
+    stats, ll = _em.e_step_stats(X, sample_weight, kp, cfg)
+    return stats, ll, kp
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_samples", [1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 3])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("use_blas", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_e_step_matches_reference(covariance_type, dtype, n_samples, n_threads,
+                                  use_blas, weighted):
+    rng = np.random.default_rng(n_samples)
+    n_components, n_features = 3, 4
+    params = random_params(covariance_type, n_components, n_features, rng)
+    X = rng.normal(size=(n_samples, n_features)).astype(dtype)
+    sw = rng.uniform(0, 3, n_samples) if weighted else None
+    (R, S1, S2), ll, kp = run_kernel(X, sw, params, covariance_type, n_threads, use_blas)
+    # the reference takes the parameters the kernel saw (rounded to dtype)
+    ref_params = params.astype(dtype).astype(np.float64)
+    (Rr, S1r, S2r), llr, _, _ = reference_stats(
+        X, sw, ref_params, covariance_type, kp.center.astype(np.float64))
+    rtol = RTOL[dtype]
+    scale = max(1.0, np.abs(S1r).max())
+    np.testing.assert_allclose(R, Rr, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(S1, S1r, rtol=rtol, atol=rtol * scale)
+    if S2r is not None:
+        np.testing.assert_allclose(S2, S2r, rtol=rtol, atol=rtol * np.abs(S2r).max())
+    np.testing.assert_allclose(ll, llr, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_predict_kernel_matches_reference(covariance_type, dtype, n_threads):
+    rng = np.random.default_rng(3)
+    n_samples, n_components, n_features = 3 * CHUNK + 1, 4, 5
+    params = random_params(covariance_type, n_components, n_features, rng)
+    X = (rng.normal(size=(n_samples, n_features)) * 2).astype(dtype)
+    center = X.astype(np.float64).mean(axis=0)
+    for use_blas in (False, True):
+        kp = _em.KernelParams(params.astype(dtype), covariance_type, dtype, center)
+        logp = np.empty(n_samples, dtype)
+        resp = np.empty((n_samples, n_components), dtype)
+        labels = np.empty(n_samples, np.int64)
+        _kernels.predict(X, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj, kp.code,
+                         logp, resp, labels, CHUNK, n_threads, use_blas)
+        wlp = reference_log_prob(X, params.astype(dtype).astype(np.float64), covariance_type)
+        ref_logp = logsumexp(wlp, axis=1)
+        rtol = RTOL[dtype]
+        np.testing.assert_allclose(logp, ref_logp, rtol=rtol * 10, atol=rtol * 10)
+        np.testing.assert_allclose(resp, np.exp(wlp - ref_logp[:, None]), atol=rtol * 100)
+        np.testing.assert_array_equal(labels, np.argmax(wlp, axis=1))
+        # each output alone gives the same values
+        logp2 = np.empty(n_samples, dtype)
+        _kernels.predict(X, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj, kp.code,
+                         logp2, None, None, CHUNK, n_threads, use_blas)
+        np.testing.assert_array_equal(logp, logp2)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_threads_reproducible_and_consistent(covariance_type):
+    """Bitwise reproducible for a thread count; equal to rounding across counts."""
+    rng = np.random.default_rng(5)
+    params = random_params(covariance_type, 3, 3, rng)
+    X = rng.normal(size=(1000, 3))
+    runs = {nt: [run_kernel(X, None, params, covariance_type, nt, False)[:2]
+                 for _ in range(2)] for nt in (1, 2, 3)}
+    for nt, (a, b) in runs.items():
+        assert a[1] == b[1]
+        for u, v in zip(a[0], b[0]):
+            if u is not None:
+                np.testing.assert_array_equal(u, v)
+    np.testing.assert_allclose(runs[1][0][1], runs[2][0][1], rtol=1e-13)
+    np.testing.assert_allclose(runs[1][0][0][1], runs[3][0][0][1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("use_blas", [False, True])
+def test_scatter_matches_reference(dtype, use_blas):
+    rng = np.random.default_rng(7)
+    X = (rng.normal(size=(2 * CHUNK + 3, 5)) + 3).astype(dtype)
+    sw = rng.uniform(0, 2, X.shape[0])
+    center = X.astype(np.float64).mean(axis=0)
+    T = _em.scatter(X, sw, center, _em.KernelConfig(2, CHUNK, use_blas))
+    c = center.astype(dtype).astype(np.float64)
+    Y = X.astype(np.float64) - c
+    np.testing.assert_allclose(T, (sw[:, None] * Y).T @ Y, rtol=RTOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_stats_from_resp_matches_reference(covariance_type, dtype):
+    rng = np.random.default_rng(11)
+    n_samples, n_components, n_features = 2 * CHUNK + 5, 3, 4
+    X = rng.normal(size=(n_samples, n_features)).astype(dtype)
+    resp = rng.uniform(size=(n_samples, n_components)).astype(dtype)
+    sw = rng.uniform(0, 2, n_samples)
+    shift = rng.normal(size=(n_components, n_features)).astype(dtype)
+    center = shift[0].copy()
+    if covariance_type == "tied":
+        shift = np.tile(center, (n_components, 1))
+    code = _maths.COV_CODE[covariance_type]
+    cfg = _em.KernelConfig(2, CHUNK, False)
+    for use_blas in (False, True):
+        cfg.use_blas = use_blas
+        R, S1, S2 = _em.alloc_stats(cfg, covariance_type, n_components, n_features)
+        _kernels.stats_from_resp(X, resp, sw, shift, center, code, R, S1, S2,
+                                 CHUNK, 2, use_blas)
+        R, S1, S2 = _em.reduce_stats(R, S1, S2, covariance_type, n_components, n_features)
+        wr = resp.astype(np.float64) * sw[:, None]
+        Xd = X.astype(np.float64)
+        sd = shift.astype(np.float64)
+        np.testing.assert_allclose(R, wr.sum(0), rtol=RTOL[dtype])
+        for k in range(n_components):
+            Y = Xd - sd[k]
+            np.testing.assert_allclose(S1[k], wr[:, k] @ Y, rtol=RTOL[dtype] * 10,
+                                       atol=RTOL[dtype] * 10)
+            if covariance_type == "full":
+                np.testing.assert_allclose(S2[k], (wr[:, k, None] * Y).T @ Y,
+                                           rtol=RTOL[dtype] * 10, atol=RTOL[dtype] * 10)
+
+
+def test_openmp_enabled():
+    """Fails if the build silently lost OpenMP (unless it was turned off on purpose)."""
+    import os
+
+    import gmmfast
+
+    if os.environ.get("GMMFAST_OPENMP") == "0":
+        pytest.skip("built without OpenMP on purpose (GMMFAST_OPENMP=0)")
+    assert gmmfast.openmp_enabled()

@@ -1,0 +1,158 @@
+"""Covariance types, float32, sample weights, and stability far from the origin."""
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture as SkGM
+
+from gmmfast import GaussianMixture
+
+from conftest import COVARIANCE_TYPES, make_blobs, start_params
+
+ATTRS = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
+
+
+def quiet_fit(model, X, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, **kw)
+
+
+def assert_params_close(a, b, rtol, atol_scale=None):
+    for name in ATTRS:
+        x, y = getattr(a, name), getattr(b, name)
+        scale = np.abs(y).max() if atol_scale is None else atol_scale
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_parameter_shapes_match_sklearn(covariance_type):
+    X = make_blobs(400, 3, 2, seed=0)[0]
+    sk = quiet_fit(SkGM(2, covariance_type=covariance_type, random_state=0), X)
+    gf = quiet_fit(GaussianMixture(2, covariance_type=covariance_type, random_state=0), X)
+    for name in ATTRS:
+        assert getattr(gf, name).shape == getattr(sk, name).shape
+    assert gf._n_parameters() == sk._n_parameters()
+    assert gf.bic(X) == pytest.approx(sk.bic(X), rel=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_float32_in_float32_out_close_to_sklearn(covariance_type):
+    X64, centers = make_blobs(4000, 4, 3, seed=1)
+    X = X64.astype(np.float32)
+    kwargs = dict(n_components=3, covariance_type=covariance_type, max_iter=30, tol=1e-5,
+                  **start_params(covariance_type, centers))
+    gf = quiet_fit(GaussianMixture(**kwargs), X)
+    sk = quiet_fit(SkGM(**kwargs), X)
+    gf64 = quiet_fit(GaussianMixture(**kwargs), X64)
+    for name in ATTRS:
+        assert getattr(gf, name).dtype == np.float32, name
+    for out in (gf.predict_proba(X), gf.score_samples(X)):
+        assert out.dtype == np.float32
+    # same cluster structure, close parameters
+    np.testing.assert_array_equal(gf.predict(X), sk.predict(X))
+    assert_params_close(gf, sk, rtol=2e-3)
+    # and close to the float64 fit of the same data
+    assert_params_close(gf, gf64, rtol=2e-3)
+    assert abs(gf.lower_bound_ - gf64.lower_bound_) < 1e-4 * abs(gf64.lower_bound_)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.float16, np.int32])
+def test_other_dtypes_become_float64(dtype):
+    X = (make_blobs(300, 2, 2, seed=2)[0] * 10).astype(dtype)
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    assert gm.means_.dtype == np.float64
+
+
+def test_float32_model_predicts_float64_data():
+    X = make_blobs(300, 2, 2, seed=3)[0]
+    gm = GaussianMixture(2, random_state=0).fit(X.astype(np.float32))
+    p64 = gm.predict_proba(X)
+    assert p64.dtype == np.float64
+    np.testing.assert_allclose(p64, gm.predict_proba(X.astype(np.float32)), atol=1e-4)
+
+
+# ------------------------------------------------------------- sample weights
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_integer_weights_equal_replicated_rows(covariance_type):
+    X, centers = make_blobs(700, 3, 3, seed=4)
+    w = np.random.default_rng(0).integers(0, 4, X.shape[0])
+    X_rep = np.repeat(X, w, axis=0)
+    kwargs = dict(n_components=3, covariance_type=covariance_type, max_iter=50, tol=1e-6,
+                  **start_params(covariance_type, centers))
+    weighted = quiet_fit(GaussianMixture(**kwargs), X, sample_weight=w)
+    replicated = quiet_fit(GaussianMixture(**kwargs), X_rep)
+    assert weighted.n_iter_ == replicated.n_iter_
+    np.testing.assert_allclose(weighted.lower_bounds_, replicated.lower_bounds_, rtol=1e-10)
+    assert_params_close(weighted, replicated, rtol=1e-9)
+    assert weighted.score(X, sample_weight=w) == pytest.approx(replicated.score(X_rep),
+                                                               rel=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_zero_weight_equals_dropping_the_row(covariance_type):
+    X, centers = make_blobs(600, 2, 3, seed=5)
+    w = np.ones(X.shape[0])
+    w[::3] = 0.0
+    X[::3] += 1000.0  # zero-weight rows are far away: they must not matter at all
+    kwargs = dict(n_components=3, covariance_type=covariance_type, max_iter=50, tol=1e-6,
+                  **start_params(covariance_type, centers))
+    weighted = quiet_fit(GaussianMixture(**kwargs), X, sample_weight=w)
+    dropped = quiet_fit(GaussianMixture(**kwargs), X[w > 0])
+    assert weighted.n_iter_ == dropped.n_iter_
+    assert_params_close(weighted, dropped, rtol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random"])
+def test_equal_weights_equal_unweighted(covariance_type, init_params):
+    X = make_blobs(800, 3, 3, seed=6)[0]
+    kwargs = dict(n_components=3, covariance_type=covariance_type, random_state=0,
+                  init_params=init_params, max_iter=30)
+    unweighted = quiet_fit(GaussianMixture(**kwargs), X)
+    weighted = quiet_fit(GaussianMixture(**kwargs), X, sample_weight=np.full(len(X), 2.5))
+    assert weighted.n_iter_ == unweighted.n_iter_
+    assert_params_close(weighted, unweighted, rtol=1e-7)
+    np.testing.assert_allclose(weighted.lower_bounds_, unweighted.lower_bounds_, rtol=1e-9)
+
+
+def test_weights_reach_the_initialisation():
+    """A cluster with all the weight on one side moves k-means' start."""
+    X = make_blobs(600, 2, 2, seed=7)[0]
+    w = np.where(X[:, 0] > np.median(X[:, 0]), 1.0, 1e-3)
+    a = GaussianMixture(2, random_state=0, max_iter=0).fit(X)
+    b = GaussianMixture(2, random_state=0, max_iter=0).fit(X, sample_weight=w)
+    assert not np.allclose(np.sort(a.means_[:, 0]), np.sort(b.means_[:, 0]))
+    # random_from_data never draws a zero-weight row
+    w0 = np.zeros(len(X))
+    w0[:5] = 1.0
+    c = GaussianMixture(2, init_params="random_from_data", random_state=0, max_iter=0)
+    c.fit(X, sample_weight=w0)
+    for mean in c.means_:
+        assert np.min(np.abs(X[:5] - mean).sum(axis=1)) < 1e-9
+
+
+# ----------------------------------------------------- far from the origin
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype,offset,rtol", [(np.float64, 1e8, 1e-5), (np.float32, 1e4, 2e-2)])
+def test_stable_far_from_origin(covariance_type, dtype, offset, rtol):
+    """Shifted statistics: an offset changes the means, not the covariances."""
+    X, centers = make_blobs(3000, 3, 2, seed=8)
+    kwargs = dict(n_components=2, covariance_type=covariance_type, max_iter=20, tol=0.0)
+    start = start_params(covariance_type, centers)
+    base = quiet_fit(GaussianMixture(**kwargs, **start), X.astype(dtype))
+    start["means_init"] = start["means_init"] + offset
+    far = quiet_fit(GaussianMixture(**kwargs, **start), (X + offset).astype(dtype))
+    assert np.all(np.isfinite(far.covariances_))
+    np.testing.assert_allclose(far.means_ - offset, base.means_, atol=rtol * 10)
+    np.testing.assert_allclose(far.covariances_, base.covariances_, rtol=rtol * 10)
+    np.testing.assert_allclose(far.weights_, base.weights_, atol=rtol)
+    # the default (k-means) start works there too, with positive variances
+    gm = quiet_fit(GaussianMixture(2, covariance_type=covariance_type, random_state=0),
+                   (X + offset).astype(dtype))
+    assert np.all(np.isfinite(gm.covariances_))
+    if covariance_type in ("diag", "spherical"):
+        assert np.all(gm.covariances_ > 0)
