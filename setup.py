@@ -100,12 +100,19 @@ def _extensions():
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
         + ([("CYTHON_DEBUG_BUILD", "1")] if debug else []),
     )
-    return cythonize(
+    # Regenerate the C code when the build mode changes (debug <-> release).
+    mode = "debug" if debug else "release"
+    marker = os.path.join("gmmfast", ".build_mode")
+    previous = open(marker).read().strip() if os.path.exists(marker) else None
+    extensions = cythonize(
         [ext],
         compiler_directives=directives,
         compile_time_env={"GMMFAST_DEBUG": debug},
-        force=debug,
+        force=previous != mode,
     )
+    with open(marker, "w") as f:
+        f.write(mode)
+    return extensions
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})

@@ -72,6 +72,11 @@ def openmp_enabled():
     return bool(GMMFAST_HAVE_OPENMP)
 
 
+def debug_build():
+    """True when compiled with GMMFAST_DEBUG=1 (bounds checks on)."""
+    return bool(GMMFAST_DEBUG)
+
+
 def omp_max_threads():
     """omp_get_max_threads() (1 without OpenMP); honours OMP_NUM_THREADS."""
     return gmmfast_max_threads()

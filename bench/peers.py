@@ -1,0 +1,150 @@
+"""Adapters: one EM fit of a fixed number of iterations, from a given start.
+
+Each adapter's ``fit`` returns the number of iterations the library reports
+having run (oneDAL stops early when the log-likelihood change is exactly 0,
+even with accuracyThreshold=0, so the count is read back, never assumed).
+"""
+import numpy as np
+
+
+class GmmFast:
+    name = "gmmfast"
+
+    def supports(self, covariance_type, dtype):
+        return True
+
+    def fit(self, X, start, covariance_type, n_iter, n_threads):
+        from gmmfast import GaussianMixture
+
+        gm = GaussianMixture(len(start["weights_init"]), covariance_type=covariance_type,
+                             tol=0.0, max_iter=n_iter, n_threads=n_threads, **start)
+        return gm.fit(X).n_iter_
+
+
+class ScikitLearn:
+    name = "scikit-learn"
+
+    def supports(self, covariance_type, dtype):
+        return True
+
+    def fit(self, X, start, covariance_type, n_iter, n_threads):
+        from sklearn.mixture import GaussianMixture
+        from threadpoolctl import threadpool_limits
+
+        gm = GaussianMixture(len(start["weights_init"]), covariance_type=covariance_type,
+                             tol=0.0, max_iter=n_iter, **start)
+        with threadpool_limits(n_threads):
+            return gm.fit(X).n_iter_
+
+
+class OneDAL:
+    """Intel oneDAL ``em_gmm`` (daal4py, in the scikit-learn-intelex wheel)."""
+
+    name = "oneDAL"
+
+    def __init__(self):
+        import daal4py  # noqa: F401
+
+    def supports(self, covariance_type, dtype):
+        return covariance_type in ("full", "diag")
+
+    def fit(self, X, start, covariance_type, n_iter, n_threads):
+        import daal4py
+
+        daal4py.daalinit(n_threads)
+        n_components, n_features = start["means_init"].shape
+        dtype = X.dtype
+        if covariance_type == "full":
+            covs = [np.linalg.inv(p).astype(dtype) for p in start["precisions_init"]]
+            storage = "full"
+        else:
+            covs = [(1.0 / p).reshape(1, -1).astype(dtype) for p in start["precisions_init"]]
+            storage = "diagonal"
+        alg = daal4py.em_gmm(
+            nComponents=n_components, maxIterations=n_iter, accuracyThreshold=0.0,
+            covarianceStorage=storage,
+            fptype="float" if dtype == np.float32 else "double",
+        )
+        result = alg.compute(X, start["weights_init"].reshape(1, -1).astype(dtype),
+                             start["means_init"].astype(dtype), covs)
+        return int(np.asarray(result.nIterations).ravel()[0])
+
+
+class OpenCV:
+    """OpenCV ``cv2.ml.EM``. From Python ``trainE`` takes means only, so it
+    starts with ``trainM`` from the one-hot responsibilities of the start
+    means (nearest mean), then runs EM for the set number of iterations."""
+
+    name = "OpenCV"
+
+    def __init__(self):
+        import cv2
+
+        if not hasattr(cv2, "ml"):
+            raise ImportError("this cv2 has no ml module (OpenCV 5); install "
+                              "opencv-python-headless<5")
+
+    def supports(self, covariance_type, dtype):
+        return covariance_type in ("full", "diag", "spherical")
+
+    def fit(self, X, start, covariance_type, n_iter, n_threads):
+        import cv2
+
+        cv2.setNumThreads(n_threads)
+        means = start["means_init"]
+        n_components = means.shape[0]
+        labels = np.argmin(((X[:, None, :] - means[None]) ** 2).sum(axis=2), axis=1)
+        probs = np.zeros((X.shape[0], n_components), dtype=np.float64)
+        probs[np.arange(X.shape[0]), labels] = 1.0
+        em = cv2.ml.EM_create()
+        em.setClustersNumber(n_components)
+        em.setCovarianceMatrixType({
+            "full": cv2.ml.EM_COV_MAT_GENERIC,
+            "diag": cv2.ml.EM_COV_MAT_DIAGONAL,
+            "spherical": cv2.ml.EM_COV_MAT_SPHERICAL,
+        }[covariance_type])
+        em.setTermCriteria((cv2.TERM_CRITERIA_COUNT, n_iter, 0.0))
+        em.trainM(X, probs)
+        return n_iter  # OpenCV does not report its count; COUNT-only criteria
+
+
+class MlPack:
+    """mlpack ``gmm_train``: no start can be passed from Python, so it starts
+    from its own k-means (fixed seed); the per-iteration difference removes
+    that fixed cost."""
+
+    name = "mlpack"
+
+    def __init__(self):
+        import mlpack  # noqa: F401
+
+    def supports(self, covariance_type, dtype):
+        return covariance_type in ("full", "diag")
+
+    def fit(self, X, start, covariance_type, n_iter, n_threads):
+        import mlpack
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(n_threads):
+            mlpack.gmm_train(gaussians=start["means_init"].shape[0],
+                             input_=np.asarray(X, dtype=np.float64),
+                             max_iterations=n_iter, tolerance=0.0, seed=0,
+                             diagonal_covariance=covariance_type == "diag",
+                             no_force_positive=True)
+        return n_iter  # runs max_iterations with tolerance 0
+
+
+LIBRARIES = {cls.name: cls for cls in (GmmFast, ScikitLearn, OneDAL, OpenCV, MlPack)}
+
+
+def available_libraries(wanted=None):
+    """Instantiate the wanted libraries; return (libraries, [(name, why missing)])."""
+    libs, missing = [], []
+    for name, cls in LIBRARIES.items():
+        if wanted is not None and name not in wanted:
+            continue
+        try:
+            libs.append(cls())
+        except Exception as exc:  # not installed, or unusable here
+            missing.append((name, f"{type(exc).__name__}: {exc}"))
+    return libs, missing
