@@ -22,7 +22,7 @@ from ._init import initial_params
 
 # Kernel choice by shape (see README, "How it works"): per-sample loops below
 # this many features, BLAS (trmm + syrk) on row blocks from here on.
-BLAS_MIN_FEATURES = 16
+BLAS_MIN_FEATURES = 17
 
 
 @dataclass

@@ -34,7 +34,8 @@ Covariance type codes: 0 full, 1 tied, 2 diag, 3 spherical.
 cimport cython
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
-from libc.math cimport exp, expf, log, logf, sqrt, sqrtf, INFINITY
+from libc.math cimport sqrt
+from libc.stdint cimport int64_t
 from cpython.exc cimport PyErr_CheckSignals
 from scipy.linalg.cython_blas cimport dtrmm, strmm, dsyrk, ssyrk
 
@@ -55,6 +56,55 @@ cdef extern from *:
     int gmmfast_max_threads() noexcept nogil
 
 ctypedef Py_ssize_t isize
+
+cdef extern from "_simd.h" nogil:
+    int GM_SMALL_D_MAX
+    int64_t scratch_size_d(int64_t nb, int64_t D, int64_t K)
+    int64_t scratch_size_f(int64_t nb, int64_t D, int64_t K)
+    double block_d(int cov_type, const double* x, int64_t nb, int64_t D, int64_t K,
+                   const double* means, const double* prec, const double* lognorm,
+                   const double* center, const double* mproj, const double* sw,
+                   double* scratch, double* R, double* S1, double* S2,
+                   double* out_logp, double* out_resp, int64_t* out_labels)
+    double block_f(int cov_type, const float* x, int64_t nb, int64_t D, int64_t K,
+                   const float* means, const float* prec, const double* lognorm,
+                   const float* center, const float* mproj, const double* sw,
+                   float* scratch, double* R, double* S1, double* S2,
+                   float* out_logp, float* out_resp, int64_t* out_labels)
+    void block_stats_d(int cov_type, const double* x, int64_t nb, int64_t D, int64_t K,
+                       const double* wr, const double* shift, double* scratch,
+                       double* R, double* S1, double* S2)
+    void block_stats_f(int cov_type, const float* x, int64_t nb, int64_t D, int64_t K,
+                       const float* wr, const float* shift, float* scratch,
+                       double* R, double* S1, double* S2)
+    double normalize_block_d(double* lp, int64_t nb, int64_t K, const double* sw,
+                             double* out_logp, double* out_resp, int64_t* out_labels,
+                             int weight_resp, double* mx, double* sm)
+    double normalize_block_f(float* lp, int64_t nb, int64_t K, const double* sw,
+                             float* out_logp, float* out_resp, int64_t* out_labels,
+                             int weight_resp, float* mx, float* sm)
+    void rows_to_lp_d(const double* y, int64_t nb, int64_t D, double c, double* lp_k)
+    void rows_to_lp_f(const float* y, int64_t nb, int64_t D, double c, float* lp_k)
+    void tied_rows_to_lp_d(const double* z, int64_t nb, int64_t D, int64_t K,
+                           const double* mproj, const double* lognorm, double* lp)
+    void tied_rows_to_lp_f(const float* z, int64_t nb, int64_t D, int64_t K,
+                           const float* mproj, const double* lognorm, float* lp)
+    void scale_rows_d(const double* x, int64_t nb, int64_t D, const double* mu,
+                      const double* r, double* buf, double* Rk, double* S1k, double* s1acc)
+    void scale_rows_f(const float* x, int64_t nb, int64_t D, const float* mu,
+                      const float* r, float* buf, double* Rk, double* S1k, float* s1acc)
+    void tied_stats_rows_d(const double* x, int64_t nb, int64_t D, int64_t K,
+                           const double* wr, const double* center, double* R,
+                           double* S1, double* dbuf)
+    void tied_stats_rows_f(const float* x, int64_t nb, int64_t D, int64_t K,
+                           const float* wr, const float* center, double* R,
+                           double* S1, float* dbuf)
+    void gm_exp_array_d(const double* x, double* y, int64_t n)
+    void gm_log_array_d(const double* x, double* y, int64_t n)
+    void gm_exp_array_f(const float* x, float* y, int64_t n)
+    void gm_log_array_f(const float* x, float* y, int64_t n)
+
+SMALL_D_MAX = GM_SMALL_D_MAX
 
 cdef enum:
     FULL = 0
@@ -85,27 +135,6 @@ def omp_max_threads():
 # ---------------------------------------------------------------------------
 # Small helpers (nogil)
 # ---------------------------------------------------------------------------
-
-cdef inline floating _exp(floating v) noexcept nogil:
-    if floating is double:
-        return exp(v)
-    else:
-        return expf(v)
-
-
-cdef inline floating _log(floating v) noexcept nogil:
-    if floating is double:
-        return log(v)
-    else:
-        return logf(v)
-
-
-cdef inline floating _sqrt(floating v) noexcept nogil:
-    if floating is double:
-        return sqrt(v)
-    else:
-        return sqrtf(v)
-
 
 cdef inline void _trmm_right_upper(floating* buf, const floating* U,
                                    int nb, int D) noexcept nogil:
@@ -145,255 +174,140 @@ cdef inline void _syrk_upper(const floating* buf, floating* C, int nb, int D,
 
 # ---------------------------------------------------------------------------
 # Block kernels (nogil). A block is rows [0, nb) starting at pointer x.
+# The vectorised path (every type; full and tied up to GM_SMALL_D_MAX
+# features) is C in _simd.h; the BLAS path (full and tied above that) is here.
 # ---------------------------------------------------------------------------
 
-cdef void _block_logprob(
-    int cov_type, bint use_blas,
-    const floating* x,          # IN (nb, D) block of X
-    isize nb, isize D, isize K,
-    const floating* means,      # IN (K, D) means (unused for tied)
-    const floating* prec,       # IN precisions_cholesky, flat: full (K, D, D),
-                                #    tied (D, D), diag (K, D), spherical (K,)
-    const double* lognorm,      # IN (K,) log pi_k + log det U_k - D/2 log 2pi
-    const floating* center,     # IN (D,) tied: the global centre c
-    const floating* mproj,      # IN (K, D) tied: (mu_k - c) @ U
-    floating* lp,               # OUT (nb, K) weighted log-probabilities
-    floating* buf,              # scratch (nb, D)
-) noexcept nogil:
-    cdef isize i, j, l, k
-    cdef floating s, y, dv
-    cdef const floating* xi
-    cdef const floating* mu
-    cdef const floating* U
-    cdef floating* d
-
-    if cov_type == FULL:
-        if use_blas:
-            for k in range(K):
-                mu = means + k * D
-                for i in range(nb):
-                    for j in range(D):
-                        buf[i * D + j] = x[i * D + j] - mu[j]
-                # buf := (x - mu_k) U_k ; ||row||^2 = Mahalanobis distance
-                _trmm_right_upper(buf, prec + k * D * D, <int>nb, <int>D)
-                for i in range(nb):
-                    s = 0
-                    for j in range(D):
-                        s = s + buf[i * D + j] * buf[i * D + j]
-                    lp[i * K + k] = <floating>(lognorm[k] - 0.5 * s)
-        else:
-            for i in range(nb):
-                xi = x + i * D
-                d = buf + i * D
-                for k in range(K):
-                    mu = means + k * D
-                    U = prec + k * D * D
-                    for j in range(D):
-                        d[j] = xi[j] - mu[j]
-                    # y_j = sum_{l <= j} d_l U[l, j];  s = ||d U||^2
-                    s = 0
-                    for j in range(D):
-                        y = 0
-                        for l in range(j + 1):
-                            y = y + d[l] * U[l * D + j]
-                        s = s + y * y
-                    lp[i * K + k] = <floating>(lognorm[k] - 0.5 * s)
-    elif cov_type == TIED:
-        # z = (x - c) U ; ||(x - mu_k) U||^2 = ||z - (mu_k - c) U||^2
-        if use_blas:
-            for i in range(nb):
-                for j in range(D):
-                    buf[i * D + j] = x[i * D + j] - center[j]
-            _trmm_right_upper(buf, prec, <int>nb, <int>D)
-        else:
-            for i in range(nb):
-                xi = x + i * D
-                d = buf + i * D
-                for j in range(D):
-                    d[j] = xi[j] - center[j]
-                # in place, from the last column down: z_j needs d_l, l <= j
-                for j in range(D - 1, -1, -1):
-                    y = 0
-                    for l in range(j + 1):
-                        y = y + d[l] * prec[l * D + j]
-                    d[j] = y
-        for i in range(nb):
-            d = buf + i * D
-            for k in range(K):
-                mu = mproj + k * D
-                s = 0
-                for j in range(D):
-                    dv = d[j] - mu[j]
-                    s = s + dv * dv
-                lp[i * K + k] = <floating>(lognorm[k] - 0.5 * s)
-    elif cov_type == DIAG:
-        for i in range(nb):
-            xi = x + i * D
-            for k in range(K):
-                mu = means + k * D
-                U = prec + k * D
-                s = 0
-                for j in range(D):
-                    dv = (xi[j] - mu[j]) * U[j]
-                    s = s + dv * dv
-                lp[i * K + k] = <floating>(lognorm[k] - 0.5 * s)
-    else:  # SPHERICAL
-        for i in range(nb):
-            xi = x + i * D
-            for k in range(K):
-                mu = means + k * D
-                s = 0
-                for j in range(D):
-                    dv = xi[j] - mu[j]
-                    s = s + dv * dv
-                lp[i * K + k] = <floating>(lognorm[k] - 0.5 * s * prec[k] * prec[k])
+cdef inline void _rows_to_lp(const floating* y, isize nb, isize D, double c,
+                             floating* lp_k) noexcept nogil:
+    if floating is double:
+        rows_to_lp_d(y, nb, D, c, lp_k)
+    else:
+        rows_to_lp_f(y, nb, D, c, lp_k)
 
 
-cdef double _block_normalize(
-    floating* lp,               # IN (nb, K) weighted log-probabilities
-                                # OUT (nb, K) w_i * r_ik
-    isize nb, isize K,
-    const double* sw,           # IN (nb,) sample weights or NULL (all 1)
-    floating* out_logp,         # OUT (nb,) log p(x_i), or NULL
-    long long* out_labels,      # OUT (nb,) argmax_k, or NULL
-    bint weight_resp,           # multiply the responsibilities by w_i
-) noexcept nogil:
-    """log p(x) = logsumexp_k lp; lp := w * exp(lp - log p). Returns sum w log p."""
-    cdef isize i, k, kmax
-    cdef floating m, e, s, logp, inv, w
-    cdef floating* row
-    cdef double ll = 0.0
-    for i in range(nb):
-        row = lp + i * K
-        m = row[0]
-        kmax = 0
-        for k in range(1, K):
-            if row[k] > m:
-                m = row[k]
-                kmax = k
-        if out_labels != NULL:
-            out_labels[i] = kmax
-        w = 1
-        if sw != NULL:
-            w = <floating>sw[i]
-        if not (m > -INFINITY):
-            # every component has zero density here: no information
-            logp = -INFINITY
-            for k in range(K):
-                row[k] = 1.0 / K
-        else:
-            s = 0
-            for k in range(K):
-                e = _exp(row[k] - m)
-                row[k] = e
-                s = s + e
-            logp = m + _log(s)
-            inv = 1 / s
-            for k in range(K):
-                row[k] = row[k] * inv
-        if weight_resp and sw != NULL:
-            for k in range(K):
-                row[k] = row[k] * w
-        if out_logp != NULL:
-            out_logp[i] = logp
-        if sw == NULL:
-            ll += logp
-        elif sw[i] != 0:
-            ll += sw[i] * logp
-    return ll
+cdef inline double _normalize(floating* lp, isize nb, isize K, const double* sw,
+                              floating* out_logp, floating* out_resp,
+                              int64_t* out_labels, bint weight_resp) noexcept nogil:
+    """lp (K, nb) followed by two (nb,) scratch rows."""
+    if floating is double:
+        return normalize_block_d(lp, nb, K, sw, out_logp, out_resp, out_labels, weight_resp,
+                                 lp + K * nb, lp + (K + 1) * nb)
+    else:
+        return normalize_block_f(lp, nb, K, sw, out_logp, out_resp, out_labels, weight_resp,
+                                 lp + K * nb, lp + (K + 1) * nb)
 
 
-cdef void _block_stats(
+cdef isize _scratch_size(bint use_blas, isize nb, isize D, isize K, bint is_double):
+    """Per-thread scratch (elements) for _block and _block_stats_given."""
+    cdef isize vec = scratch_size_d(nb, D, K) if is_double else scratch_size_f(nb, D, K)
+    cdef isize blas = (K + 2) * nb + nb * D + D * D + D
+    # stats_from_resp keeps the weighted responsibilities (K, nb) in front
+    return K * nb + (blas if blas > vec else vec)
+
+
+cdef void _block_stats_given(
     int cov_type, bint use_blas,
     const floating* x,          # IN (nb, D)
     isize nb, isize D, isize K,
-    const floating* wr,         # IN (nb, K) w_i * r_ik
-    const floating* shift,      # IN (K, D) per-component shift c_k (not tied)
-    const floating* center,     # IN (D,) tied: global shift c
-    double* R,                  # OUT += (K,)
-    double* S1,                 # OUT += (K, D)
-    double* S2,                 # OUT += full (K, D, D) upper; diag (K, D);
-                                #        spherical (K,); tied: unused
-    floating* buf,              # scratch (nb, D)
-    floating* s2blk,            # scratch (D, D) (float32 BLAS path)
+    const floating* wr,         # IN (K, nb) w_i * r_ik
+    const floating* shift,      # IN (K, D) c_k (tied: every row the centre)
+    const floating* center,     # IN (D,) tied centre
+    floating* scratch,          # scratch, _scratch_size elements
+    double* R, double* S1, double* S2,  # OUT += statistics
 ) noexcept nogil:
-    cdef isize i, j, l, k
-    cdef floating r, sr
-    cdef double rd, acc, rk
-    cdef const floating* xi
-    cdef const floating* mu
-    cdef floating* d
+    cdef isize k, j, l
+    cdef floating* buf
+    cdef floating* s2blk
+    cdef floating* s1acc
     cdef double* S2k
-
-    if cov_type == FULL and use_blas:
-        for k in range(K):
-            mu = shift + k * D
-            rk = 0
-            for i in range(nb):
-                r = wr[i * K + k]
-                rk += r
-                sr = _sqrt(r)
-                for j in range(D):
-                    rd = x[i * D + j] - mu[j]
-                    S1[k * D + j] += r * rd
-                    buf[i * D + j] = <floating>(sr * rd)
-            R[k] += rk
-            # S2_k += sum_i r_i (x_i - c_k)(x_i - c_k)^T  (symmetric rank-nb update)
-            if floating is double:
-                _syrk_upper(buf, S2 + k * D * D, <int>nb, <int>D, 1.0)
-            else:
-                _syrk_upper(buf, s2blk, <int>nb, <int>D, 0.0)
-                S2k = S2 + k * D * D
-                for j in range(D):
-                    for l in range(j, D):
-                        S2k[j * D + l] += s2blk[j * D + l]
+    if not use_blas:
+        if floating is double:
+            block_stats_d(cov_type, x, nb, D, K, wr, shift, scratch, R, S1, S2)
+        else:
+            block_stats_f(cov_type, x, nb, D, K, wr, shift, scratch, R, S1, S2)
         return
-
+    buf = scratch
+    s2blk = buf + nb * D
+    s1acc = s2blk + D * D
     if cov_type == TIED:
-        for i in range(nb):
-            xi = x + i * D
-            d = buf + i * D
-            for j in range(D):
-                d[j] = xi[j] - center[j]
-            for k in range(K):
-                r = wr[i * K + k]
-                if r == 0:
-                    continue
-                R[k] += r
-                for j in range(D):
-                    S1[k * D + j] += r * <double>d[j]
+        if floating is double:
+            tied_stats_rows_d(x, nb, D, K, wr, center, R, S1, s1acc)
+        else:
+            tied_stats_rows_f(x, nb, D, K, wr, center, R, S1, s1acc)
         return
-
-    for i in range(nb):
-        xi = x + i * D
-        d = buf + i * D
-        for k in range(K):
-            r = wr[i * K + k]
-            if r == 0:
-                continue
-            R[k] += r
-            mu = shift + k * D
+    for k in range(K):
+        # buf = sqrt(r) (x - c_k); R_k, S1_k accumulated on the way
+        if floating is double:
+            scale_rows_d(x, nb, D, shift + k * D, wr + k * nb, buf, R + k, S1 + k * D, s1acc)
+        else:
+            scale_rows_f(x, nb, D, shift + k * D, wr + k * nb, buf, R + k, S1 + k * D, s1acc)
+        # S2_k += buf^T buf  (symmetric rank-nb update, upper triangle)
+        if floating is double:
+            _syrk_upper(buf, S2 + k * D * D, <int>nb, <int>D, 1.0)
+        else:
+            _syrk_upper(buf, s2blk, <int>nb, <int>D, 0.0)
+            S2k = S2 + k * D * D
             for j in range(D):
-                d[j] = xi[j] - mu[j]
-            if cov_type == FULL:
-                S2k = S2 + k * D * D
+                for l in range(j, D):
+                    S2k[j * D + l] += s2blk[j * D + l]
+
+
+cdef double _block(
+    int cov_type, bint use_blas,
+    const floating* x,          # IN (nb, D) block of X
+    isize nb, isize D, isize K,
+    const floating* means,      # IN (K, D)
+    const floating* prec,       # IN precisions_cholesky, flat
+    const double* lognorm,      # IN (K,)
+    const floating* center,     # IN (D,) tied centre
+    const floating* mproj,      # IN (K, D) tied (mu_k - c) U
+    const double* sw,           # IN (nb,) sample weights or NULL
+    floating* scratch,          # scratch, _scratch_size elements
+    double* R, double* S1, double* S2,   # OUT += statistics, R NULL: none
+    floating* out_logp,         # OUT (nb,) or NULL
+    floating* out_resp,         # OUT (nb, K) or NULL
+    int64_t* out_labels,        # OUT (nb,) or NULL
+) noexcept nogil:
+    """Log-probabilities, log-likelihood, responsibilities and statistics of
+    one block. Returns sum_i w_i log p(x_i)."""
+    cdef isize i, j, k
+    cdef floating* lp
+    cdef floating* buf
+    cdef const floating* mu
+    cdef double ll
+    if not use_blas:
+        if floating is double:
+            return block_d(cov_type, x, nb, D, K, means, prec, lognorm, center, mproj,
+                           sw, scratch, R, S1, S2, out_logp, out_resp, out_labels)
+        else:
+            return block_f(cov_type, x, nb, D, K, means, prec, lognorm, center, mproj,
+                           sw, scratch, R, S1, S2, out_logp, out_resp, out_labels)
+    lp = scratch                    # (K, nb) and two (nb,) rows for _normalize
+    buf = scratch + (K + 2) * nb    # (nb, D)
+    if cov_type == FULL:
+        for k in range(K):
+            mu = means + k * D
+            for i in range(nb):
                 for j in range(D):
-                    rd = r * <double>d[j]
-                    S1[k * D + j] += rd
-                    for l in range(j, D):
-                        S2k[j * D + l] += rd * d[l]
-            elif cov_type == DIAG:
-                for j in range(D):
-                    rd = r * <double>d[j]
-                    S1[k * D + j] += rd
-                    S2[k * D + j] += rd * d[j]
-            else:  # SPHERICAL
-                acc = 0
-                for j in range(D):
-                    rd = r * <double>d[j]
-                    S1[k * D + j] += rd
-                    acc += rd * d[j]
-                S2[k] += acc
+                    buf[i * D + j] = x[i * D + j] - mu[j]
+            # buf := (x - mu_k) U_k ; ||row||^2 = Mahalanobis distance
+            _trmm_right_upper(buf, prec + k * D * D, <int>nb, <int>D)
+            _rows_to_lp(buf, nb, D, lognorm[k], lp + k * nb)
+    else:  # TIED: z = (x - c) U, then ||z - (mu_k - c) U||^2
+        for i in range(nb):
+            for j in range(D):
+                buf[i * D + j] = x[i * D + j] - center[j]
+        _trmm_right_upper(buf, prec, <int>nb, <int>D)
+        if floating is double:
+            tied_rows_to_lp_d(buf, nb, D, K, mproj, lognorm, lp)
+        else:
+            tied_rows_to_lp_f(buf, nb, D, K, mproj, lognorm, lp)
+    ll = _normalize(lp, nb, K, sw, out_logp, out_resp, out_labels, R != NULL)
+    if R != NULL:
+        _block_stats_given(cov_type, True, x, nb, D, K, lp, means, center,
+                           buf, R, S1, S2)
+    return ll
 
 
 cdef void _block_scatter(
@@ -450,6 +364,14 @@ cdef isize _chunks_per_call(isize chunk_size, isize D, isize K, int n_threads):
     return c
 
 
+cdef bint _path(int cov_type, isize D, bint use_blas):
+    """The BLAS path serves full and tied only; full above GM_SMALL_D_MAX
+    features has no vectorised kernel and always takes it."""
+    if cov_type == FULL and D > GM_SMALL_D_MAX:
+        return True
+    return use_blas and (cov_type == FULL or cov_type == TIED)
+
+
 def e_step(
     const floating[:, ::1] X,           # IN (n_samples, n_features)
     const double[::1] sample_weight,    # IN (n_samples,) or None
@@ -478,12 +400,11 @@ def e_step(
     cdef isize per_call = _chunks_per_call(chunk_size, D, K, n_threads)
     cdef isize c0, c1, c, start, nb
     cdef int tid
+    cdef bint blas = _path(cov_type, D, use_blas)
     cdef const double* sw = NULL
-    cdef const double* swb
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] lp_scratch = np.empty((n_threads, chunk_size * K), dtype)
-    cdef floating[:, ::1] buf_scratch = np.empty((n_threads, chunk_size * D), dtype)
-    cdef floating[:, ::1] s2_scratch = np.empty((n_threads, D * D), dtype)
+    cdef floating[:, ::1] scratch = np.empty(
+        (n_threads, _scratch_size(blas, chunk_size, D, K, floating is double)), dtype)
     cdef double[::1] ll = np.zeros(n_threads)
     cdef double total = 0.0
     if n == 0:
@@ -498,19 +419,12 @@ def e_step(
             for c in prange(c0, c1, schedule='static'):
                 start = c * chunk_size
                 nb = min(chunk_size, n - start)
-                swb = NULL
-                if sw != NULL:
-                    swb = sw + start
-                _block_logprob(cov_type, use_blas, &X[start, 0], nb, D, K,
-                               &means[0, 0], &prec[0], &lognorm[0],
-                               &center[0], &mproj[0, 0],
-                               &lp_scratch[tid, 0], &buf_scratch[tid, 0])
-                ll[tid] += _block_normalize(&lp_scratch[tid, 0], nb, K, swb,
-                                            NULL, NULL, True)
-                _block_stats(cov_type, use_blas, &X[start, 0], nb, D, K,
-                             &lp_scratch[tid, 0], &means[0, 0], &center[0],
-                             &R[tid, 0], &S1[tid, 0], &S2[tid, 0],
-                             &buf_scratch[tid, 0], &s2_scratch[tid, 0])
+                ll[tid] += _block(cov_type, blas, &X[start, 0], nb, D, K,
+                                  &means[0, 0], &prec[0], &lognorm[0],
+                                  &center[0], &mproj[0, 0],
+                                  sw + start if sw != NULL else NULL,
+                                  &scratch[tid, 0], &R[tid, 0], &S1[tid, 0], &S2[tid, 0],
+                                  NULL, NULL, NULL)
         PyErr_CheckSignals()
 
     for tid in range(n_threads):
@@ -528,7 +442,7 @@ def predict(
     int cov_type,
     floating[::1] out_logp,             # OUT (n_samples,) log p(x), or None
     floating[:, ::1] out_resp,          # OUT (n_samples, n_components), or None
-    long long[::1] out_labels,          # OUT (n_samples,) argmax, or None
+    int64_t[::1] out_labels,            # OUT (n_samples,) argmax, or None
     isize chunk_size,
     int n_threads,
     bint use_blas,
@@ -541,13 +455,13 @@ def predict(
     cdef isize per_call = _chunks_per_call(chunk_size, D, K, n_threads)
     cdef isize c0, c1, c, start, nb
     cdef int tid
-    cdef floating* lpp
+    cdef bint blas = _path(cov_type, D, use_blas)
     cdef floating* logp_ptr = NULL
     cdef floating* resp_ptr = NULL
-    cdef long long* lab_ptr = NULL
+    cdef int64_t* lab_ptr = NULL
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] lp_scratch = np.empty((n_threads, chunk_size * K), dtype)
-    cdef floating[:, ::1] buf_scratch = np.empty((n_threads, chunk_size * D), dtype)
+    cdef floating[:, ::1] scratch = np.empty(
+        (n_threads, _scratch_size(blas, chunk_size, D, K, floating is double)), dtype)
     if n == 0:
         return
     if out_logp is not None:
@@ -564,18 +478,12 @@ def predict(
             for c in prange(c0, c1, schedule='static'):
                 start = c * chunk_size
                 nb = min(chunk_size, n - start)
-                if resp_ptr != NULL:
-                    lpp = resp_ptr + start * K
-                else:
-                    lpp = &lp_scratch[tid, 0]
-                _block_logprob(cov_type, use_blas, &X[start, 0], nb, D, K,
-                               &means[0, 0], &prec[0], &lognorm[0],
-                               &center[0], &mproj[0, 0],
-                               lpp, &buf_scratch[tid, 0])
-                _block_normalize(lpp, nb, K, NULL,
-                                 logp_ptr + start if logp_ptr != NULL else NULL,
-                                 lab_ptr + start if lab_ptr != NULL else NULL,
-                                 False)
+                _block(cov_type, blas, &X[start, 0], nb, D, K,
+                       &means[0, 0], &prec[0], &lognorm[0], &center[0], &mproj[0, 0],
+                       NULL, &scratch[tid, 0], NULL, NULL, NULL,
+                       logp_ptr + start if logp_ptr != NULL else NULL,
+                       resp_ptr + start * K if resp_ptr != NULL else NULL,
+                       lab_ptr + start if lab_ptr != NULL else NULL)
         PyErr_CheckSignals()
 
 
@@ -593,18 +501,21 @@ def stats_from_resp(
     int n_threads,
     bint use_blas,
 ):
-    """Sufficient statistics of X for given responsibilities (initialisation)."""
+    """Sufficient statistics of X for given responsibilities (initialisation).
+
+    For tied covariance every row of ``shift`` must be ``center``.
+    """
     cdef isize n = X.shape[0]
     cdef isize D = X.shape[1]
     cdef isize K = resp.shape[1]
     cdef isize n_chunks = (n + chunk_size - 1) // chunk_size
     cdef isize c, start, nb, i, k
     cdef int tid
+    cdef bint blas = _path(cov_type, D, use_blas)
     cdef const double* sw = NULL
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] wr_scratch = np.empty((n_threads, chunk_size * K), dtype)
-    cdef floating[:, ::1] buf_scratch = np.empty((n_threads, chunk_size * D), dtype)
-    cdef floating[:, ::1] s2_scratch = np.empty((n_threads, D * D), dtype)
+    cdef floating[:, ::1] scratch = np.empty(
+        (n_threads, _scratch_size(blas, chunk_size, D, K, floating is double)), dtype)
     cdef floating* wr
     if n == 0:
         return
@@ -615,17 +526,16 @@ def stats_from_resp(
         for c in prange(n_chunks, schedule='static'):
             start = c * chunk_size
             nb = min(chunk_size, n - start)
-            wr = &wr_scratch[tid, 0]
+            wr = &scratch[tid, 0]       # (K, nb)
             for i in range(nb):
                 for k in range(K):
                     if sw != NULL:
-                        wr[i * K + k] = <floating>(resp[start + i, k] * sw[start + i])
+                        wr[k * nb + i] = <floating>(resp[start + i, k] * sw[start + i])
                     else:
-                        wr[i * K + k] = resp[start + i, k]
-            _block_stats(cov_type, use_blas, &X[start, 0], nb, D, K,
-                         wr, &shift[0, 0], &center[0],
-                         &R[tid, 0], &S1[tid, 0], &S2[tid, 0],
-                         &buf_scratch[tid, 0], &s2_scratch[tid, 0])
+                        wr[k * nb + i] = resp[start + i, k]
+            _block_stats_given(cov_type, blas, &X[start, 0], nb, D, K, wr,
+                               &shift[0, 0], &center[0], wr + K * nb,
+                               &R[tid, 0], &S1[tid, 0], &S2[tid, 0])
 
 
 def scatter(
@@ -664,3 +574,33 @@ def scatter(
                                &center[0], &T[tid, 0],
                                &buf_scratch[tid, 0], &s2_scratch[tid, 0])
         PyErr_CheckSignals()
+
+
+def _exp(x):
+    """The kernels' vectorised exp() (for tests): float64 or float32 array."""
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    cdef double[::1] xd, yd
+    cdef float[::1] xf, yf
+    if x.dtype == np.float64:
+        xd, yd = x.reshape(-1), y.reshape(-1)
+        gm_exp_array_d(&xd[0], &yd[0], xd.shape[0])
+    else:
+        xf, yf = x.reshape(-1), y.reshape(-1)
+        gm_exp_array_f(&xf[0], &yf[0], xf.shape[0])
+    return y
+
+
+def _log(x):
+    """The kernels' vectorised log() (for tests): float64 or float32 array."""
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    cdef double[::1] xd, yd
+    cdef float[::1] xf, yf
+    if x.dtype == np.float64:
+        xd, yd = x.reshape(-1), y.reshape(-1)
+        gm_log_array_d(&xd[0], &yd[0], xd.shape[0])
+    else:
+        xf, yf = x.reshape(-1), y.reshape(-1)
+        gm_log_array_f(&xf[0], &yf[0], xf.shape[0])
+    return y

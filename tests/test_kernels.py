@@ -121,6 +121,48 @@ def test_e_step_matches_reference(covariance_type, dtype, n_samples, n_threads,
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_features", [1, 2, 3, 5, 8, 9, 11, 13, 16, 17, 24])
+def test_e_step_every_feature_count(covariance_type, dtype, n_features):
+    """Each register-kernel size (and its zero padding) and the BLAS path."""
+    rng = np.random.default_rng(n_features)
+    n_components = 3
+    params = random_params(covariance_type, n_components, n_features, rng)
+    X = (rng.normal(size=(2 * CHUNK + 3, n_features)) * 1.5).astype(dtype)
+    sw = rng.uniform(0, 3, X.shape[0])
+    ref_params = params.astype(dtype).astype(np.float64)
+    for use_blas in (False, True):
+        (R, S1, S2), ll, kp = run_kernel(X, sw, params, covariance_type, 2, use_blas)
+        (Rr, S1r, S2r), llr, _, _ = reference_stats(
+            X, sw, ref_params, covariance_type, kp.center.astype(np.float64))
+        rtol = RTOL[dtype] * (10 if dtype == np.float32 else 1)
+        np.testing.assert_allclose(R, Rr, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(S1, S1r, rtol=rtol, atol=rtol * max(1, np.abs(S1r).max()))
+        if S2r is not None:
+            np.testing.assert_allclose(S2, S2r, rtol=rtol, atol=rtol * np.abs(S2r).max())
+        np.testing.assert_allclose(ll, llr, rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vectorised_exp_log_match_libm(dtype):
+    x = np.concatenate([np.linspace(-800, 5, 200001), [-np.inf, 0.0, -1e-300]]).astype(dtype)
+    y = _kernels._exp(x)
+    ref = np.exp(x.astype(np.float64))
+    ulp = np.spacing(ref.astype(dtype)).astype(np.float64)
+    tiny = np.finfo(dtype).tiny
+    ok = ref > tiny * 4  # normal range: within 2 ulp of the correctly rounded value
+    assert np.all(np.abs(y[ok] - ref[ok]) <= 2 * ulp[ok])
+    assert np.all(y[~ok] <= tiny * 4) and np.all(y >= 0)
+    assert y[-3] == 0.0 and y[-2] == 1.0
+    s = np.concatenate([np.linspace(1.0, 64.0, 100001), np.geomspace(1e-30, 1e30, 1001)]).astype(dtype)
+    ls = _kernels._log(s)
+    lref = np.log(s.astype(np.float64))
+    lulp = np.spacing(np.abs(lref).astype(dtype)).astype(np.float64)
+    assert np.all(np.abs(ls - lref) <= 2 * lulp + (1e-300 if dtype == np.float64 else 0))
+    assert _kernels._log(np.array([1.0], dtype))[0] == 0.0
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_predict_kernel_matches_reference(covariance_type, dtype, n_threads):
     rng = np.random.default_rng(3)

@@ -1,0 +1,444 @@
+/*
+ * gmmfast/_simd_impl.h — body of the vectorised block kernel, written once
+ * for REAL (double or float). Included twice by _simd.h; see there.
+ *
+ * Block work is done in REAL (the data's dtype); statistics are added into
+ * float64 accumulators after each block. Arguments are marked IN/OUT with
+ * their shapes; nb is the number of rows in the block, D the features, K
+ * the components, Dp = D rounded up to a multiple of 4 (GM(dpad)).
+ */
+
+/* Template sizes for the full-covariance register kernels: a D between two
+ * of them runs the next one up with zero padding (exact: padded coordinates
+ * are 0 in x, in mu and in U). */
+GM_INLINE int GM(template_d)(int64_t D)
+{
+    if (D <= 8) return (int)D;
+    return (int)((D + 1) / 2 * 2); /* 10, 12, 14, 16 */
+}
+
+/* Rows of the two (rows, nb) work arrays: xt (the transposed block, zero
+ * padded to the template size) and et (tied: z = (x - c) U; full: the
+ * scaled deviations plus one row of sqrt(r), padded to a multiple of 4). */
+GM_INLINE int64_t GM(xt_rows)(int64_t D)
+{
+    int64_t t = GM(template_d)(D);
+    return t > D ? t : D;
+}
+
+GM_INLINE int64_t GM(et_rows)(int64_t D)
+{
+    int64_t t = (GM(template_d)(D) + 1 + 3) / 4 * 4;
+    return t > D ? t : D;
+}
+
+/* xt (rows, nb) := x (nb, D) transposed; rows D..rows-1 zero. */
+GM_INLINE void GM(transpose_in)(const REAL* x, int64_t nb, int64_t D, int64_t rows,
+                                REAL* xt)
+{
+    for (int64_t i = 0; i < nb; i++)
+        for (int64_t j = 0; j < D; j++)
+            xt[j * nb + i] = x[i * D + j];
+    for (int64_t j = D; j < rows; j++)
+        memset(xt + j * nb, 0, (size_t)nb * sizeof(REAL));
+}
+
+/* gram (dp, dp) upper triangle := E E^T, E (dp, nb) with dp a multiple of 4,
+ * by 4x4 register tiles (16 accumulators, 8 loads per 16 multiply-adds). */
+GM_INLINE void GM(gram_upper)(const REAL* et, int64_t nb, int64_t dp, REAL* gram)
+{
+    for (int64_t jb = 0; jb < dp; jb += 4) {
+        for (int64_t lb = jb; lb < dp; lb += 4) {
+            const REAL *e0 = et + jb * nb, *e1 = e0 + nb, *e2 = e1 + nb, *e3 = e2 + nb;
+            const REAL *f0 = et + lb * nb, *f1 = f0 + nb, *f2 = f1 + nb, *f3 = f2 + nb;
+            REAL a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0,
+                 a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+            #pragma omp simd reduction(+:a00,a01,a02,a03,a10,a11,a12,a13,a20,a21,a22,a23,a30,a31,a32,a33)
+            for (int64_t i = 0; i < nb; i++) {
+                REAL x0 = e0[i], x1 = e1[i], x2 = e2[i], x3 = e3[i];
+                REAL y0 = f0[i], y1 = f1[i], y2 = f2[i], y3 = f3[i];
+                a00 += x0 * y0; a01 += x0 * y1; a02 += x0 * y2; a03 += x0 * y3;
+                a10 += x1 * y0; a11 += x1 * y1; a12 += x1 * y2; a13 += x1 * y3;
+                a20 += x2 * y0; a21 += x2 * y1; a22 += x2 * y2; a23 += x2 * y3;
+                a30 += x3 * y0; a31 += x3 * y1; a32 += x3 * y2; a33 += x3 * y3;
+            }
+            REAL* g0 = gram + jb * dp + lb;
+            g0[0] = a00; g0[1] = a01; g0[2] = a02; g0[3] = a03; g0 += dp;
+            g0[0] = a10; g0[1] = a11; g0[2] = a12; g0[3] = a13; g0 += dp;
+            g0[0] = a20; g0[1] = a21; g0[2] = a22; g0[3] = a23; g0 += dp;
+            g0[0] = a30; g0[1] = a31; g0[2] = a32; g0[3] = a33;
+        }
+    }
+}
+
+#include "_simd_full.h"
+
+/* ---- log-probabilities: lp (K, nb) := lognorm_k - 1/2 Mahalanobis ------ */
+/* Sample loops are innermost everywhere: lp rows double as accumulators. */
+
+GM_INLINE void GM(finish_lp)(REAL* row, int64_t nb, double lognorm, REAL scale)
+{
+    const REAL c = (REAL)lognorm;
+    const REAL h = (REAL)-0.5 * scale;
+    #pragma omp simd
+    for (int64_t i = 0; i < nb; i++) row[i] = c + h * row[i];
+}
+
+/* tied: z = (x - c) U once per sample (zt (D, nb)), then ||z - (mu_k - c) U||^2 */
+GM_INLINE void GM(lp_tied)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+                           const REAL* prec, const REAL* center, const REAL* mproj,
+                           const double* lognorm, REAL* zt, REAL* lp)
+{
+    for (int64_t j = 0; j < D; j++) {
+        REAL* zj = zt + j * nb;
+        memset(zj, 0, (size_t)nb * sizeof(REAL));
+        for (int64_t l = 0; l <= j; l++) {
+            const REAL ulj = prec[l * D + j];
+            const REAL cl = center[l];
+            const REAL* xl = xt + l * nb;
+            #pragma omp simd
+            for (int64_t i = 0; i < nb; i++) zj[i] += (xl[i] - cl) * ulj;
+        }
+    }
+    for (int64_t k = 0; k < K; k++) {
+        const REAL* m = mproj + k * D;
+        REAL* row = lp + k * nb;
+        memset(row, 0, (size_t)nb * sizeof(REAL));
+        for (int64_t j = 0; j < D; j++) {
+            const REAL* zj = zt + j * nb;
+            const REAL mj = m[j];
+            #pragma omp simd
+            for (int64_t i = 0; i < nb; i++) {
+                REAL t = zj[i] - mj;
+                row[i] += t * t;
+            }
+        }
+        GM(finish_lp)(row, nb, lognorm[k], 1);
+    }
+}
+
+/* diag (p = precisions_cholesky rows) and spherical (p_j = p_k for all j):
+ * sum_j ((x_j - mu_kj) p_kj)^2, four features per pass over the row. */
+GM_INLINE void GM(lp_diag_sph)(int spherical, const REAL* xt, int64_t nb, int64_t D,
+                               int64_t K, const REAL* means, const REAL* prec,
+                               const double* lognorm, REAL* lp)
+{
+    for (int64_t k = 0; k < K; k++) {
+        const REAL* mu = means + k * D;
+        REAL* row = lp + k * nb;
+        memset(row, 0, (size_t)nb * sizeof(REAL));
+        int64_t j = 0;
+        for (; j + 4 <= D; j += 4) {
+            const REAL *x0 = xt + j * nb, *x1 = x0 + nb, *x2 = x1 + nb, *x3 = x2 + nb;
+            const REAL m0 = mu[j], m1 = mu[j + 1], m2 = mu[j + 2], m3 = mu[j + 3];
+            const REAL p0 = spherical ? 1 : prec[k * D + j];
+            const REAL p1 = spherical ? 1 : prec[k * D + j + 1];
+            const REAL p2 = spherical ? 1 : prec[k * D + j + 2];
+            const REAL p3 = spherical ? 1 : prec[k * D + j + 3];
+            #pragma omp simd
+            for (int64_t i = 0; i < nb; i++) {
+                REAL t0 = (x0[i] - m0) * p0, t1 = (x1[i] - m1) * p1;
+                REAL t2 = (x2[i] - m2) * p2, t3 = (x3[i] - m3) * p3;
+                row[i] += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3);
+            }
+        }
+        for (; j < D; j++) {
+            const REAL* x0 = xt + j * nb;
+            const REAL m0 = mu[j];
+            const REAL p0 = spherical ? 1 : prec[k * D + j];
+            #pragma omp simd
+            for (int64_t i = 0; i < nb; i++) {
+                REAL t0 = (x0[i] - m0) * p0;
+                row[i] += t0 * t0;
+            }
+        }
+        GM(finish_lp)(row, nb, lognorm[k], spherical ? prec[k] * prec[k] : (REAL)1);
+    }
+}
+
+/* ---- log-sum-exp and responsibilities ---------------------------------- */
+
+/* lp (K, nb) IN weighted log-probabilities, OUT responsibilities (times w_i
+ * when weight_resp). mx, sm: (nb,) scratch. Returns sum_i w_i log p(x_i)
+ * (float64). A row where every component has zero density gets
+ * log p = -inf and uniform responsibilities (it carries no information). */
+GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw,
+                               REAL* out_logp, int64_t* out_labels, int weight_resp,
+                               REAL* mx, REAL* sm)
+{
+    /* max (and argmax) over components */
+    memcpy(mx, lp, (size_t)nb * sizeof(REAL));
+    if (out_labels) {
+        memset(out_labels, 0, (size_t)nb * sizeof(int64_t));
+        for (int64_t k = 1; k < K; k++) {
+            const REAL* row = lp + k * nb;
+            #pragma omp simd
+            for (int64_t i = 0; i < nb; i++) {
+                int gt = row[i] > mx[i];
+                mx[i] = gt ? row[i] : mx[i];
+                out_labels[i] = gt ? k : out_labels[i];
+            }
+        }
+    } else {
+        for (int64_t k = 1; k < K; k++) {
+            const REAL* row = lp + k * nb;
+            #pragma omp simd
+            for (int64_t i = 0; i < nb; i++) mx[i] = row[i] > mx[i] ? row[i] : mx[i];
+        }
+    }
+    #pragma omp simd
+    for (int64_t i = 0; i < nb; i++) {
+        mx[i] = mx[i] > -(REAL)INFINITY ? mx[i] : (REAL)0;  /* dead rows: exp -> 0 */
+        sm[i] = 0;
+    }
+    /* e = exp(lp - max); s = sum_k e */
+    for (int64_t k = 0; k < K; k++) {
+        REAL* row = lp + k * nb;
+        #pragma omp simd
+        for (int64_t i = 0; i < nb; i++) {
+            REAL e = GM_EXP(row[i] - mx[i]);
+            row[i] = e;
+            sm[i] += e;
+        }
+    }
+    /* log p = max + log s; per-row scale (mx) and offset (sm) for lp */
+    double ll = 0.0;
+    const REAL inv_k = (REAL)1 / (REAL)K;
+    #pragma omp simd reduction(+:ll)
+    for (int64_t i = 0; i < nb; i++) {
+        REAL s = sm[i];
+        int dead = s == (REAL)0;
+        REAL logp = dead ? -(REAL)INFINITY : mx[i] + GM_LOG(dead ? (REAL)1 : s);
+        REAL w = sw ? (REAL)sw[i] : (REAL)1;
+        REAL wr = weight_resp ? w : (REAL)1;
+        mx[i] = dead ? (REAL)0 : wr / s;
+        sm[i] = dead ? inv_k * wr : (REAL)0;
+        if (out_logp) out_logp[i] = logp;
+        double wd = sw ? sw[i] : 1.0;
+        ll += wd != 0.0 ? wd * (double)logp : 0.0;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        REAL* row = lp + k * nb;
+        #pragma omp simd
+        for (int64_t i = 0; i < nb; i++) row[i] = row[i] * mx[i] + sm[i];
+    }
+    return ll;
+}
+
+/* ---- sufficient statistics -------------------------------------------- */
+
+/* diag / spherical / tied statistics over xt (any D). shift_stride is D
+ * (row k of shift for component k) or 0 (tied: one centre for all). */
+GM_INLINE void GM(stats_vec)(int cov_type, const REAL* xt, int64_t nb, int64_t D,
+                             int64_t K, const REAL* wr, const REAL* shift,
+                             int64_t shift_stride, double* R, double* S1, double* S2)
+{
+    for (int64_t k = 0; k < K; k++) {
+        const REAL* r = wr + k * nb;
+        const REAL* mu = shift + k * shift_stride;
+        REAL racc = 0;
+        #pragma omp simd reduction(+:racc)
+        for (int64_t i = 0; i < nb; i++) racc += r[i];
+        R[k] += (double)racc;
+        double trace = 0.0;
+        for (int64_t j = 0; j < D; j++) {
+            const REAL* xj = xt + j * nb;
+            const REAL m = mu[j];
+            REAL a1 = 0, a2 = 0;
+            if (cov_type == 1) {  /* tied: first order only */
+                #pragma omp simd reduction(+:a1)
+                for (int64_t i = 0; i < nb; i++) a1 += r[i] * (xj[i] - m);
+            } else {
+                #pragma omp simd reduction(+:a1, a2)
+                for (int64_t i = 0; i < nb; i++) {
+                    REAL d = xj[i] - m;
+                    REAL rd = r[i] * d;
+                    a1 += rd;
+                    a2 += rd * d;
+                }
+            }
+            S1[k * D + j] += (double)a1;
+            if (cov_type == 2) S2[k * D + j] += (double)a2;
+            trace += (double)a2;
+        }
+        if (cov_type == 3) S2[k] += trace;
+    }
+}
+
+/* ---- entry points ------------------------------------------------------ */
+
+/* Scratch needed by GM(block) and GM(block_stats), in elements of REAL. */
+static int64_t GM(scratch_size)(int64_t nb, int64_t D, int64_t K)
+{
+    return (GM(xt_rows)(D) + GM(et_rows)(D) + K + 2) * nb;
+}
+
+/*
+ * One block, vectorised path: every covariance type, except full with
+ * D > GM_SMALL_D_MAX (the Cython BLAS path does those, and tied above it).
+ *
+ * x        IN  (nb, D) rows of X
+ * means    IN  (K, D); the statistics' shift for full/diag/spherical
+ * prec     IN  precisions_cholesky, flat
+ * lognorm  IN  (K,) log pi_k + log det U_k - D/2 log 2 pi
+ * center   IN  (D,) tied centre;  mproj IN (K, D) tied (mu_k - c) U
+ * sw       IN  (nb,) sample weights or NULL
+ * scratch  --  GM(scratch_size)(nb, D, K) elements
+ * R, S1, S2 OUT += statistics (float64), or R == NULL for none
+ * out_logp OUT (nb,) or NULL; out_resp OUT (nb, K) or NULL;
+ * out_labels OUT (nb,) or NULL
+ * Returns sum_i w_i log p(x_i).
+ */
+GM_CLONES static double GM(block)(
+    int cov_type, const REAL* x, int64_t nb, int64_t D, int64_t K,
+    const REAL* means, const REAL* prec, const double* lognorm,
+    const REAL* center, const REAL* mproj, const double* sw, REAL* scratch,
+    double* R, double* S1, double* S2,
+    REAL* out_logp, REAL* out_resp, int64_t* out_labels)
+{
+    const int64_t xrows = GM(xt_rows)(D);
+    REAL* xt = scratch;
+    REAL* et = xt + xrows * nb;
+    REAL* lp = et + GM(et_rows)(D) * nb;
+    REAL* mx = lp + K * nb;
+    REAL* sm = mx + nb;
+    GM(transpose_in)(x, nb, D, xrows, xt);
+    switch (cov_type) {
+    case 0: GM(full_dispatch)(0, xt, nb, D, K, means, prec, lognorm, lp, R, S1, S2, et); break;
+    case 1: GM(lp_tied)(xt, nb, D, K, prec, center, mproj, lognorm, et, lp); break;
+    case 2: GM(lp_diag_sph)(0, xt, nb, D, K, means, prec, lognorm, lp); break;
+    default: GM(lp_diag_sph)(1, xt, nb, D, K, means, prec, lognorm, lp); break;
+    }
+    double ll = GM(normalize)(lp, nb, K, sw, out_logp, out_labels, R != NULL, mx, sm);
+    if (out_resp)
+        for (int64_t i = 0; i < nb; i++)
+            for (int64_t k = 0; k < K; k++)
+                out_resp[i * K + k] = lp[k * nb + i];
+    if (R) {
+        if (cov_type == 0)
+            GM(full_dispatch)(1, xt, nb, D, K, means, prec, lognorm, lp, R, S1, S2, et);
+        else if (cov_type == 1)
+            GM(stats_vec)(1, xt, nb, D, K, lp, center, 0, R, S1, S2);
+        else
+            GM(stats_vec)(cov_type, xt, nb, D, K, lp, means, D, R, S1, S2);
+    }
+    return ll;
+}
+
+/* Statistics of a block for given weighted responsibilities wr (K, nb)
+ * (initialisation): the vectorised path's statistics alone. shift (K, D),
+ * for tied every row the centre. */
+GM_CLONES static void GM(block_stats)(
+    int cov_type, const REAL* x, int64_t nb, int64_t D, int64_t K,
+    const REAL* wr, const REAL* shift, REAL* scratch,
+    double* R, double* S1, double* S2)
+{
+    const int64_t xrows = GM(xt_rows)(D);
+    REAL* xt = scratch;
+    REAL* et = xt + xrows * nb;
+    GM(transpose_in)(x, nb, D, xrows, xt);
+    if (cov_type == 0)
+        GM(full_dispatch)(1, xt, nb, D, K, shift, NULL, NULL, (REAL*)wr, R, S1, S2, et);
+    else
+        GM(stats_vec)(cov_type, xt, nb, D, K, wr, shift, D, R, S1, S2);
+}
+
+/* Vectorised log-sum-exp for the BLAS path: lp (K, nb); mx, sm (nb,). */
+GM_CLONES static double GM(normalize_block)(REAL* lp, int64_t nb, int64_t K,
+                                            const double* sw, REAL* out_logp,
+                                            REAL* out_resp, int64_t* out_labels,
+                                            int weight_resp, REAL* mx, REAL* sm)
+{
+    double ll = GM(normalize)(lp, nb, K, sw, out_logp, out_labels, weight_resp, mx, sm);
+    if (out_resp)
+        for (int64_t i = 0; i < nb; i++)
+            for (int64_t k = 0; k < K; k++)
+                out_resp[i * K + k] = lp[k * nb + i];
+    return ll;
+}
+
+/* Row norms for the BLAS path: lp[k * nb + i] = c - 1/2 ||y_i||^2, y (nb, D). */
+GM_CLONES static void GM(rows_to_lp)(const REAL* y, int64_t nb, int64_t D, double c,
+                                     REAL* lp_k)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        const REAL* yi = y + i * D;
+        REAL s = 0;
+        #pragma omp simd reduction(+:s)
+        for (int64_t j = 0; j < D; j++) s += yi[j] * yi[j];
+        lp_k[i] = (REAL)c - (REAL)0.5 * s;
+    }
+}
+
+/* BLAS path, tied: lp[k * nb + i] = lognorm_k - 1/2 ||z_i - mproj_k||^2,
+ * z (nb, D) = (x - c) U row-major. */
+GM_CLONES static void GM(tied_rows_to_lp)(const REAL* z, int64_t nb, int64_t D,
+                                          int64_t K, const REAL* mproj,
+                                          const double* lognorm, REAL* lp)
+{
+    for (int64_t k = 0; k < K; k++) {
+        const REAL* m = mproj + k * D;
+        const REAL c = (REAL)lognorm[k];
+        for (int64_t i = 0; i < nb; i++) {
+            const REAL* zi = z + i * D;
+            REAL s = 0;
+            #pragma omp simd reduction(+:s)
+            for (int64_t j = 0; j < D; j++) {
+                REAL t = zi[j] - m[j];
+                s += t * t;
+            }
+            lp[k * nb + i] = c - (REAL)0.5 * s;
+        }
+    }
+}
+
+/* BLAS path statistics prep for one component: with d_i = x_i - mu,
+ * buf_i = sqrt(r_i) d_i (for syrk), *Rk += sum r_i, S1k += sum r_i d_i;
+ * x, buf (nb, D) row-major, r (nb,). */
+GM_CLONES static void GM(scale_rows)(const REAL* x, int64_t nb, int64_t D,
+                                     const REAL* mu, const REAL* r, REAL* buf,
+                                     double* Rk, double* S1k, REAL* s1acc)
+{
+    REAL racc = 0;
+    for (int64_t j = 0; j < D; j++) s1acc[j] = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        const REAL ri = r[i];
+        const REAL sr = GM_SQRT(ri);
+        const REAL* xi = x + i * D;
+        REAL* bi = buf + i * D;
+        racc += ri;
+        #pragma omp simd
+        for (int64_t j = 0; j < D; j++) {
+            REAL d = xi[j] - mu[j];
+            s1acc[j] += ri * d;
+            bi[j] = sr * d;
+        }
+    }
+    *Rk += (double)racc;
+    for (int64_t j = 0; j < D; j++) S1k[j] += (double)s1acc[j];
+}
+
+/* BLAS path, tied statistics: R_k += sum r, S1_k += sum r (x - c);
+ * wr (K, nb). */
+GM_CLONES static void GM(tied_stats_rows)(const REAL* x, int64_t nb, int64_t D,
+                                          int64_t K, const REAL* wr,
+                                          const REAL* center, double* R,
+                                          double* S1, REAL* dbuf)
+{
+    for (int64_t k = 0; k < K; k++) {
+        REAL racc = 0;
+        for (int64_t i = 0; i < nb; i++) racc += wr[k * nb + i];
+        R[k] += (double)racc;
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        const REAL* xi = x + i * D;
+        #pragma omp simd
+        for (int64_t j = 0; j < D; j++) dbuf[j] = xi[j] - center[j];
+        for (int64_t k = 0; k < K; k++) {
+            const REAL r = wr[k * nb + i];
+            double* s1 = S1 + k * D;
+            #pragma omp simd
+            for (int64_t j = 0; j < D; j++) s1[j] += (double)(r * dbuf[j]);
+        }
+    }
+}
