@@ -78,6 +78,18 @@ def online_step(X, sample_weight, params, state, *, covariance_type, reg_covar, 
         before the step (the meaning of ``lower_bound_`` in ``fit``).
     rho : float, the step size used
     """
+    # a batch smaller than the thread count's chunks leaves threads idle:
+    # do not start them (the sums agree to rounding)
+    n_chunks = -(-X.shape[0] // cfg.chunk_size)
+    if n_chunks < cfg.n_threads:
+        cfg = _em.KernelConfig(max(1, n_chunks), cfg.chunk_size, cfg.use_blas)
+    with _em.blas_single_thread():  # the M-step's small solves too
+        return _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
+                     learning_decay, learning_offset)
+
+
+def _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
+          learning_decay, learning_offset):
     dtype = X.dtype
     total_weight = float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
     center = None
@@ -86,10 +98,9 @@ def online_step(X, sample_weight, params, state, *, covariance_type, reg_covar, 
         center = np.asarray(params.weights, dtype=np.float64) @ np.asarray(
             params.means, dtype=np.float64) / float(np.sum(params.weights, dtype=np.float64))
     kp = _em.KernelParams(params, covariance_type, dtype, center)
-    with _em.blas_single_thread():
-        (R, S1, S2), ll = _em.e_step_stats(X, sample_weight, kp, cfg)
-        if covariance_type == "tied":
-            S2 = _em.scatter(X, sample_weight, kp.center, cfg)
+    (R, S1, S2), ll = _em.e_step_stats(X, sample_weight, kp, cfg)
+    if covariance_type == "tied":
+        S2 = _em.scatter(X, sample_weight, kp.center, cfg)
     shift = np.array(kp.shift, dtype=np.float64)
     batch = (R / total_weight, S1 / total_weight, S2 / total_weight)
 
