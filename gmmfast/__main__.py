@@ -244,7 +244,7 @@ def build_parser():
 
     fit = sub.add_parser(
         "fit", help="fit a mixture to DATA and write the model to an .npz file",
-        description="Fit a Gaussian mixture to DATA by EM (k-means start) and write the "
+        description="Fit a Gaussian mixture to DATA by EM (k-means start by default) and write the "
         "model to MODEL.npz (a plain .npz, read without pickle). Progress (iteration, "
         "lower bound = mean log-likelihood) is printed on stderr.")
     fit.add_argument("data", metavar="DATA", help=".npy or .csv file of shape "

@@ -305,6 +305,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         (its statistics are those its parameters imply) and the batch is
         blended in with rho_1. ``fit`` ends a stream; to start a new one
         without fitting, use a fresh estimator (``sklearn.base.clone``).
+        ``n_init``, ``max_iter`` and ``tol`` do not apply (one step per call).
 
         Parameters
         ----------
@@ -363,7 +364,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 self._warm_start_from(X.shape[1])  # shape checks
                 state = _online.state_from_params(params, self.covariance_type,
                                                   self.reg_covar)
-            lower_bounds = [] if continues_fit else list(self.lower_bounds_)
+            # appended in place after a successful step: no O(n_batches) copy per call
+            lower_bounds = [] if continues_fit else self.lower_bounds_
             cfg = _em.kernel_config(X.shape[1], self.covariance_type, self.n_threads)
         else:
             X, sample_weight, options = self._validate_fit_data(X, sample_weight)
@@ -382,10 +384,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             covariance_type=self.covariance_type, reg_covar=self.reg_covar, cfg=cfg,
             learning_decay=self.learning_decay, learning_offset=self.learning_offset,
         )
-        lower_bounds.append(lower_bound)
         self._set_result(_em.make_result(
-            params, self.covariance_type, False, len(lower_bounds), lower_bound,
-            lower_bounds))
+            params, self.covariance_type, False, len(lower_bounds) + 1, lower_bound, []))
+        lower_bounds.append(lower_bound)
+        self.lower_bounds_ = lower_bounds
         self._online_state = state
 
     # -------------------------------------------------------------- predict
