@@ -7,7 +7,9 @@ from ._kernels import openmp_enabled
 from ._mixture import GaussianMixture
 from ._api import fit
 from ._em import FitResult
+from ._select import SelectionTable, select
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "FitResult", "fit", "openmp_enabled", "__version__"]
+__all__ = ["GaussianMixture", "FitResult", "SelectionTable", "fit", "select",
+           "openmp_enabled", "__version__"]

@@ -36,10 +36,15 @@ def per_iteration_seconds(make_model, X, lo=2, hi=6, repeats=3):
     return float(np.median(times))
 
 
-def run_demo(n_samples=1_000_000, random_state=0, compare=True, out=print):
-    """Fit the demo mixture, print recovered vs true parameters and timings."""
+def run_demo(n_samples=1_000_000, random_state=0, compare=True, out=print, plot=None):
+    """Fit the demo mixture, print recovered vs true parameters and timings;
+    with ``plot`` (a path), also draw the fit there (needs matplotlib)."""
     import gmmfast
 
+    if plot is not None:
+        from .plotting import _matplotlib
+
+        _matplotlib()  # fail before the fit, not after
     X = demo_data(n_samples, random_state)
     out(f"gmmfast {gmmfast.__version__} demo: {n_samples:,} samples, 2 features, "
         f"2 components (OpenMP: {gmmfast.openmp_enabled()})")
@@ -58,6 +63,11 @@ def run_demo(n_samples=1_000_000, random_state=0, compare=True, out=print):
         tc = np.array2string(TRUE_COVARIANCES[k]).replace("\n", "")
         rc = np.array2string(gm.covariances_[j]).replace("\n", "")
         out(f"cov {k}:     {tc:<28} {rc}")
+    if plot is not None:
+        from .plotting import plot_mixture
+
+        plot_mixture(gm, X, path=plot)
+        out(f"\nwrote {plot}")
 
     if compare:
         from sklearn.mixture import GaussianMixture as SkGaussianMixture

@@ -317,12 +317,15 @@ class _Verbose:
 
 
 def run_em(data, params, covariance_type, *, tol, max_iter, reg_covar,
-           lower_bound=-np.inf, verbose=None):
+           lower_bound=-np.inf, verbose=None, callback=None):
     """Iterate EM on ``data`` (an ArrayData or alike) from ``params``.
 
     scikit-learn's stopping rule: the lower bound of iteration t is the mean
     (weighted) log-likelihood under the parameters before that iteration's
     M-step; stop when it changes by less than tol.
+    ``callback(n_iter, lower_bound)``, if given, is called after every
+    iteration (progress reports; it sees no arrays and costs nothing when
+    None).
     Returns (params, lower_bound, lower_bounds, n_iter, converged).
     """
     dtype = data.dtype
@@ -340,6 +343,8 @@ def run_em(data, params, covariance_type, *, tol, max_iter, reg_covar,
         change = lower_bound - prev_lower_bound
         if verbose is not None:
             verbose.iter_end(n_iter, change)
+        if callback is not None:
+            callback(n_iter, lower_bound)
         if abs(change) < tol:
             converged = True
             break
@@ -350,7 +355,8 @@ def fit_em(X, sample_weight, *, n_components, covariance_type="full", tol=1e-3,
            reg_covar=1e-6, max_iter=100, n_init=1, init_params="kmeans",
            weights_init=None, means_init=None, precisions_init=None,
            random_state=None, warm_start_from=None, n_threads=None,
-           verbose=0, verbose_interval=10, chunk_size=None, data=None):
+           verbose=0, verbose_interval=10, chunk_size=None, data=None,
+           callback=None):
     """Fit a Gaussian mixture by EM; inputs already validated.
 
     X : C-contiguous float32/float64 (n_samples, n_features), or None when
@@ -359,6 +365,8 @@ def fit_em(X, sample_weight, *, n_components, covariance_type="full", tol=1e-3,
     warm_start_from : (GMMParams, lower_bound) to continue from, or None.
     data : a data source with ArrayData's interface (Dask, streams); by
         default ArrayData(X, sample_weight).
+    callback : callable(n_iter, lower_bound) or None, called after every EM
+        iteration of every initialisation (n_iter restarts at 1 for each).
     """
     if data is None:
         cfg = kernel_config(X.shape[1], covariance_type, n_threads, chunk_size)
@@ -392,6 +400,7 @@ def fit_em(X, sample_weight, *, n_components, covariance_type="full", tol=1e-3,
             params, lower_bound, lower_bounds, n_iter, converged = run_em(
                 data, params, covariance_type, tol=tol, max_iter=max_iter,
                 reg_covar=reg_covar, lower_bound=lower_bound, verbose=verbose_printer,
+                callback=callback,
             )
             verbose_printer.init_end(lower_bound, converged)
             if lower_bound > max_lower_bound or max_lower_bound == -np.inf:

@@ -233,3 +233,102 @@ def tied_origin_correction(R, S1, center, total_weight, data_mean):
     g = total_weight * (data_mean - center) - S1.sum(axis=0)
     c = center
     return (total_weight - R.sum()) * np.outer(c, c) + np.outer(g, c) + np.outer(c, g)
+
+
+def reshift_stats(R, S1, S2, old_shift, new_shift, covariance_type):
+    """Re-centre shifted sufficient statistics on another shift (float64).
+
+    Statistics taken around different shifts (two mini-batches, or a running
+    sum and a new batch) must be brought to one shift before they are added.
+    The algebra is exact (no raw moments): with delta_k = c'_k - c_k and
+    x - c'_k = (x - c_k) - delta_k,
+
+        R'_k  = R_k
+        S1'_k = S1_k - R_k delta_k
+        S2'_k = S2_k - S1_k delta_k^T - delta_k S1_k^T + R_k delta_k delta_k^T
+
+    (diag: its diagonal, S2 - 2 delta S1 + R delta^2; spherical: its trace,
+    S2 - 2 delta.S1 + R |delta|^2). Tied keeps the scatter
+    T = sum_i w_i (x_i - c)(x_i - c)^T about one common centre c instead of
+    S2; as every row's responsibilities sum to one, sum_k S1_k = sum_i w_i
+    (x_i - c) and sum_k R_k = sum_i w_i, so with g = sum_k S1_k, N = sum_k R_k,
+
+        T' = T - g delta^T - delta g^T + N delta delta^T.
+
+    Parameters
+    ----------
+    R : ndarray of shape (n_components,)
+    S1 : ndarray of shape (n_components, n_features)
+    S2 : ndarray
+        full (n_components, n_features, n_features); diag (n_components,
+        n_features); spherical (n_components,); tied: T, (n_features,
+        n_features).
+    old_shift, new_shift : ndarray of shape (n_components, n_features)
+        The c_k the statistics are taken around, and the c'_k wanted. Tied:
+        every row is the common centre (a (n_features,) array also works).
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    R, S1, S2 : new float64 arrays (the inputs are not modified), around
+        new_shift.
+    """
+    R = np.asarray(R, dtype=np.float64)
+    S1 = np.asarray(S1, dtype=np.float64)
+    S2 = np.asarray(S2, dtype=np.float64)
+    delta = np.broadcast_to(
+        np.asarray(new_shift, dtype=np.float64) - np.asarray(old_shift, dtype=np.float64),
+        S1.shape,
+    )
+    S1_new = S1 - R[:, None] * delta
+    if covariance_type == "full":
+        outer = S1[:, :, None] * delta[:, None, :]
+        S2_new = S2 - outer - np.swapaxes(outer, 1, 2)
+        S2_new += R[:, None, None] * delta[:, :, None] * delta[:, None, :]
+    elif covariance_type == "tied":
+        d = delta[0]
+        g = S1.sum(axis=0)
+        outer = np.outer(g, d)
+        S2_new = S2 - outer - outer.T + R.sum() * np.outer(d, d)
+    elif covariance_type == "diag":
+        S2_new = S2 - 2.0 * delta * S1 + R[:, None] * delta * delta
+    else:
+        S2_new = (S2 - 2.0 * np.einsum("kd,kd->k", delta, S1)
+                  + R * np.einsum("kd,kd->k", delta, delta))
+    return R.copy(), S1_new, S2_new
+
+
+def stats_from_params(weights, means, covariances, covariance_type, reg_covar):
+    """Statistics per unit weight whose M-step gives back these parameters.
+
+    The inverse of :func:`params_from_stats` (up to its 10 eps guard): the
+    expected sufficient statistics of one unit of weight drawn from the
+    mixture, around its means (tied: around the mixture mean).
+
+    Returns
+    -------
+    (R, S1, S2), shift : float64; S2 is T for 'tied'; shift (n_components,
+        n_features).
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    mu = np.asarray(means, dtype=np.float64)
+    cov = np.asarray(covariances, dtype=np.float64)
+    n_components, n_features = mu.shape
+    if covariance_type == "tied":
+        c = w @ mu
+        shift = np.tile(c, (n_components, 1))
+        d = mu - c
+        S1 = w[:, None] * d
+        # params_from_stats: Sigma = T - sum_k R_k d_k d_k^T + reg I  (N = 1)
+        T = cov - reg_covar * np.eye(n_features) + S1.T @ d
+        return (w.copy(), S1, 0.5 * (T + T.T)), shift
+    shift = mu.copy()
+    S1 = np.zeros_like(mu)
+    if covariance_type == "full":
+        S2 = w[:, None, None] * (cov - reg_covar * np.eye(n_features))
+    elif covariance_type == "diag":
+        S2 = w[:, None] * (cov - reg_covar)
+    else:
+        S2 = w * n_features * (cov - reg_covar)
+    return (w.copy(), S1, S2), shift

@@ -8,7 +8,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _em, _kernels, _maths
+from . import _em, _kernels, _maths, _online
+from ._init import initial_params
 from ._validation import (
     check_means,
     check_precisions,
@@ -21,6 +22,8 @@ _FIT_ATTRIBUTES = (
     "converged_", "n_iter_", "lower_bound_", "lower_bounds_",
     "n_features_in_", "feature_names_in_",
 )
+# what a failed fit or partial_fit restores
+_STATE_ATTRIBUTES = _FIT_ATTRIBUTES + ("_online_state", "selection_")
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -56,6 +59,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_threads : int or None, default=None
         OpenMP threads for the kernels; None or -1 uses every core
         (OMP_NUM_THREADS is honoured).
+    learning_decay : float in (0.5, 1], default=0.6
+        ``partial_fit`` only (``fit`` ignores it): the exponent kappa of the
+        online EM step size rho_t = (t + learning_offset) ** -kappa (the
+        names and formula of scikit-learn's LatentDirichletAllocation).
+        Smaller forgets old batches faster; (0.5, 1] is the range where
+        stepwise EM converges.
+    learning_offset : float >= 0, default=2.0
+        ``partial_fit`` only: t0 in the step size above. Larger gives the
+        start of the stream (the first batch, or the ``fit`` a warm start
+        continues) more weight.
 
     Attributes
     ----------
@@ -67,6 +80,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     lower_bounds_ : list of float
     n_features_in_ : int
     feature_names_in_ : ndarray of str, when X has feature names.
+
+    Notes
+    -----
+    After ``partial_fit``, ``n_iter_`` is the number of batches of the current
+    stream, ``lower_bounds_`` holds each batch's mean log-likelihood under
+    the parameters before its step (one float per batch), ``lower_bound_``
+    the last one, and ``converged_`` is False (online EM has no stopping
+    rule: the stream decides when to stop).
     """
 
     _parameter_constraints: dict = {
@@ -85,6 +106,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
         "n_threads": [None, Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+        "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
+        "learning_offset": [Interval(Real, 0.0, None, closed="left")],
     }
 
     def __init__(
@@ -105,6 +128,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose=0,
         verbose_interval=10,
         n_threads=None,
+        learning_decay=0.6,
+        learning_offset=2.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -121,6 +146,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.n_threads = n_threads
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # ------------------------------------------------------------------ fit
 
@@ -139,7 +166,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"n_samples = {n_samples}"
             )
         sample_weight = check_sample_weight(sample_weight, n_samples, self.n_components)
-        options = dict(
+        return X, sample_weight, self._fit_options(n_features)
+
+    def _fit_options(self, n_features):
+        """Options for ``_em.fit_em``, with the *_init parameters validated."""
+        return dict(
             n_components=self.n_components,
             covariance_type=self.covariance_type,
             tol=self.tol,
@@ -159,7 +190,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             verbose=self.verbose,
             verbose_interval=self.verbose_interval,
         )
-        return X, sample_weight, options
 
     def _warm_start_from(self, n_features):
         if not (self.warm_start and hasattr(self, "converged_")):
@@ -177,25 +207,37 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                                self.precisions_cholesky_)
         return params, self.lower_bound_
 
-    def _fit(self, X, sample_weight):
-        saved = {a: self.__dict__[a] for a in _FIT_ATTRIBUTES if a in self.__dict__}
+    def _fit(self, X, sample_weight, callback=None):
+        """Validate and fit; ``callback(n_iter, lower_bound)`` is called after
+        every EM iteration (the command line's progress)."""
+        saved = self._save_fit_state()
         try:
             X, sample_weight, options = self._validate_fit_data(X, sample_weight)
             result = _em.fit_em(
                 X, sample_weight,
                 warm_start_from=self._warm_start_from(X.shape[1]),
+                callback=callback,
                 **options,
             )
         except BaseException:
-            # leave the estimator as it was (unfitted, or its previous fit)
-            for a in _FIT_ATTRIBUTES:
-                self.__dict__.pop(a, None)
-            self.__dict__.update(saved)
+            self._restore_fit_state(saved)
             raise
         self._set_result(result)
         return X
 
+    def _save_fit_state(self):
+        return {a: self.__dict__[a] for a in _STATE_ATTRIBUTES if a in self.__dict__}
+
+    def _restore_fit_state(self, saved):
+        # leave the estimator as it was (unfitted, or its previous fit)
+        for a in _STATE_ATTRIBUTES:
+            self.__dict__.pop(a, None)
+        self.__dict__.update(saved)
+
     def _set_result(self, result):
+        # a new fit ends any partial_fit stream and any model selection record
+        self.__dict__.pop("_online_state", None)
+        self.__dict__.pop("selection_", None)
         self.weights_ = result.weights
         self.means_ = result.means
         self.covariances_ = result.covariances
@@ -237,6 +279,116 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         X = self._fit(X, sample_weight)
         return self._predict(X, labels=True)[2]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of online (stepwise) EM on a mini-batch.
+
+        For streams that do not fit in memory: each call reads its batch once
+        (one E-step), blends the batch's sufficient statistics per unit
+        weight into running statistics, and sets the parameters from them
+        (one M-step)::
+
+            s <- (1 - rho_t) s + rho_t s_batch,
+            rho_t = (t + learning_offset) ** (-learning_decay)
+
+        for the t-th batch after the one that started the stream (Cappé &
+        Moulines 2009; Liang & Klein 2009). The statistics are sums shifted by
+        the current means, re-centred exactly before blending (never raw
+        moments), so float32 batches and data far from the origin are safe.
+
+        The first call starts the stream: it initialises from its batch with
+        ``init_params``/``random_state`` (or ``weights_init``, ``means_init``,
+        ``precisions_init``), then takes a step with rho = 1. After ``fit``,
+        ``partial_fit`` starts a new stream the same way, unless
+        ``warm_start=True``: then the fitted model stands for the first step
+        (its statistics are those its parameters imply) and the batch is
+        blended in with rho_1. ``fit`` ends a stream; to start a new one
+        without fitting, use a fresh estimator (``sklearn.base.clone``).
+        ``n_init``, ``max_iter`` and ``tol`` do not apply (one step per call).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The batch. Its dtype after the first batch: the model's (float32
+            models take float32 batches). The first batch needs at least
+            max(2, n_components) rows; later batches may have any number.
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the batch's rows. Within a batch, integer
+            weights act as replicated rows; every batch has the same say in
+            the blend (rho_t) whatever its total weight.
+
+        Returns
+        -------
+        self
+
+        Notes
+        -----
+        Afterwards the fitted attributes are those of the current parameters;
+        ``n_iter_`` counts the stream's batches, ``lower_bound_`` is the
+        batch's mean (weighted) log-likelihood under the parameters before
+        the step, ``lower_bounds_`` the list of these, one per batch, and
+        ``converged_`` is False. The running statistics are kept in the
+        private ``_online_state`` and pickle with the estimator.
+        """
+        saved = self._save_fit_state()
+        try:
+            self._partial_fit(X, sample_weight)
+        except BaseException:
+            self._restore_fit_state(saved)
+            raise
+        return self
+
+    def _partial_fit(self, X, sample_weight):
+        state = self.__dict__.get("_online_state")
+        continues_fit = (state is None and self.warm_start
+                         and hasattr(self, "converged_"))
+        if state is not None or continues_fit:
+            params = _em.GMMParams(self.weights_, self.means_, self.covariances_,
+                                   self.precisions_cholesky_)
+            if state is not None and (
+                    state.covariance_type != self.covariance_type
+                    or state.R.shape[0] != self.n_components):
+                raise ValueError(
+                    "partial_fit continues a stream of a model with "
+                    f"n_components={state.R.shape[0]}, covariance_type="
+                    f"{state.covariance_type!r}, but the estimator now has "
+                    f"n_components={self.n_components}, covariance_type="
+                    f"{self.covariance_type!r}; call fit, or start a new stream "
+                    "on a fresh estimator (sklearn.base.clone)."
+                )
+            X = validate_data(self, X, dtype=self.means_.dtype, order="C", reset=False)
+            sample_weight = check_sample_weight(sample_weight, X.shape[0], 1)
+            if continues_fit:
+                self._warm_start_from(X.shape[1])  # shape checks
+                state = _online.state_from_params(params, self.covariance_type,
+                                                  self.reg_covar)
+            # appended in place after a successful step: no O(n_batches) copy per call
+            lower_bounds = [] if continues_fit else self.lower_bounds_
+            cfg = _em.kernel_config(X.shape[1], self.covariance_type, self.n_threads)
+        else:
+            X, sample_weight, options = self._validate_fit_data(X, sample_weight)
+            cfg = _em.kernel_config(X.shape[1], self.covariance_type, self.n_threads)
+            with _em.blas_single_thread():
+                params = initial_params(
+                    _em.ArrayData(X, sample_weight, cfg), self.n_components,
+                    self.covariance_type, self.init_params,
+                    check_random_state(self.random_state), self.reg_covar,
+                    options["weights_init"], options["means_init"],
+                    options["precisions_init"],
+                )
+            lower_bounds = []
+        params, state, lower_bound, _ = _online.online_step(
+            X, sample_weight, params, state,
+            covariance_type=self.covariance_type, reg_covar=self.reg_covar, cfg=cfg,
+            learning_decay=self.learning_decay, learning_offset=self.learning_offset,
+        )
+        self._set_result(_em.make_result(
+            params, self.covariance_type, False, len(lower_bounds) + 1, lower_bound, []))
+        lower_bounds.append(lower_bound)
+        self.lower_bounds_ = lower_bounds
+        self._online_state = state
 
     # -------------------------------------------------------------- predict
 

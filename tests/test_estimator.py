@@ -19,6 +19,9 @@ def test_same_constructor_defaults_as_sklearn():
     ours = GaussianMixture().get_params()
     theirs = SkGM().get_params()
     assert ours.pop("n_threads") is None
+    # partial_fit's step-size schedule (scikit-learn's LDA names)
+    assert ours.pop("learning_decay") == 0.6
+    assert ours.pop("learning_offset") == 2.0
     assert ours == theirs
 
 

@@ -1,0 +1,128 @@
+"""Online (stepwise) EM on the sufficient statistics, for ``partial_fit``.
+
+Stepwise EM (Cappé & Moulines 2009; Liang & Klein 2009) keeps a running
+estimate s of the expected sufficient statistics of one unit of weight,
+and for each mini-batch b
+
+    s_hat = E-step statistics of b under the current parameters / weight of b
+    s     = (1 - rho_t) s + rho_t s_hat
+    theta = M-step(s)
+
+with rho_t = (t + learning_offset) ** (-learning_decay) for the t-th batch
+after the one that started the stream (rho = 1 for that one). Convergence to
+a stationary point needs sum rho_t = inf and sum rho_t^2 < inf, that is
+learning_decay in (0.5, 1].
+
+The statistics are the kernel's shifted sums (R, S1, S2; tied: R, S1 and the
+scatter T about one centre). Each batch's statistics are taken around the
+current means (tied: the current mixture mean), so before blending, the
+running statistics are re-centred on the batch's shift by the exact algebra
+of ``_maths.reshift_stats``; nothing here uses raw moments.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _em, _maths
+
+
+@dataclass
+class OnlineState:
+    """Running statistics per unit weight (float64) and the step counter.
+
+    R : (K,); S1 : (K, D); S2 : full (K, D, D), diag (K, D), spherical (K,),
+    tied: the scatter T (D, D); shift : (K, D), what they are taken around.
+    n_steps : the number of blends so far, counting the start of the stream.
+    """
+
+    covariance_type: str
+    R: np.ndarray
+    S1: np.ndarray
+    S2: np.ndarray
+    shift: np.ndarray
+    n_steps: int
+
+
+def step_size(t, learning_decay, learning_offset):
+    """rho_t = (t + learning_offset) ** (-learning_decay), t = 1, 2, ..."""
+    return float((t + learning_offset) ** (-learning_decay))
+
+
+def state_from_params(params, covariance_type, reg_covar):
+    """The statistics a fitted model stands for: the start of a stream that
+    continues a ``fit`` (warm start). Counts as the stream's first step."""
+    (R, S1, S2), shift = _maths.stats_from_params(
+        params.weights, params.means, params.covariances, covariance_type, reg_covar)
+    return OnlineState(covariance_type, R, S1, S2, shift, 1)
+
+
+def online_step(X, sample_weight, params, state, *, covariance_type, reg_covar, cfg,
+                learning_decay, learning_offset):
+    """One stepwise EM step on the batch X (validated, C-contiguous).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+    sample_weight : float64 ndarray of shape (n_samples,) or None
+    params : GMMParams, the current parameters (in X's dtype)
+    state : OnlineState or None
+        None starts the stream: the batch's statistics replace everything
+        (rho = 1).
+
+    Returns
+    -------
+    params : GMMParams after the M-step, in X's dtype
+    state : OnlineState, new arrays (the given state is not modified)
+    lower_bound : float
+        Mean (weighted) log-likelihood of the batch under the parameters
+        before the step (the meaning of ``lower_bound_`` in ``fit``).
+    rho : float, the step size used
+    """
+    # a batch smaller than the thread count's chunks leaves threads idle:
+    # do not start them (the sums agree to rounding)
+    n_chunks = -(-X.shape[0] // cfg.chunk_size)
+    if n_chunks < cfg.n_threads:
+        cfg = _em.KernelConfig(max(1, n_chunks), cfg.chunk_size, cfg.use_blas)
+    with _em.blas_single_thread():  # the M-step's small solves too
+        return _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
+                     learning_decay, learning_offset)
+
+
+def _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
+          learning_decay, learning_offset):
+    dtype = X.dtype
+    total_weight = float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
+    center = None
+    if covariance_type == "tied":
+        # the mixture mean: near the data, so the scatter loses no digits
+        center = np.asarray(params.weights, dtype=np.float64) @ np.asarray(
+            params.means, dtype=np.float64) / float(np.sum(params.weights, dtype=np.float64))
+    kp = _em.KernelParams(params, covariance_type, dtype, center)
+    (R, S1, S2), ll = _em.e_step_stats(X, sample_weight, kp, cfg)
+    if covariance_type == "tied":
+        S2 = _em.scatter(X, sample_weight, kp.center, cfg)
+    shift = np.array(kp.shift, dtype=np.float64)
+    batch = (R / total_weight, S1 / total_weight, S2 / total_weight)
+
+    if state is None:
+        rho = 1.0
+        R, S1, S2 = batch
+        n_steps = 1
+    else:
+        rho = step_size(state.n_steps, learning_decay, learning_offset)
+        old = _maths.reshift_stats(state.R, state.S1, state.S2, state.shift, shift,
+                                   covariance_type)
+        R, S1, S2 = ((1.0 - rho) * o + rho * b for o, b in zip(old, batch))
+        n_steps = state.n_steps + 1
+    if covariance_type == "full":
+        S2 = 0.5 * (S2 + np.swapaxes(S2, 1, 2))
+    elif covariance_type == "tied":
+        S2 = 0.5 * (S2 + S2.T)
+
+    T = S2 if covariance_type == "tied" else None
+    nk, means, covariances, prec_chol = _em.params_from_stats(
+        (R, S1, None if covariance_type == "tied" else S2), shift, covariance_type,
+        reg_covar, dtype, T=T)
+    new_params = _em.GMMParams(nk / nk.sum(), means, covariances, prec_chol).astype(dtype)
+    new_state = OnlineState(covariance_type, R, S1, S2, shift, n_steps)
+    return new_params, new_state, ll / total_weight, rho
