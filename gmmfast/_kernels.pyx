@@ -414,7 +414,8 @@ def e_step(
 
     for c0 in range(0, n_chunks, per_call):
         c1 = min(c0 + per_call, n_chunks)
-        with nogil, parallel(num_threads=n_threads):
+        # never more threads than blocks: idle OpenMP threads only spin
+        with nogil, parallel(num_threads=min(n_threads, c1 - c0)):
             tid = threadid()
             for c in prange(c0, c1, schedule='static'):
                 start = c * chunk_size
@@ -473,7 +474,8 @@ def predict(
 
     for c0 in range(0, n_chunks, per_call):
         c1 = min(c0 + per_call, n_chunks)
-        with nogil, parallel(num_threads=n_threads):
+        # never more threads than blocks: idle OpenMP threads only spin
+        with nogil, parallel(num_threads=min(n_threads, c1 - c0)):
             tid = threadid()
             for c in prange(c0, c1, schedule='static'):
                 start = c * chunk_size
@@ -521,7 +523,7 @@ def stats_from_resp(
         return
     if sample_weight is not None:
         sw = &sample_weight[0]
-    with nogil, parallel(num_threads=n_threads):
+    with nogil, parallel(num_threads=min(n_threads, n_chunks)):
         tid = threadid()
         for c in prange(n_chunks, schedule='static'):
             start = c * chunk_size
@@ -564,7 +566,8 @@ def scatter(
         sw = &sample_weight[0]
     for c0 in range(0, n_chunks, per_call):
         c1 = min(c0 + per_call, n_chunks)
-        with nogil, parallel(num_threads=n_threads):
+        # never more threads than blocks: idle OpenMP threads only spin
+        with nogil, parallel(num_threads=min(n_threads, c1 - c0)):
             tid = threadid()
             for c in prange(c0, c1, schedule='static'):
                 start = c * chunk_size
