@@ -352,3 +352,42 @@ def test_errors_for_bad_dask_input(blobs):
         gm.predict(Xd[:, :2])
     with pytest.raises(ValueError, match="2-dimensional"):
         gm.predict_proba(Xd[:, 0])
+
+
+# ---------------------------------------------------------------------------
+# The functional API; a memmap through Dask's local scheduler
+# ---------------------------------------------------------------------------
+
+def test_functional_fit_takes_dask_arrays(blobs):
+    import gmmfast
+
+    X, centers, sw = blobs
+    start = start_params("spherical", centers)
+    kwargs = dict(covariance_type="spherical", tol=0.0, max_iter=4, **start)
+    with dask.config.set(scheduler="sync"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        got = gmmfast.fit(_to_dask(X), N_COMPONENTS, sample_weight=sw, **kwargs)
+        expected = gmmfast.fit(X, N_COMPONENTS, sample_weight=sw, **kwargs)
+    np.testing.assert_allclose(got.means, expected.means, rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(got.lower_bounds, expected.lower_bounds, rtol=TOL)
+
+
+def test_memmap_through_dask_initialises_on_a_sample(tmp_path):
+    # k-means on a memmap would copy it whole; wrapped in a Dask array on the
+    # local scheduler, the start comes from the 10_000-row sample instead
+    import tracemalloc
+
+    X, _ = make_blobs(160_000, 8, N_COMPONENTS, seed=12)
+    np.save(tmp_path / "x.npy", X)
+    X = np.load(tmp_path / "x.npy", mmap_mode="r")
+    Xd = da.from_array(X, chunks=(40_000, -1))
+    with dask.config.set(scheduler="threads"):
+        _fit_quietly(GaussianMixture(N_COMPONENTS, max_iter=1, random_state=0), Xd[:2000])
+        tracemalloc.start()
+        try:
+            gm = _fit_quietly(GaussianMixture(N_COMPONENTS, max_iter=3, random_state=0), Xd)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert gm.n_iter_ == 3
+    assert peak < X.nbytes // 3, (peak, X.nbytes)  # 10 MB of data, a ~1 MB sample
