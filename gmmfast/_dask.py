@@ -353,7 +353,7 @@ class DaskData:
             raise ValueError(
                 "Input X contains NaN or infinity (the log-likelihood of the Dask "
                 f"array is {ll}); remove or impute those rows, e.g. "
-                "X[da.isfinite(X).all(axis=1)]."
+                "X = X[da.isfinite(X).all(axis=1)].compute_chunk_sizes()."
             )
         return (R, S1, S2), ll
 
@@ -419,7 +419,7 @@ class DaskData:
                 raise ValueError(
                     "Input X contains NaN or infinity (found in the initialisation "
                     "sample); remove or impute those rows, e.g. "
-                    "X[da.isfinite(X).all(axis=1)]."
+                    "X = X[da.isfinite(X).all(axis=1)].compute_chunk_sizes()."
                 )
             if w_sample is not None:
                 w_sample = np.ascontiguousarray(w_sample, dtype=np.float64)

@@ -44,8 +44,9 @@ def blobs():
     return X, centers, weights
 
 
-def _to_dask(X, row_chunks=(450, 450, 450, 450, 200), col_chunks=(2, 1)):
-    # uneven row chunks, and features split (rechunked to whole rows inside)
+def _to_dask(X, row_chunks=(450, 450, 0, 450, 450, 200), col_chunks=(2, 1)):
+    # uneven row chunks, an empty one, and features split (rechunked to whole
+    # rows inside)
     return da.from_array(X, chunks=(row_chunks, col_chunks))
 
 
@@ -163,6 +164,7 @@ def test_predictions_are_lazy_dask_arrays(client, blobs, covariance_type):
     assert gm.aic(Xd) == pytest.approx(gm.aic(X), rel=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_fit_predict_returns_lazy_labels(client, blobs):
     X, centers, _ = blobs
     kwargs = dict(covariance_type="tied", max_iter=5, **start_params("tied", centers))
@@ -320,6 +322,7 @@ def test_sample_based_init_fits_large_array_well():
 # Bad input
 # ---------------------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_errors_for_bad_dask_input(blobs):
     X, centers, sw = blobs
     Xd = _to_dask(X)
