@@ -246,15 +246,22 @@ class ArrayData:
         return self._T
 
 
-def weighted_mean(X, sample_weight, block=65536):
-    """sum_i w_i x_i / sum_i w_i in float64, without an n_samples-sized copy."""
+def weighted_mean(X, sample_weight, block=None):
+    """sum_i w_i x_i / sum_i w_i in float64, without an n_samples-sized copy.
+
+    Rows are read ``block`` at a time (default: about 256 KiB of float64), so
+    a float32 block's float64 copy stays small whatever n_samples (X may be a
+    memmap larger than memory); float64 blocks are not copied.
+    """
+    if block is None:
+        block = max(256, (1 << 18) // (8 * max(1, X.shape[1])))
     total = np.zeros(X.shape[1])
     if sample_weight is None:
         for a in range(0, X.shape[0], block):
             total += X[a:a + block].sum(axis=0, dtype=np.float64)
         return total / X.shape[0]
     for a in range(0, X.shape[0], block):
-        total += sample_weight[a:a + block] @ X[a:a + block].astype(np.float64)
+        total += sample_weight[a:a + block] @ X[a:a + block].astype(np.float64, copy=False)
     return total / sample_weight.sum()
 
 

@@ -8,7 +8,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _em, _kernels, _maths, _online
+from . import _dask, _em, _kernels, _maths, _online
 from ._init import initial_params
 from ._validation import (
     check_means,
@@ -26,6 +26,33 @@ _FIT_ATTRIBUTES = (
 _STATE_ATTRIBUTES = _FIT_ATTRIBUTES + ("_online_state", "selection_")
 
 
+def predict_arrays(X, kp, cfg, logp=False, resp=False, labels=False):
+    """One pass of the prediction kernel over an in-memory block.
+
+    Parameters
+    ----------
+    X : C-contiguous float32/float64 ndarray of shape (n_samples, n_features)
+    kp : _em.KernelParams in X's dtype
+    cfg : _em.KernelConfig
+    logp, resp, labels : bool
+        Which outputs to compute.
+
+    Returns
+    -------
+    (logp (n_samples,) X.dtype, resp (n_samples, n_components) X.dtype,
+    labels (n_samples,) int64), each None when not asked for.
+    """
+    n_samples = X.shape[0]
+    n_components = kp.means.shape[0]
+    out_logp = np.empty(n_samples, dtype=X.dtype) if logp else None
+    out_resp = np.empty((n_samples, n_components), dtype=X.dtype) if resp else None
+    out_labels = np.empty(n_samples, dtype=np.int64) if labels else None
+    _kernels.predict(X, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
+                     kp.code, out_logp, out_resp, out_labels,
+                     cfg.chunk_size, cfg.n_threads, cfg.use_blas)
+    return out_logp, out_resp, out_labels
+
+
 class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by one-pass EM (drop-in for scikit-learn's).
 
@@ -34,6 +61,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     iteration reads X once in a Cython kernel (GIL released, OpenMP threads)
     and keeps only K x D x D statistics, so fitting allocates nothing that
     grows with n_samples.
+
+    X may also be a ``numpy.memmap`` (fitted out of core, one pass per
+    iteration, without a copy) or a ``dask.array.Array`` (fitted on the Dask
+    chunks, on the active ``dask.distributed`` cluster or Dask's local
+    scheduler; predictions then return Dask arrays, lazily). See the README,
+    "Out-of-core and Dask".
 
     Parameters
     ----------
@@ -154,10 +187,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _validate_fit_data(self, X, sample_weight, reset=True):
         """Validate X, sample_weight and the *_init parameters once.
 
-        Returns (X, sample_weight, options for ``_em.fit_em``).
+        Returns (X, sample_weight, options for ``_em.fit_em``). For a Dask X,
+        X and sample_weight are the validated Dask arrays and the options
+        carry the data source (``data``: a ``_dask.DaskData``) and the
+        random state instance that both the initialisation sample and the
+        initialisers draw from.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
-                          ensure_min_samples=2, reset=reset)
+        if _dask.is_dask_array(X):
+            X = _dask.check_dask_array(X, estimator=self, reset=reset,
+                                       ensure_min_samples=2)
+        else:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
+                              ensure_min_samples=2, reset=reset)
         n_samples, n_features = X.shape
         if n_samples < self.n_components:
             raise ValueError(
@@ -165,8 +206,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"but got n_components = {self.n_components}, "
                 f"n_samples = {n_samples}"
             )
-        sample_weight = check_sample_weight(sample_weight, n_samples, self.n_components)
-        return X, sample_weight, self._fit_options(n_features)
+        if _dask.is_dask_array(X):
+            sample_weight, total_weight = _dask.check_dask_sample_weight(
+                sample_weight, X, self.n_components)
+        else:
+            sample_weight = check_sample_weight(sample_weight, n_samples,
+                                                self.n_components)
+        options = self._fit_options(n_features)
+        if _dask.is_dask_array(X):
+            random_state = check_random_state(self.random_state)
+            options["random_state"] = random_state
+            options["data"] = _dask.DaskData(
+                X, sample_weight, self.covariance_type, self.n_components,
+                random_state, total_weight=total_weight, n_threads=self.n_threads)
+        return X, sample_weight, options
 
     def _fit_options(self, n_features):
         """Options for ``_em.fit_em``, with the *_init parameters validated."""
@@ -254,11 +307,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
             float32 is kept (computed and returned in float32); other numeric
-            dtypes are converted to float64.
+            dtypes are converted to float64. A ``numpy.memmap`` is read in
+            place (no copy); a Dask array is fitted chunk by chunk where its
+            chunks live, initialised on a random sample of its rows (README,
+            "Out-of-core and Dask").
         y : Ignored
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like or dask.array.Array of shape (n_samples,), default=None
             Non-negative weights; integer weights give the model of the
             replicated rows, zero drops a row.
 
@@ -276,6 +332,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            A Dask array (lazy) when X is one.
         """
         X = self._fit(X, sample_weight)
         return self._predict(X, labels=True)[2]
@@ -392,52 +449,78 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # -------------------------------------------------------------- predict
 
-    def _predict(self, X, logp=False, resp=False, labels=False, n_threads=None):
-        """One pass of the prediction kernel over validated X."""
-        n_samples, n_features = X.shape
-        cfg = _em.kernel_config(n_features, self.covariance_type,
-                                self.n_threads if n_threads is None else n_threads)
+    def _kernel_params(self, dtype):
+        """The fitted parameters laid out for the kernels, in ``dtype``."""
         params = _em.GMMParams(self.weights_, self.means_, self.covariances_,
                                self.precisions_cholesky_)
         center = None
         if self.covariance_type == "tied":
             center = np.average(self.means_, axis=0, weights=self.weights_)
-        kp = _em.KernelParams(params, self.covariance_type, X.dtype, center)
-        out_logp = np.empty(n_samples, dtype=X.dtype) if logp else None
-        out_resp = np.empty((n_samples, self.n_components), dtype=X.dtype) if resp else None
-        out_labels = np.empty(n_samples, dtype=np.int64) if labels else None
+        return _em.KernelParams(params, self.covariance_type, dtype, center)
+
+    def _predict(self, X, logp=False, resp=False, labels=False, n_threads=None):
+        """One pass of the prediction kernel over validated X.
+
+        A Dask X gives Dask arrays (lazy, one task per row chunk, one
+        kernel thread per task); ask for one output at a time then.
+        """
+        kp = self._kernel_params(X.dtype)
+        if _dask.is_dask_array(X):
+            what = [name for name, asked in
+                    (("logp", logp), ("resp", resp), ("labels", labels)) if asked]
+            (what,) = what
+            out = _dask.predict_lazy(X, kp, self.n_components, what)
+            return tuple(out if asked else None for asked in (logp, resp, labels))
+        cfg = _em.kernel_config(X.shape[1], self.covariance_type,
+                                self.n_threads if n_threads is None else n_threads)
         with _em.blas_single_thread():
-            _kernels.predict(X, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
-                             kp.code, out_logp, out_resp, out_labels,
-                             cfg.chunk_size, cfg.n_threads, cfg.use_blas)
-        return out_logp, out_resp, out_labels
+            return predict_arrays(X, kp, cfg, logp=logp, resp=resp, labels=labels)
 
     def _check_predict_input(self, X):
         check_is_fitted(self)
+        if _dask.is_dask_array(X):
+            return _dask.check_dask_array(X, estimator=self, reset=False)
         return validate_data(self, X, dtype=[np.float64, np.float32], order="C",
                              reset=False)
 
     def score_samples(self, X):
-        """Log-likelihood log p(x) of each row of X, shape (n_samples,)."""
+        """Log-likelihood log p(x) of each row of X, shape (n_samples,).
+
+        A Dask array for a Dask X (lazy).
+        """
         X = self._check_predict_input(X)
         return self._predict(X, logp=True)[0]
 
     def score(self, X, y=None, sample_weight=None):
-        """Mean (weighted) log-likelihood of X under the model."""
+        """Mean (weighted) log-likelihood of X under the model, a float
+        (computed, also for a Dask X)."""
         X = self._check_predict_input(X)
         logp = self._predict(X, logp=True)[0]
+        if _dask.is_dask_array(X):
+            sample_weight, total_weight = _dask.check_dask_sample_weight(
+                sample_weight, X, 1)
+            if sample_weight is None:
+                return float(logp.sum(dtype=np.float64).compute()) / total_weight
+            return float((logp.astype(np.float64) * sample_weight).sum().compute()) \
+                / total_weight
         sample_weight = check_sample_weight(sample_weight, X.shape[0], 1)
         if sample_weight is None:
             return float(np.mean(logp, dtype=np.float64))
         return float(np.average(logp.astype(np.float64), weights=sample_weight))
 
     def predict(self, X):
-        """Most likely component of each row of X, shape (n_samples,)."""
+        """Most likely component of each row of X, shape (n_samples,).
+
+        A Dask array for a Dask X (lazy).
+        """
         X = self._check_predict_input(X)
         return self._predict(X, labels=True)[2]
 
     def predict_proba(self, X):
-        """Responsibilities p(k | x), shape (n_samples, n_components)."""
+        """Responsibilities p(k | x), shape (n_samples, n_components).
+
+        A Dask array for a Dask X (lazy).
+        """
         X = self._check_predict_input(X)
         return self._predict(X, resp=True)[1]
 

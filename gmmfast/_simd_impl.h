@@ -209,6 +209,7 @@ GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw
         REAL s = sm[i];
         int dead = s == (REAL)0;
         REAL logp = dead ? -(REAL)INFINITY : mx[i] + GM_LOG(dead ? (REAL)1 : s);
+        logp = s == s ? logp : s;  /* NaN in, NaN out (our log does not check) */
         REAL w = sw ? (REAL)sw[i] : (REAL)1;
         REAL wr = weight_resp ? w : (REAL)1;
         mx[i] = dead ? (REAL)0 : wr / s;

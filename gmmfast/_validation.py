@@ -27,11 +27,17 @@ def check_sample_weight(sample_weight, n_samples, n_components):
             f"sample_weight must have shape (n_samples,) = ({n_samples},), "
             f"got shape {sw.shape}."
         )
-    if not np.all(np.isfinite(sw)):
+    # Reductions only: no n_samples-sized temporaries (sw may be a memmap
+    # larger than memory). A finite sum means every weight is finite; an
+    # infinite one may be an overflow, hence the element-wise look then.
+    with np.errstate(over="ignore"):
+        total = sw.sum()
+    if not np.isfinite(total) and not np.isfinite(sw).all():
         raise ValueError("sample_weight contains NaN or infinity; pass finite weights.")
-    if np.any(sw < 0):
+    min_weight = sw.min()
+    if min_weight < 0:
         raise ValueError(
-            f"sample_weight must be non-negative, got min value {sw.min():g}."
+            f"sample_weight must be non-negative, got min value {min_weight:g}."
         )
     n_positive = int(np.count_nonzero(sw))
     if n_positive < n_components:
