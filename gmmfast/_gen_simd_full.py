@@ -114,19 +114,19 @@ def stats_direct(dt):
 
 
 def stats_tiles(dt):
-    """e_j = sqrt(r) d_j for j < DT and e_DT = sqrt(r); then E E^T by
-    register tiles gives S2 (j, l < D), S1_j = e_j . e_DT and R = e_DT . e_DT."""
-    dp = (dt + 1 + 3) // 4 * 4
+    """e_j = sqrt(r) d_j (j < DT), with R and S1 reduced on the way; then
+    S2 = E E^T by register tiles (GM(gram_upper))."""
+    dp = (dt + 3) // 4 * 4
     out = [f"GM_INLINE void GM(stats_full_{dt})(const REAL* xt, int64_t nb, int64_t D, int64_t K,",
            "                                   const REAL* wr, const REAL* shift,",
            "                                   double* R, double* S1, double* S2, REAL* et)",
            "{"]
     for j in range(dt):
         out.append(f"    const REAL* x{j} = xt + {j} * nb;")
-    for j in range(dp):
+    for j in range(dt):
         out.append(f"    REAL* e{j} = et + {j} * nb;")
-    for j in range(dt + 1, dp):
-        out.append(f"    memset(e{j}, 0, (size_t)nb * sizeof(REAL));")
+    for j in range(dt, dp):
+        out.append(f"    memset(et + {j} * nb, 0, (size_t)nb * sizeof(REAL));")
     out.append(f"    REAL gram[{dp * dp}];")
     out.append("    for (int64_t k = 0; k < K; k++) {")
     out.append("        const REAL* r = wr + k * nb;")
@@ -134,20 +134,25 @@ def stats_tiles(dt):
     out.append(f"        for (int a = 0; a < {dt}; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;")
     for j in range(dt):
         out.append(f"        const REAL m{j} = m[{j}];")
-    out.append("        #pragma omp simd")
+    names = ["racc"] + [f"s1_{j}" for j in range(dt)]
+    out.append("        REAL " + ", ".join(f"{n} = 0" for n in names) + ";")
+    out.append(f"        #pragma omp simd reduction(+:{','.join(names)})")
     out.append("        for (int64_t i = 0; i < nb; i++) {")
-    out.append("            const REAL sr = GM_SQRT(r[i]);")
+    out.append("            const REAL ri = r[i];")
+    out.append("            const REAL sr = GM_SQRT(ri);")
+    out.append("            racc += ri;")
     for j in range(dt):
-        out.append(f"            e{j}[i] = sr * (x{j}[i] - m{j});")
-    out.append(f"            e{dt}[i] = sr;")
+        out.append(f"            const REAL d{j} = x{j}[i] - m{j};")
+        out.append(f"            s1_{j} += ri * d{j};")
+        out.append(f"            e{j}[i] = sr * d{j};")
     out.append("        }")
     out.append(f"        GM(gram_upper)(et, nb, {dp}, gram);")
-    out.append(f"        R[k] += (double)gram[{dt * dp + dt}];")
-    out.append("        for (int64_t j = 0; j < D; j++) {")
-    out.append(f"            S1[k * D + j] += (double)gram[j * {dp} + {dt}];")
+    out.append("        R[k] += (double)racc;")
+    for j in range(dt):
+        out.append(f"        if ({j} < D) S1[k * D + {j}] += (double)s1_{j};")
+    out.append("        for (int64_t j = 0; j < D; j++)")
     out.append("            for (int64_t l = j; l < D; l++)")
     out.append(f"                S2[(k * D + j) * D + l] += (double)gram[j * {dp} + l];")
-    out.append("        }")
     out.append("    }")
     out.append("}")
     return out

@@ -79,10 +79,10 @@ cdef extern from "_simd.h" nogil:
                        double* R, double* S1, double* S2)
     double normalize_block_d(double* lp, int64_t nb, int64_t K, const double* sw,
                              double* out_logp, double* out_resp, int64_t* out_labels,
-                             int weight_resp, double* mx, double* sm)
+                             int weight_resp)
     double normalize_block_f(float* lp, int64_t nb, int64_t K, const double* sw,
                              float* out_logp, float* out_resp, int64_t* out_labels,
-                             int weight_resp, float* mx, float* sm)
+                             int weight_resp)
     void rows_to_lp_d(const double* y, int64_t nb, int64_t D, double c, double* lp_k)
     void rows_to_lp_f(const float* y, int64_t nb, int64_t D, double c, float* lp_k)
     void tied_rows_to_lp_d(const double* z, int64_t nb, int64_t D, int64_t K,
@@ -189,19 +189,17 @@ cdef inline void _rows_to_lp(const floating* y, isize nb, isize D, double c,
 cdef inline double _normalize(floating* lp, isize nb, isize K, const double* sw,
                               floating* out_logp, floating* out_resp,
                               int64_t* out_labels, bint weight_resp) noexcept nogil:
-    """lp (K, nb) followed by two (nb,) scratch rows."""
+    """lp (K, nb) followed by three (nb,) scratch rows."""
     if floating is double:
-        return normalize_block_d(lp, nb, K, sw, out_logp, out_resp, out_labels, weight_resp,
-                                 lp + K * nb, lp + (K + 1) * nb)
+        return normalize_block_d(lp, nb, K, sw, out_logp, out_resp, out_labels, weight_resp)
     else:
-        return normalize_block_f(lp, nb, K, sw, out_logp, out_resp, out_labels, weight_resp,
-                                 lp + K * nb, lp + (K + 1) * nb)
+        return normalize_block_f(lp, nb, K, sw, out_logp, out_resp, out_labels, weight_resp)
 
 
 cdef isize _scratch_size(bint use_blas, isize nb, isize D, isize K, bint is_double):
     """Per-thread scratch (elements) for _block and _block_stats_given."""
     cdef isize vec = scratch_size_d(nb, D, K) if is_double else scratch_size_f(nb, D, K)
-    cdef isize blas = (K + 2) * nb + nb * D + D * D + D
+    cdef isize blas = (K + 3) * nb + nb * D + D * D + D
     # stats_from_resp keeps the weighted responsibilities (K, nb) in front
     return K * nb + (blas if blas > vec else vec)
 
@@ -283,8 +281,8 @@ cdef double _block(
         else:
             return block_f(cov_type, x, nb, D, K, means, prec, lognorm, center, mproj,
                            sw, scratch, R, S1, S2, out_logp, out_resp, out_labels)
-    lp = scratch                    # (K, nb) and two (nb,) rows for _normalize
-    buf = scratch + (K + 2) * nb    # (nb, D)
+    lp = scratch                    # (K, nb) and three (nb,) rows for _normalize
+    buf = scratch + (K + 3) * nb    # (nb, D)
     if cov_type == FULL:
         for k in range(K):
             mu = means + k * D

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg import lapack
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 COV_CODE = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
@@ -78,20 +79,20 @@ def compute_precision_cholesky(covariances, covariance_type, float32=False):
     covariances = np.asarray(covariances, dtype=np.float64)
     if covariance_type in ("full", "tied"):
         stack = covariances if covariance_type == "full" else covariances[None]
-        n_features = stack.shape[-1]
-        eye = np.eye(n_features)
+        if not np.all(np.isfinite(stack)):
+            raise ValueError(message)
         out = np.empty_like(stack)
         for k in range(stack.shape[0]):
-            if not np.all(np.isfinite(stack[k])):
+            # Sigma = L L^T  =>  Sigma^-1 = L^-T L^-1 = U U^T with U = L^-T.
+            # LAPACK directly (potrf, trtri): this runs every M-step, and the
+            # scipy.linalg wrappers' checks cost more than a small factorisation.
+            cov_chol, info = lapack.dpotrf(stack[k], lower=1, clean=1)
+            if info != 0:
                 raise ValueError(message)
-            try:
-                # Sigma = L L^T  =>  Sigma^-1 = L^-T L^-1 = U U^T with U = L^-T
-                cov_chol = linalg.cholesky(stack[k], lower=True, check_finite=False)
-            except linalg.LinAlgError:
-                raise ValueError(message) from None
-            out[k] = linalg.solve_triangular(
-                cov_chol, eye, lower=True, check_finite=False
-            ).T
+            inv_chol, info = lapack.dtrtri(cov_chol, lower=1)
+            if info != 0:
+                raise ValueError(message)
+            out[k] = inv_chol.T
         return out if covariance_type == "full" else out[0]
     if np.any(~(covariances > 0.0)):
         raise ValueError(message)

@@ -416,11 +416,9 @@ GM_INLINE void GM(stats_full_5)(const REAL* xt, int64_t nb, int64_t D, int64_t K
     REAL* e2 = et + 2 * nb;
     REAL* e3 = et + 3 * nb;
     REAL* e4 = et + 4 * nb;
-    REAL* e5 = et + 5 * nb;
-    REAL* e6 = et + 6 * nb;
-    REAL* e7 = et + 7 * nb;
-    memset(e6, 0, (size_t)nb * sizeof(REAL));
-    memset(e7, 0, (size_t)nb * sizeof(REAL));
+    memset(et + 5 * nb, 0, (size_t)nb * sizeof(REAL));
+    memset(et + 6 * nb, 0, (size_t)nb * sizeof(REAL));
+    memset(et + 7 * nb, 0, (size_t)nb * sizeof(REAL));
     REAL gram[64];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
@@ -431,23 +429,38 @@ GM_INLINE void GM(stats_full_5)(const REAL* xt, int64_t nb, int64_t D, int64_t K
         const REAL m2 = m[2];
         const REAL m3 = m[3];
         const REAL m4 = m[4];
-        #pragma omp simd
+        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0;
+        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL sr = GM_SQRT(r[i]);
-            e0[i] = sr * (x0[i] - m0);
-            e1[i] = sr * (x1[i] - m1);
-            e2[i] = sr * (x2[i] - m2);
-            e3[i] = sr * (x3[i] - m3);
-            e4[i] = sr * (x4[i] - m4);
-            e5[i] = sr;
+            const REAL ri = r[i];
+            const REAL sr = GM_SQRT(ri);
+            racc += ri;
+            const REAL d0 = x0[i] - m0;
+            s1_0 += ri * d0;
+            e0[i] = sr * d0;
+            const REAL d1 = x1[i] - m1;
+            s1_1 += ri * d1;
+            e1[i] = sr * d1;
+            const REAL d2 = x2[i] - m2;
+            s1_2 += ri * d2;
+            e2[i] = sr * d2;
+            const REAL d3 = x3[i] - m3;
+            s1_3 += ri * d3;
+            e3[i] = sr * d3;
+            const REAL d4 = x4[i] - m4;
+            s1_4 += ri * d4;
+            e4[i] = sr * d4;
         }
         GM(gram_upper)(et, nb, 8, gram);
-        R[k] += (double)gram[45];
-        for (int64_t j = 0; j < D; j++) {
-            S1[k * D + j] += (double)gram[j * 8 + 5];
+        R[k] += (double)racc;
+        if (0 < D) S1[k * D + 0] += (double)s1_0;
+        if (1 < D) S1[k * D + 1] += (double)s1_1;
+        if (2 < D) S1[k * D + 2] += (double)s1_2;
+        if (3 < D) S1[k * D + 3] += (double)s1_3;
+        if (4 < D) S1[k * D + 4] += (double)s1_4;
+        for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
                 S2[(k * D + j) * D + l] += (double)gram[j * 8 + l];
-        }
     }
 }
 
@@ -532,9 +545,8 @@ GM_INLINE void GM(stats_full_6)(const REAL* xt, int64_t nb, int64_t D, int64_t K
     REAL* e3 = et + 3 * nb;
     REAL* e4 = et + 4 * nb;
     REAL* e5 = et + 5 * nb;
-    REAL* e6 = et + 6 * nb;
-    REAL* e7 = et + 7 * nb;
-    memset(e7, 0, (size_t)nb * sizeof(REAL));
+    memset(et + 6 * nb, 0, (size_t)nb * sizeof(REAL));
+    memset(et + 7 * nb, 0, (size_t)nb * sizeof(REAL));
     REAL gram[64];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
@@ -546,24 +558,42 @@ GM_INLINE void GM(stats_full_6)(const REAL* xt, int64_t nb, int64_t D, int64_t K
         const REAL m3 = m[3];
         const REAL m4 = m[4];
         const REAL m5 = m[5];
-        #pragma omp simd
+        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0;
+        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL sr = GM_SQRT(r[i]);
-            e0[i] = sr * (x0[i] - m0);
-            e1[i] = sr * (x1[i] - m1);
-            e2[i] = sr * (x2[i] - m2);
-            e3[i] = sr * (x3[i] - m3);
-            e4[i] = sr * (x4[i] - m4);
-            e5[i] = sr * (x5[i] - m5);
-            e6[i] = sr;
+            const REAL ri = r[i];
+            const REAL sr = GM_SQRT(ri);
+            racc += ri;
+            const REAL d0 = x0[i] - m0;
+            s1_0 += ri * d0;
+            e0[i] = sr * d0;
+            const REAL d1 = x1[i] - m1;
+            s1_1 += ri * d1;
+            e1[i] = sr * d1;
+            const REAL d2 = x2[i] - m2;
+            s1_2 += ri * d2;
+            e2[i] = sr * d2;
+            const REAL d3 = x3[i] - m3;
+            s1_3 += ri * d3;
+            e3[i] = sr * d3;
+            const REAL d4 = x4[i] - m4;
+            s1_4 += ri * d4;
+            e4[i] = sr * d4;
+            const REAL d5 = x5[i] - m5;
+            s1_5 += ri * d5;
+            e5[i] = sr * d5;
         }
         GM(gram_upper)(et, nb, 8, gram);
-        R[k] += (double)gram[54];
-        for (int64_t j = 0; j < D; j++) {
-            S1[k * D + j] += (double)gram[j * 8 + 6];
+        R[k] += (double)racc;
+        if (0 < D) S1[k * D + 0] += (double)s1_0;
+        if (1 < D) S1[k * D + 1] += (double)s1_1;
+        if (2 < D) S1[k * D + 2] += (double)s1_2;
+        if (3 < D) S1[k * D + 3] += (double)s1_3;
+        if (4 < D) S1[k * D + 4] += (double)s1_4;
+        if (5 < D) S1[k * D + 5] += (double)s1_5;
+        for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
                 S2[(k * D + j) * D + l] += (double)gram[j * 8 + l];
-        }
     }
 }
 
@@ -661,7 +691,7 @@ GM_INLINE void GM(stats_full_7)(const REAL* xt, int64_t nb, int64_t D, int64_t K
     REAL* e4 = et + 4 * nb;
     REAL* e5 = et + 5 * nb;
     REAL* e6 = et + 6 * nb;
-    REAL* e7 = et + 7 * nb;
+    memset(et + 7 * nb, 0, (size_t)nb * sizeof(REAL));
     REAL gram[64];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
@@ -674,25 +704,46 @@ GM_INLINE void GM(stats_full_7)(const REAL* xt, int64_t nb, int64_t D, int64_t K
         const REAL m4 = m[4];
         const REAL m5 = m[5];
         const REAL m6 = m[6];
-        #pragma omp simd
+        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0, s1_6 = 0;
+        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5,s1_6)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL sr = GM_SQRT(r[i]);
-            e0[i] = sr * (x0[i] - m0);
-            e1[i] = sr * (x1[i] - m1);
-            e2[i] = sr * (x2[i] - m2);
-            e3[i] = sr * (x3[i] - m3);
-            e4[i] = sr * (x4[i] - m4);
-            e5[i] = sr * (x5[i] - m5);
-            e6[i] = sr * (x6[i] - m6);
-            e7[i] = sr;
+            const REAL ri = r[i];
+            const REAL sr = GM_SQRT(ri);
+            racc += ri;
+            const REAL d0 = x0[i] - m0;
+            s1_0 += ri * d0;
+            e0[i] = sr * d0;
+            const REAL d1 = x1[i] - m1;
+            s1_1 += ri * d1;
+            e1[i] = sr * d1;
+            const REAL d2 = x2[i] - m2;
+            s1_2 += ri * d2;
+            e2[i] = sr * d2;
+            const REAL d3 = x3[i] - m3;
+            s1_3 += ri * d3;
+            e3[i] = sr * d3;
+            const REAL d4 = x4[i] - m4;
+            s1_4 += ri * d4;
+            e4[i] = sr * d4;
+            const REAL d5 = x5[i] - m5;
+            s1_5 += ri * d5;
+            e5[i] = sr * d5;
+            const REAL d6 = x6[i] - m6;
+            s1_6 += ri * d6;
+            e6[i] = sr * d6;
         }
         GM(gram_upper)(et, nb, 8, gram);
-        R[k] += (double)gram[63];
-        for (int64_t j = 0; j < D; j++) {
-            S1[k * D + j] += (double)gram[j * 8 + 7];
+        R[k] += (double)racc;
+        if (0 < D) S1[k * D + 0] += (double)s1_0;
+        if (1 < D) S1[k * D + 1] += (double)s1_1;
+        if (2 < D) S1[k * D + 2] += (double)s1_2;
+        if (3 < D) S1[k * D + 3] += (double)s1_3;
+        if (4 < D) S1[k * D + 4] += (double)s1_4;
+        if (5 < D) S1[k * D + 5] += (double)s1_5;
+        if (6 < D) S1[k * D + 6] += (double)s1_6;
+        for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
                 S2[(k * D + j) * D + l] += (double)gram[j * 8 + l];
-        }
     }
 }
 
@@ -804,14 +855,7 @@ GM_INLINE void GM(stats_full_8)(const REAL* xt, int64_t nb, int64_t D, int64_t K
     REAL* e5 = et + 5 * nb;
     REAL* e6 = et + 6 * nb;
     REAL* e7 = et + 7 * nb;
-    REAL* e8 = et + 8 * nb;
-    REAL* e9 = et + 9 * nb;
-    REAL* e10 = et + 10 * nb;
-    REAL* e11 = et + 11 * nb;
-    memset(e9, 0, (size_t)nb * sizeof(REAL));
-    memset(e10, 0, (size_t)nb * sizeof(REAL));
-    memset(e11, 0, (size_t)nb * sizeof(REAL));
-    REAL gram[144];
+    REAL gram[64];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
         REAL m[8];
@@ -824,26 +868,50 @@ GM_INLINE void GM(stats_full_8)(const REAL* xt, int64_t nb, int64_t D, int64_t K
         const REAL m5 = m[5];
         const REAL m6 = m[6];
         const REAL m7 = m[7];
-        #pragma omp simd
+        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0;
+        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5,s1_6,s1_7)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL sr = GM_SQRT(r[i]);
-            e0[i] = sr * (x0[i] - m0);
-            e1[i] = sr * (x1[i] - m1);
-            e2[i] = sr * (x2[i] - m2);
-            e3[i] = sr * (x3[i] - m3);
-            e4[i] = sr * (x4[i] - m4);
-            e5[i] = sr * (x5[i] - m5);
-            e6[i] = sr * (x6[i] - m6);
-            e7[i] = sr * (x7[i] - m7);
-            e8[i] = sr;
+            const REAL ri = r[i];
+            const REAL sr = GM_SQRT(ri);
+            racc += ri;
+            const REAL d0 = x0[i] - m0;
+            s1_0 += ri * d0;
+            e0[i] = sr * d0;
+            const REAL d1 = x1[i] - m1;
+            s1_1 += ri * d1;
+            e1[i] = sr * d1;
+            const REAL d2 = x2[i] - m2;
+            s1_2 += ri * d2;
+            e2[i] = sr * d2;
+            const REAL d3 = x3[i] - m3;
+            s1_3 += ri * d3;
+            e3[i] = sr * d3;
+            const REAL d4 = x4[i] - m4;
+            s1_4 += ri * d4;
+            e4[i] = sr * d4;
+            const REAL d5 = x5[i] - m5;
+            s1_5 += ri * d5;
+            e5[i] = sr * d5;
+            const REAL d6 = x6[i] - m6;
+            s1_6 += ri * d6;
+            e6[i] = sr * d6;
+            const REAL d7 = x7[i] - m7;
+            s1_7 += ri * d7;
+            e7[i] = sr * d7;
         }
-        GM(gram_upper)(et, nb, 12, gram);
-        R[k] += (double)gram[104];
-        for (int64_t j = 0; j < D; j++) {
-            S1[k * D + j] += (double)gram[j * 12 + 8];
+        GM(gram_upper)(et, nb, 8, gram);
+        R[k] += (double)racc;
+        if (0 < D) S1[k * D + 0] += (double)s1_0;
+        if (1 < D) S1[k * D + 1] += (double)s1_1;
+        if (2 < D) S1[k * D + 2] += (double)s1_2;
+        if (3 < D) S1[k * D + 3] += (double)s1_3;
+        if (4 < D) S1[k * D + 4] += (double)s1_4;
+        if (5 < D) S1[k * D + 5] += (double)s1_5;
+        if (6 < D) S1[k * D + 6] += (double)s1_6;
+        if (7 < D) S1[k * D + 7] += (double)s1_7;
+        for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
-                S2[(k * D + j) * D + l] += (double)gram[j * 12 + l];
-        }
+                S2[(k * D + j) * D + l] += (double)gram[j * 8 + l];
     }
 }
 
@@ -986,9 +1054,8 @@ GM_INLINE void GM(stats_full_10)(const REAL* xt, int64_t nb, int64_t D, int64_t 
     REAL* e7 = et + 7 * nb;
     REAL* e8 = et + 8 * nb;
     REAL* e9 = et + 9 * nb;
-    REAL* e10 = et + 10 * nb;
-    REAL* e11 = et + 11 * nb;
-    memset(e11, 0, (size_t)nb * sizeof(REAL));
+    memset(et + 10 * nb, 0, (size_t)nb * sizeof(REAL));
+    memset(et + 11 * nb, 0, (size_t)nb * sizeof(REAL));
     REAL gram[144];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
@@ -1004,28 +1071,58 @@ GM_INLINE void GM(stats_full_10)(const REAL* xt, int64_t nb, int64_t D, int64_t 
         const REAL m7 = m[7];
         const REAL m8 = m[8];
         const REAL m9 = m[9];
-        #pragma omp simd
+        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0, s1_8 = 0, s1_9 = 0;
+        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5,s1_6,s1_7,s1_8,s1_9)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL sr = GM_SQRT(r[i]);
-            e0[i] = sr * (x0[i] - m0);
-            e1[i] = sr * (x1[i] - m1);
-            e2[i] = sr * (x2[i] - m2);
-            e3[i] = sr * (x3[i] - m3);
-            e4[i] = sr * (x4[i] - m4);
-            e5[i] = sr * (x5[i] - m5);
-            e6[i] = sr * (x6[i] - m6);
-            e7[i] = sr * (x7[i] - m7);
-            e8[i] = sr * (x8[i] - m8);
-            e9[i] = sr * (x9[i] - m9);
-            e10[i] = sr;
+            const REAL ri = r[i];
+            const REAL sr = GM_SQRT(ri);
+            racc += ri;
+            const REAL d0 = x0[i] - m0;
+            s1_0 += ri * d0;
+            e0[i] = sr * d0;
+            const REAL d1 = x1[i] - m1;
+            s1_1 += ri * d1;
+            e1[i] = sr * d1;
+            const REAL d2 = x2[i] - m2;
+            s1_2 += ri * d2;
+            e2[i] = sr * d2;
+            const REAL d3 = x3[i] - m3;
+            s1_3 += ri * d3;
+            e3[i] = sr * d3;
+            const REAL d4 = x4[i] - m4;
+            s1_4 += ri * d4;
+            e4[i] = sr * d4;
+            const REAL d5 = x5[i] - m5;
+            s1_5 += ri * d5;
+            e5[i] = sr * d5;
+            const REAL d6 = x6[i] - m6;
+            s1_6 += ri * d6;
+            e6[i] = sr * d6;
+            const REAL d7 = x7[i] - m7;
+            s1_7 += ri * d7;
+            e7[i] = sr * d7;
+            const REAL d8 = x8[i] - m8;
+            s1_8 += ri * d8;
+            e8[i] = sr * d8;
+            const REAL d9 = x9[i] - m9;
+            s1_9 += ri * d9;
+            e9[i] = sr * d9;
         }
         GM(gram_upper)(et, nb, 12, gram);
-        R[k] += (double)gram[130];
-        for (int64_t j = 0; j < D; j++) {
-            S1[k * D + j] += (double)gram[j * 12 + 10];
+        R[k] += (double)racc;
+        if (0 < D) S1[k * D + 0] += (double)s1_0;
+        if (1 < D) S1[k * D + 1] += (double)s1_1;
+        if (2 < D) S1[k * D + 2] += (double)s1_2;
+        if (3 < D) S1[k * D + 3] += (double)s1_3;
+        if (4 < D) S1[k * D + 4] += (double)s1_4;
+        if (5 < D) S1[k * D + 5] += (double)s1_5;
+        if (6 < D) S1[k * D + 6] += (double)s1_6;
+        if (7 < D) S1[k * D + 7] += (double)s1_7;
+        if (8 < D) S1[k * D + 8] += (double)s1_8;
+        if (9 < D) S1[k * D + 9] += (double)s1_9;
+        for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
                 S2[(k * D + j) * D + l] += (double)gram[j * 12 + l];
-        }
     }
 }
 
@@ -1203,14 +1300,7 @@ GM_INLINE void GM(stats_full_12)(const REAL* xt, int64_t nb, int64_t D, int64_t 
     REAL* e9 = et + 9 * nb;
     REAL* e10 = et + 10 * nb;
     REAL* e11 = et + 11 * nb;
-    REAL* e12 = et + 12 * nb;
-    REAL* e13 = et + 13 * nb;
-    REAL* e14 = et + 14 * nb;
-    REAL* e15 = et + 15 * nb;
-    memset(e13, 0, (size_t)nb * sizeof(REAL));
-    memset(e14, 0, (size_t)nb * sizeof(REAL));
-    memset(e15, 0, (size_t)nb * sizeof(REAL));
-    REAL gram[256];
+    REAL gram[144];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
         REAL m[12];
@@ -1227,30 +1317,66 @@ GM_INLINE void GM(stats_full_12)(const REAL* xt, int64_t nb, int64_t D, int64_t 
         const REAL m9 = m[9];
         const REAL m10 = m[10];
         const REAL m11 = m[11];
-        #pragma omp simd
+        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0, s1_8 = 0, s1_9 = 0, s1_10 = 0, s1_11 = 0;
+        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5,s1_6,s1_7,s1_8,s1_9,s1_10,s1_11)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL sr = GM_SQRT(r[i]);
-            e0[i] = sr * (x0[i] - m0);
-            e1[i] = sr * (x1[i] - m1);
-            e2[i] = sr * (x2[i] - m2);
-            e3[i] = sr * (x3[i] - m3);
-            e4[i] = sr * (x4[i] - m4);
-            e5[i] = sr * (x5[i] - m5);
-            e6[i] = sr * (x6[i] - m6);
-            e7[i] = sr * (x7[i] - m7);
-            e8[i] = sr * (x8[i] - m8);
-            e9[i] = sr * (x9[i] - m9);
-            e10[i] = sr * (x10[i] - m10);
-            e11[i] = sr * (x11[i] - m11);
-            e12[i] = sr;
+            const REAL ri = r[i];
+            const REAL sr = GM_SQRT(ri);
+            racc += ri;
+            const REAL d0 = x0[i] - m0;
+            s1_0 += ri * d0;
+            e0[i] = sr * d0;
+            const REAL d1 = x1[i] - m1;
+            s1_1 += ri * d1;
+            e1[i] = sr * d1;
+            const REAL d2 = x2[i] - m2;
+            s1_2 += ri * d2;
+            e2[i] = sr * d2;
+            const REAL d3 = x3[i] - m3;
+            s1_3 += ri * d3;
+            e3[i] = sr * d3;
+            const REAL d4 = x4[i] - m4;
+            s1_4 += ri * d4;
+            e4[i] = sr * d4;
+            const REAL d5 = x5[i] - m5;
+            s1_5 += ri * d5;
+            e5[i] = sr * d5;
+            const REAL d6 = x6[i] - m6;
+            s1_6 += ri * d6;
+            e6[i] = sr * d6;
+            const REAL d7 = x7[i] - m7;
+            s1_7 += ri * d7;
+            e7[i] = sr * d7;
+            const REAL d8 = x8[i] - m8;
+            s1_8 += ri * d8;
+            e8[i] = sr * d8;
+            const REAL d9 = x9[i] - m9;
+            s1_9 += ri * d9;
+            e9[i] = sr * d9;
+            const REAL d10 = x10[i] - m10;
+            s1_10 += ri * d10;
+            e10[i] = sr * d10;
+            const REAL d11 = x11[i] - m11;
+            s1_11 += ri * d11;
+            e11[i] = sr * d11;
         }
-        GM(gram_upper)(et, nb, 16, gram);
-        R[k] += (double)gram[204];
-        for (int64_t j = 0; j < D; j++) {
-            S1[k * D + j] += (double)gram[j * 16 + 12];
+        GM(gram_upper)(et, nb, 12, gram);
+        R[k] += (double)racc;
+        if (0 < D) S1[k * D + 0] += (double)s1_0;
+        if (1 < D) S1[k * D + 1] += (double)s1_1;
+        if (2 < D) S1[k * D + 2] += (double)s1_2;
+        if (3 < D) S1[k * D + 3] += (double)s1_3;
+        if (4 < D) S1[k * D + 4] += (double)s1_4;
+        if (5 < D) S1[k * D + 5] += (double)s1_5;
+        if (6 < D) S1[k * D + 6] += (double)s1_6;
+        if (7 < D) S1[k * D + 7] += (double)s1_7;
+        if (8 < D) S1[k * D + 8] += (double)s1_8;
+        if (9 < D) S1[k * D + 9] += (double)s1_9;
+        if (10 < D) S1[k * D + 10] += (double)s1_10;
+        if (11 < D) S1[k * D + 11] += (double)s1_11;
+        for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
-                S2[(k * D + j) * D + l] += (double)gram[j * 16 + l];
-        }
+                S2[(k * D + j) * D + l] += (double)gram[j * 12 + l];
     }
 }
 
@@ -1467,9 +1593,8 @@ GM_INLINE void GM(stats_full_14)(const REAL* xt, int64_t nb, int64_t D, int64_t 
     REAL* e11 = et + 11 * nb;
     REAL* e12 = et + 12 * nb;
     REAL* e13 = et + 13 * nb;
-    REAL* e14 = et + 14 * nb;
-    REAL* e15 = et + 15 * nb;
-    memset(e15, 0, (size_t)nb * sizeof(REAL));
+    memset(et + 14 * nb, 0, (size_t)nb * sizeof(REAL));
+    memset(et + 15 * nb, 0, (size_t)nb * sizeof(REAL));
     REAL gram[256];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
@@ -1489,32 +1614,74 @@ GM_INLINE void GM(stats_full_14)(const REAL* xt, int64_t nb, int64_t D, int64_t 
         const REAL m11 = m[11];
         const REAL m12 = m[12];
         const REAL m13 = m[13];
-        #pragma omp simd
+        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0, s1_8 = 0, s1_9 = 0, s1_10 = 0, s1_11 = 0, s1_12 = 0, s1_13 = 0;
+        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5,s1_6,s1_7,s1_8,s1_9,s1_10,s1_11,s1_12,s1_13)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL sr = GM_SQRT(r[i]);
-            e0[i] = sr * (x0[i] - m0);
-            e1[i] = sr * (x1[i] - m1);
-            e2[i] = sr * (x2[i] - m2);
-            e3[i] = sr * (x3[i] - m3);
-            e4[i] = sr * (x4[i] - m4);
-            e5[i] = sr * (x5[i] - m5);
-            e6[i] = sr * (x6[i] - m6);
-            e7[i] = sr * (x7[i] - m7);
-            e8[i] = sr * (x8[i] - m8);
-            e9[i] = sr * (x9[i] - m9);
-            e10[i] = sr * (x10[i] - m10);
-            e11[i] = sr * (x11[i] - m11);
-            e12[i] = sr * (x12[i] - m12);
-            e13[i] = sr * (x13[i] - m13);
-            e14[i] = sr;
+            const REAL ri = r[i];
+            const REAL sr = GM_SQRT(ri);
+            racc += ri;
+            const REAL d0 = x0[i] - m0;
+            s1_0 += ri * d0;
+            e0[i] = sr * d0;
+            const REAL d1 = x1[i] - m1;
+            s1_1 += ri * d1;
+            e1[i] = sr * d1;
+            const REAL d2 = x2[i] - m2;
+            s1_2 += ri * d2;
+            e2[i] = sr * d2;
+            const REAL d3 = x3[i] - m3;
+            s1_3 += ri * d3;
+            e3[i] = sr * d3;
+            const REAL d4 = x4[i] - m4;
+            s1_4 += ri * d4;
+            e4[i] = sr * d4;
+            const REAL d5 = x5[i] - m5;
+            s1_5 += ri * d5;
+            e5[i] = sr * d5;
+            const REAL d6 = x6[i] - m6;
+            s1_6 += ri * d6;
+            e6[i] = sr * d6;
+            const REAL d7 = x7[i] - m7;
+            s1_7 += ri * d7;
+            e7[i] = sr * d7;
+            const REAL d8 = x8[i] - m8;
+            s1_8 += ri * d8;
+            e8[i] = sr * d8;
+            const REAL d9 = x9[i] - m9;
+            s1_9 += ri * d9;
+            e9[i] = sr * d9;
+            const REAL d10 = x10[i] - m10;
+            s1_10 += ri * d10;
+            e10[i] = sr * d10;
+            const REAL d11 = x11[i] - m11;
+            s1_11 += ri * d11;
+            e11[i] = sr * d11;
+            const REAL d12 = x12[i] - m12;
+            s1_12 += ri * d12;
+            e12[i] = sr * d12;
+            const REAL d13 = x13[i] - m13;
+            s1_13 += ri * d13;
+            e13[i] = sr * d13;
         }
         GM(gram_upper)(et, nb, 16, gram);
-        R[k] += (double)gram[238];
-        for (int64_t j = 0; j < D; j++) {
-            S1[k * D + j] += (double)gram[j * 16 + 14];
+        R[k] += (double)racc;
+        if (0 < D) S1[k * D + 0] += (double)s1_0;
+        if (1 < D) S1[k * D + 1] += (double)s1_1;
+        if (2 < D) S1[k * D + 2] += (double)s1_2;
+        if (3 < D) S1[k * D + 3] += (double)s1_3;
+        if (4 < D) S1[k * D + 4] += (double)s1_4;
+        if (5 < D) S1[k * D + 5] += (double)s1_5;
+        if (6 < D) S1[k * D + 6] += (double)s1_6;
+        if (7 < D) S1[k * D + 7] += (double)s1_7;
+        if (8 < D) S1[k * D + 8] += (double)s1_8;
+        if (9 < D) S1[k * D + 9] += (double)s1_9;
+        if (10 < D) S1[k * D + 10] += (double)s1_10;
+        if (11 < D) S1[k * D + 11] += (double)s1_11;
+        if (12 < D) S1[k * D + 12] += (double)s1_12;
+        if (13 < D) S1[k * D + 13] += (double)s1_13;
+        for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
                 S2[(k * D + j) * D + l] += (double)gram[j * 16 + l];
-        }
     }
 }
 
@@ -1774,14 +1941,7 @@ GM_INLINE void GM(stats_full_16)(const REAL* xt, int64_t nb, int64_t D, int64_t 
     REAL* e13 = et + 13 * nb;
     REAL* e14 = et + 14 * nb;
     REAL* e15 = et + 15 * nb;
-    REAL* e16 = et + 16 * nb;
-    REAL* e17 = et + 17 * nb;
-    REAL* e18 = et + 18 * nb;
-    REAL* e19 = et + 19 * nb;
-    memset(e17, 0, (size_t)nb * sizeof(REAL));
-    memset(e18, 0, (size_t)nb * sizeof(REAL));
-    memset(e19, 0, (size_t)nb * sizeof(REAL));
-    REAL gram[400];
+    REAL gram[256];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
         REAL m[16];
@@ -1802,34 +1962,82 @@ GM_INLINE void GM(stats_full_16)(const REAL* xt, int64_t nb, int64_t D, int64_t 
         const REAL m13 = m[13];
         const REAL m14 = m[14];
         const REAL m15 = m[15];
-        #pragma omp simd
+        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0, s1_8 = 0, s1_9 = 0, s1_10 = 0, s1_11 = 0, s1_12 = 0, s1_13 = 0, s1_14 = 0, s1_15 = 0;
+        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5,s1_6,s1_7,s1_8,s1_9,s1_10,s1_11,s1_12,s1_13,s1_14,s1_15)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL sr = GM_SQRT(r[i]);
-            e0[i] = sr * (x0[i] - m0);
-            e1[i] = sr * (x1[i] - m1);
-            e2[i] = sr * (x2[i] - m2);
-            e3[i] = sr * (x3[i] - m3);
-            e4[i] = sr * (x4[i] - m4);
-            e5[i] = sr * (x5[i] - m5);
-            e6[i] = sr * (x6[i] - m6);
-            e7[i] = sr * (x7[i] - m7);
-            e8[i] = sr * (x8[i] - m8);
-            e9[i] = sr * (x9[i] - m9);
-            e10[i] = sr * (x10[i] - m10);
-            e11[i] = sr * (x11[i] - m11);
-            e12[i] = sr * (x12[i] - m12);
-            e13[i] = sr * (x13[i] - m13);
-            e14[i] = sr * (x14[i] - m14);
-            e15[i] = sr * (x15[i] - m15);
-            e16[i] = sr;
+            const REAL ri = r[i];
+            const REAL sr = GM_SQRT(ri);
+            racc += ri;
+            const REAL d0 = x0[i] - m0;
+            s1_0 += ri * d0;
+            e0[i] = sr * d0;
+            const REAL d1 = x1[i] - m1;
+            s1_1 += ri * d1;
+            e1[i] = sr * d1;
+            const REAL d2 = x2[i] - m2;
+            s1_2 += ri * d2;
+            e2[i] = sr * d2;
+            const REAL d3 = x3[i] - m3;
+            s1_3 += ri * d3;
+            e3[i] = sr * d3;
+            const REAL d4 = x4[i] - m4;
+            s1_4 += ri * d4;
+            e4[i] = sr * d4;
+            const REAL d5 = x5[i] - m5;
+            s1_5 += ri * d5;
+            e5[i] = sr * d5;
+            const REAL d6 = x6[i] - m6;
+            s1_6 += ri * d6;
+            e6[i] = sr * d6;
+            const REAL d7 = x7[i] - m7;
+            s1_7 += ri * d7;
+            e7[i] = sr * d7;
+            const REAL d8 = x8[i] - m8;
+            s1_8 += ri * d8;
+            e8[i] = sr * d8;
+            const REAL d9 = x9[i] - m9;
+            s1_9 += ri * d9;
+            e9[i] = sr * d9;
+            const REAL d10 = x10[i] - m10;
+            s1_10 += ri * d10;
+            e10[i] = sr * d10;
+            const REAL d11 = x11[i] - m11;
+            s1_11 += ri * d11;
+            e11[i] = sr * d11;
+            const REAL d12 = x12[i] - m12;
+            s1_12 += ri * d12;
+            e12[i] = sr * d12;
+            const REAL d13 = x13[i] - m13;
+            s1_13 += ri * d13;
+            e13[i] = sr * d13;
+            const REAL d14 = x14[i] - m14;
+            s1_14 += ri * d14;
+            e14[i] = sr * d14;
+            const REAL d15 = x15[i] - m15;
+            s1_15 += ri * d15;
+            e15[i] = sr * d15;
         }
-        GM(gram_upper)(et, nb, 20, gram);
-        R[k] += (double)gram[336];
-        for (int64_t j = 0; j < D; j++) {
-            S1[k * D + j] += (double)gram[j * 20 + 16];
+        GM(gram_upper)(et, nb, 16, gram);
+        R[k] += (double)racc;
+        if (0 < D) S1[k * D + 0] += (double)s1_0;
+        if (1 < D) S1[k * D + 1] += (double)s1_1;
+        if (2 < D) S1[k * D + 2] += (double)s1_2;
+        if (3 < D) S1[k * D + 3] += (double)s1_3;
+        if (4 < D) S1[k * D + 4] += (double)s1_4;
+        if (5 < D) S1[k * D + 5] += (double)s1_5;
+        if (6 < D) S1[k * D + 6] += (double)s1_6;
+        if (7 < D) S1[k * D + 7] += (double)s1_7;
+        if (8 < D) S1[k * D + 8] += (double)s1_8;
+        if (9 < D) S1[k * D + 9] += (double)s1_9;
+        if (10 < D) S1[k * D + 10] += (double)s1_10;
+        if (11 < D) S1[k * D + 11] += (double)s1_11;
+        if (12 < D) S1[k * D + 12] += (double)s1_12;
+        if (13 < D) S1[k * D + 13] += (double)s1_13;
+        if (14 < D) S1[k * D + 14] += (double)s1_14;
+        if (15 < D) S1[k * D + 15] += (double)s1_15;
+        for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
-                S2[(k * D + j) * D + l] += (double)gram[j * 20 + l];
-        }
+                S2[(k * D + j) * D + l] += (double)gram[j * 16 + l];
     }
 }
 

@@ -19,7 +19,7 @@ GM_INLINE int GM(template_d)(int64_t D)
 
 /* Rows of the two (rows, nb) work arrays: xt (the transposed block, zero
  * padded to the template size) and et (tied: z = (x - c) U; full: the
- * scaled deviations plus one row of sqrt(r), padded to a multiple of 4). */
+ * scaled deviations sqrt(r) (x - mu), padded to a multiple of 4). */
 GM_INLINE int64_t GM(xt_rows)(int64_t D)
 {
     int64_t t = GM(template_d)(D);
@@ -28,28 +28,65 @@ GM_INLINE int64_t GM(xt_rows)(int64_t D)
 
 GM_INLINE int64_t GM(et_rows)(int64_t D)
 {
-    int64_t t = (GM(template_d)(D) + 1 + 3) / 4 * 4;
+    int64_t t = (GM(template_d)(D) + 3) / 4 * 4;
     return t > D ? t : D;
 }
 
-/* xt (rows, nb) := x (nb, D) transposed; rows D..rows-1 zero. */
+/* xt (rows, nb) := x (nb, D) transposed; rows D..rows-1 zero. A constant
+ * D lets the compiler vectorise the strided reads. */
+GM_INLINE void GM(transpose_const)(const REAL* x, int64_t nb, const int D, REAL* xt)
+{
+    #pragma omp simd
+    for (int64_t i = 0; i < nb; i++) {
+        #pragma GCC unroll 16
+        for (int j = 0; j < D; j++) xt[j * nb + i] = x[i * D + j];
+    }
+}
+
+#define GM_TRANSPOSE_CASE(DD) case DD: GM(transpose_const)(x, nb, DD, xt); break;
+
 GM_INLINE void GM(transpose_in)(const REAL* x, int64_t nb, int64_t D, int64_t rows,
                                 REAL* xt)
 {
-    for (int64_t i = 0; i < nb; i++)
-        for (int64_t j = 0; j < D; j++)
-            xt[j * nb + i] = x[i * D + j];
+    switch (D) {
+        GM_TRANSPOSE_CASE(1) GM_TRANSPOSE_CASE(2) GM_TRANSPOSE_CASE(3)
+        GM_TRANSPOSE_CASE(4) GM_TRANSPOSE_CASE(5) GM_TRANSPOSE_CASE(6)
+        GM_TRANSPOSE_CASE(7) GM_TRANSPOSE_CASE(8)
+    default:
+        for (int64_t i = 0; i < nb; i++)
+            for (int64_t j = 0; j < D; j++)
+                xt[j * nb + i] = x[i * D + j];
+    }
     for (int64_t j = D; j < rows; j++)
         memset(xt + j * nb, 0, (size_t)nb * sizeof(REAL));
 }
+#undef GM_TRANSPOSE_CASE
 
 /* gram (dp, dp) upper triangle := E E^T, E (dp, nb) with dp a multiple of 4,
- * by 4x4 register tiles (16 accumulators, 8 loads per 16 multiply-adds). */
+ * by 4x4 register tiles (16 accumulators, 8 loads per 16 multiply-adds; the
+ * diagonal tiles compute their upper 10 entries only). */
 GM_INLINE void GM(gram_upper)(const REAL* et, int64_t nb, int64_t dp, REAL* gram)
 {
     for (int64_t jb = 0; jb < dp; jb += 4) {
-        for (int64_t lb = jb; lb < dp; lb += 4) {
-            const REAL *e0 = et + jb * nb, *e1 = e0 + nb, *e2 = e1 + nb, *e3 = e2 + nb;
+        const REAL *e0 = et + jb * nb, *e1 = e0 + nb, *e2 = e1 + nb, *e3 = e2 + nb;
+        {
+            REAL a00 = 0, a01 = 0, a02 = 0, a03 = 0, a11 = 0, a12 = 0, a13 = 0,
+                 a22 = 0, a23 = 0, a33 = 0;
+            #pragma omp simd reduction(+:a00,a01,a02,a03,a11,a12,a13,a22,a23,a33)
+            for (int64_t i = 0; i < nb; i++) {
+                REAL x0 = e0[i], x1 = e1[i], x2 = e2[i], x3 = e3[i];
+                a00 += x0 * x0; a01 += x0 * x1; a02 += x0 * x2; a03 += x0 * x3;
+                a11 += x1 * x1; a12 += x1 * x2; a13 += x1 * x3;
+                a22 += x2 * x2; a23 += x2 * x3;
+                a33 += x3 * x3;
+            }
+            REAL* g0 = gram + jb * dp + jb;
+            g0[0] = a00; g0[1] = a01; g0[2] = a02; g0[3] = a03; g0 += dp;
+            g0[1] = a11; g0[2] = a12; g0[3] = a13; g0 += dp;
+            g0[2] = a22; g0[3] = a23; g0 += dp;
+            g0[3] = a33;
+        }
+        for (int64_t lb = jb + 4; lb < dp; lb += 4) {
             const REAL *f0 = et + lb * nb, *f1 = f0 + nb, *f2 = f1 + nb, *f3 = f2 + nb;
             REAL a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0,
                  a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
@@ -159,16 +196,18 @@ GM_INLINE void GM(lp_diag_sph)(int spherical, const REAL* xt, int64_t nb, int64_
 /* ---- log-sum-exp and responsibilities ---------------------------------- */
 
 /* lp (K, nb) IN weighted log-probabilities, OUT responsibilities (times w_i
- * when weight_resp). mx, sm: (nb,) scratch. Returns sum_i w_i log p(x_i)
+ * when weight_resp). mx, sm, lg: (nb,) scratch. Returns sum_i w_i log p(x_i)
  * (float64). A row where every component has zero density gets
- * log p = -inf and uniform responsibilities (it carries no information). */
+ * log p = -inf and uniform responsibilities (it carries no information).
+ * No loop here reads or writes through a pointer that may be NULL: masked
+ * vector accesses to an invalid address cost a microcode assist each. */
 GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw,
                                REAL* out_logp, int64_t* out_labels, int weight_resp,
-                               REAL* mx, REAL* sm)
+                               REAL* mx, REAL* sm, REAL* lg)
 {
     /* max (and argmax) over components */
-    memcpy(mx, lp, (size_t)nb * sizeof(REAL));
     if (out_labels) {
+        memcpy(mx, lp, (size_t)nb * sizeof(REAL));
         memset(out_labels, 0, (size_t)nb * sizeof(int64_t));
         for (int64_t k = 1; k < K; k++) {
             const REAL* row = lp + k * nb;
@@ -179,20 +218,32 @@ GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw
                 out_labels[i] = gt ? k : out_labels[i];
             }
         }
+    } else if (K == 1) {
+        memcpy(mx, lp, (size_t)nb * sizeof(REAL));
     } else {
-        for (int64_t k = 1; k < K; k++) {
+        const REAL *r0 = lp, *r1 = lp + nb;
+        #pragma omp simd
+        for (int64_t i = 0; i < nb; i++) mx[i] = r1[i] > r0[i] ? r1[i] : r0[i];
+        for (int64_t k = 2; k < K; k++) {
             const REAL* row = lp + k * nb;
             #pragma omp simd
             for (int64_t i = 0; i < nb; i++) mx[i] = row[i] > mx[i] ? row[i] : mx[i];
         }
     }
-    #pragma omp simd
-    for (int64_t i = 0; i < nb; i++) {
-        mx[i] = mx[i] > -(REAL)INFINITY ? mx[i] : (REAL)0;  /* dead rows: exp -> 0 */
-        sm[i] = 0;
+    /* e = exp(lp - max); s = sum_k e. Rows whose max is -inf (no component
+     * has any density) use 0 instead: every e is then 0. */
+    {
+        REAL* row = lp;
+        #pragma omp simd
+        for (int64_t i = 0; i < nb; i++) {
+            REAL m = mx[i] > -(REAL)INFINITY ? mx[i] : (REAL)0;
+            mx[i] = m;
+            REAL e = GM_EXP(row[i] - m);
+            row[i] = e;
+            sm[i] = e;
+        }
     }
-    /* e = exp(lp - max); s = sum_k e */
-    for (int64_t k = 0; k < K; k++) {
+    for (int64_t k = 1; k < K; k++) {
         REAL* row = lp + k * nb;
         #pragma omp simd
         for (int64_t i = 0; i < nb; i++) {
@@ -201,23 +252,38 @@ GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw
             sm[i] += e;
         }
     }
-    /* log p = max + log s; per-row scale (mx) and offset (sm) for lp */
-    double ll = 0.0;
+    /* log p = max + log s; responsibilities = e * scale (mx) + offset (sm).
+     * A dead row gets log p = -inf and uniform responsibilities. */
     const REAL inv_k = (REAL)1 / (REAL)K;
-    #pragma omp simd reduction(+:ll)
-    for (int64_t i = 0; i < nb; i++) {
-        REAL s = sm[i];
-        int dead = s == (REAL)0;
-        REAL logp = dead ? -(REAL)INFINITY : mx[i] + GM_LOG(dead ? (REAL)1 : s);
-        logp = s == s ? logp : s;  /* NaN in, NaN out (our log does not check) */
-        REAL w = sw ? (REAL)sw[i] : (REAL)1;
-        REAL wr = weight_resp ? w : (REAL)1;
-        mx[i] = dead ? (REAL)0 : wr / s;
-        sm[i] = dead ? inv_k * wr : (REAL)0;
-        if (out_logp) out_logp[i] = logp;
-        double wd = sw ? sw[i] : 1.0;
-        ll += wd != 0.0 ? wd * (double)logp : 0.0;
+    double ll = 0.0;
+    if (sw) {
+        #pragma omp simd reduction(+:ll)
+        for (int64_t i = 0; i < nb; i++) {
+            REAL s = sm[i];
+            int dead = s == (REAL)0;
+            REAL logp = dead ? -(REAL)INFINITY : mx[i] + GM_LOG(dead ? (REAL)1 : s);
+            logp = s == s ? logp : s;  /* NaN in, NaN out (our log does not check) */
+            lg[i] = logp;
+            double w = sw[i];
+            ll += w != 0.0 ? w * (double)logp : 0.0;
+            REAL wr = weight_resp ? (REAL)w : (REAL)1;
+            mx[i] = dead ? (REAL)0 : wr / s;
+            sm[i] = dead ? inv_k * wr : (REAL)0;
+        }
+    } else {
+        #pragma omp simd reduction(+:ll)
+        for (int64_t i = 0; i < nb; i++) {
+            REAL s = sm[i];
+            int dead = s == (REAL)0;
+            REAL logp = dead ? -(REAL)INFINITY : mx[i] + GM_LOG(dead ? (REAL)1 : s);
+            logp = s == s ? logp : s;
+            lg[i] = logp;
+            ll += (double)logp;
+            mx[i] = dead ? (REAL)0 : (REAL)1 / s;
+            sm[i] = dead ? inv_k : (REAL)0;
+        }
     }
+    if (out_logp) memcpy(out_logp, lg, (size_t)nb * sizeof(REAL));
     for (int64_t k = 0; k < K; k++) {
         REAL* row = lp + k * nb;
         #pragma omp simd
@@ -271,7 +337,7 @@ GM_INLINE void GM(stats_vec)(int cov_type, const REAL* xt, int64_t nb, int64_t D
 /* Scratch needed by GM(block) and GM(block_stats), in elements of REAL. */
 static int64_t GM(scratch_size)(int64_t nb, int64_t D, int64_t K)
 {
-    return (GM(xt_rows)(D) + GM(et_rows)(D) + K + 2) * nb;
+    return (GM(xt_rows)(D) + GM(et_rows)(D) + K + 3) * nb;
 }
 
 /*
@@ -303,6 +369,7 @@ GM_CLONES static double GM(block)(
     REAL* lp = et + GM(et_rows)(D) * nb;
     REAL* mx = lp + K * nb;
     REAL* sm = mx + nb;
+    REAL* lg = sm + nb;
     GM(transpose_in)(x, nb, D, xrows, xt);
     switch (cov_type) {
     case 0: GM(full_dispatch)(0, xt, nb, D, K, means, prec, lognorm, lp, R, S1, S2, et); break;
@@ -310,7 +377,7 @@ GM_CLONES static double GM(block)(
     case 2: GM(lp_diag_sph)(0, xt, nb, D, K, means, prec, lognorm, lp); break;
     default: GM(lp_diag_sph)(1, xt, nb, D, K, means, prec, lognorm, lp); break;
     }
-    double ll = GM(normalize)(lp, nb, K, sw, out_logp, out_labels, R != NULL, mx, sm);
+    double ll = GM(normalize)(lp, nb, K, sw, out_logp, out_labels, R != NULL, mx, sm, lg);
     if (out_resp)
         for (int64_t i = 0; i < nb; i++)
             for (int64_t k = 0; k < K; k++)
@@ -344,13 +411,16 @@ GM_CLONES static void GM(block_stats)(
         GM(stats_vec)(cov_type, xt, nb, D, K, wr, shift, D, R, S1, S2);
 }
 
-/* Vectorised log-sum-exp for the BLAS path: lp (K, nb); mx, sm (nb,). */
+/* Vectorised log-sum-exp for the BLAS path: lp (K, nb) then three (nb,)
+ * scratch rows. */
 GM_CLONES static double GM(normalize_block)(REAL* lp, int64_t nb, int64_t K,
                                             const double* sw, REAL* out_logp,
                                             REAL* out_resp, int64_t* out_labels,
-                                            int weight_resp, REAL* mx, REAL* sm)
+                                            int weight_resp)
 {
-    double ll = GM(normalize)(lp, nb, K, sw, out_logp, out_labels, weight_resp, mx, sm);
+    REAL* mx = lp + K * nb;
+    double ll = GM(normalize)(lp, nb, K, sw, out_logp, out_labels, weight_resp,
+                              mx, mx + nb, mx + 2 * nb);
     if (out_resp)
         for (int64_t i = 0; i < nb; i++)
             for (int64_t k = 0; k < K; k++)
