@@ -78,7 +78,7 @@ class BuildExt(build_ext):
         if os.environ.get("GMMFAST_NATIVE", "") == "1":
             opt.append("-march=native")
         for ext in self.extensions:
-            ext.extra_compile_args = opt + omp_flags + ["-fno-math-errno"]
+            ext.extra_compile_args = opt + omp_flags + ["-fno-math-errno", "-Wno-psabi"]
             ext.extra_link_args = omp_flags
         super().build_extensions()
 

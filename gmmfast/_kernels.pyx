@@ -89,16 +89,24 @@ cdef extern from "_simd.h" nogil:
                            const double* mproj, const double* lognorm, double* lp)
     void tied_rows_to_lp_f(const float* z, int64_t nb, int64_t D, int64_t K,
                            const float* mproj, const double* lognorm, float* lp)
-    void scale_rows_d(const double* x, int64_t nb, int64_t D, const double* mu,
-                      const double* r, double* buf, double* Rk, double* S1k, double* s1acc)
-    void scale_rows_f(const float* x, int64_t nb, int64_t D, const float* mu,
-                      const float* r, float* buf, double* Rk, double* S1k, float* s1acc)
     void tied_stats_rows_d(const double* x, int64_t nb, int64_t D, int64_t K,
                            const double* wr, const double* center, double* R,
                            double* S1, double* dbuf)
     void tied_stats_rows_f(const float* x, int64_t nb, int64_t D, int64_t K,
                            const float* wr, const float* center, double* R,
                            double* S1, float* dbuf)
+    void scale_rows_d(const double* x, int64_t nb, int64_t D, const double* mu,
+                      const double* r, double* buf, double* Rk, double* S1k, double* s1acc)
+    void scale_rows_f(const float* x, int64_t nb, int64_t D, const float* mu,
+                      const float* r, float* buf, double* Rk, double* S1k, float* s1acc)
+    int64_t gram_scratch_d(int64_t nb, int64_t D)
+    int64_t gram_scratch_f(int64_t nb, int64_t D)
+    void stats_gram_d(const double* x, int64_t nb, int64_t D, int64_t K,
+                      const double* wr, const double* means, double* scratch,
+                      double* R, double* S1, double* S2)
+    void stats_gram_f(const float* x, int64_t nb, int64_t D, int64_t K,
+                      const float* wr, const float* means, float* scratch,
+                      double* R, double* S1, double* S2)
     void gm_exp_array_d(const double* x, double* y, int64_t n)
     void gm_log_array_d(const double* x, double* y, int64_t n)
     void gm_exp_array_f(const float* x, float* y, int64_t n)
@@ -111,6 +119,17 @@ cdef enum:
     TIED = 1
     DIAG = 2
     SPHERICAL = 3
+
+# BLAS path: the scatter S2 by our register tiles up to this many features,
+# by BLAS syrk above (measured crossover; see README "How it works").
+cdef isize GRAM_MAX_FEATURES = 384
+
+
+def _set_gram_max_features(isize value):
+    """Change the tiles/syrk crossover (benchmarks only)."""
+    global GRAM_MAX_FEATURES
+    GRAM_MAX_FEATURES = value
+
 
 # Rough amount of work (in multiply-adds) handed to one OpenMP region before
 # control returns to Python to check for Ctrl-C.
@@ -199,7 +218,8 @@ cdef inline double _normalize(floating* lp, isize nb, isize K, const double* sw,
 cdef isize _scratch_size(bint use_blas, isize nb, isize D, isize K, bint is_double):
     """Per-thread scratch (elements) for _block and _block_stats_given."""
     cdef isize vec = scratch_size_d(nb, D, K) if is_double else scratch_size_f(nb, D, K)
-    cdef isize blas = (K + 3) * nb + nb * D + D * D + D
+    cdef isize gram = gram_scratch_d(nb, D) if is_double else gram_scratch_f(nb, D)
+    cdef isize blas = (K + 3) * nb + max(nb * D + D * D + D, gram)
     # stats_from_resp keeps the weighted responsibilities (K, nb) in front
     return K * nb + (blas if blas > vec else vec)
 
@@ -214,26 +234,31 @@ cdef void _block_stats_given(
     floating* scratch,          # scratch, _scratch_size elements
     double* R, double* S1, double* S2,  # OUT += statistics
 ) noexcept nogil:
-    cdef isize k, j, l
-    cdef floating* buf
-    cdef floating* s2blk
-    cdef floating* s1acc
-    cdef double* S2k
     if not use_blas:
         if floating is double:
             block_stats_d(cov_type, x, nb, D, K, wr, shift, scratch, R, S1, S2)
         else:
             block_stats_f(cov_type, x, nb, D, K, wr, shift, scratch, R, S1, S2)
         return
-    buf = scratch
-    s2blk = buf + nb * D
-    s1acc = s2blk + D * D
     if cov_type == TIED:
         if floating is double:
-            tied_stats_rows_d(x, nb, D, K, wr, center, R, S1, s1acc)
+            tied_stats_rows_d(x, nb, D, K, wr, center, R, S1, scratch)
         else:
-            tied_stats_rows_f(x, nb, D, K, wr, center, R, S1, s1acc)
+            tied_stats_rows_f(x, nb, D, K, wr, center, R, S1, scratch)
         return
+    if D <= GRAM_MAX_FEATURES:
+        # S2_k += sum_i r_ik (x_i - c_k)(x_i - c_k)^T by register tiles (C)
+        if floating is double:
+            stats_gram_d(x, nb, D, K, wr, shift, scratch, R, S1, S2)
+        else:
+            stats_gram_f(x, nb, D, K, wr, shift, scratch, R, S1, S2)
+        return
+    # larger D: syrk's packing is amortised and it runs near trmm's speed
+    cdef isize k, j, l
+    cdef floating* buf = scratch
+    cdef floating* s2blk = buf + nb * D
+    cdef floating* s1acc = s2blk + D * D
+    cdef double* S2k
     for k in range(K):
         # buf = sqrt(r) (x - c_k); R_k, S1_k accumulated on the way
         if floating is double:

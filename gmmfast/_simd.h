@@ -174,24 +174,28 @@ GM_CLONES static void gm_log_array_f(const float* x, float* y, int64_t n)
 /* ---- the two dtypes ----------------------------------------------------- */
 
 #define REAL double
+#define GM_IS_DOUBLE 1
 #define GM(name) name##_d
 #define GM_EXP gm_exp_d
 #define GM_LOG gm_log_d
 #define GM_SQRT sqrt
 #include "_simd_impl.h"
 #undef REAL
+#undef GM_IS_DOUBLE
 #undef GM
 #undef GM_EXP
 #undef GM_LOG
 #undef GM_SQRT
 
 #define REAL float
+#define GM_IS_DOUBLE 0
 #define GM(name) name##_f
 #define GM_EXP gm_exp_f
 #define GM_LOG gm_log_f
 #define GM_SQRT sqrtf
 #include "_simd_impl.h"
 #undef REAL
+#undef GM_IS_DOUBLE
 #undef GM
 #undef GM_EXP
 #undef GM_LOG
