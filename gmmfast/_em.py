@@ -272,12 +272,44 @@ def params_from_stats(stats, shift, covariance_type, reg_covar, dtype, T=None):
     return nk, means, covariances, precisions_cholesky
 
 
+def check_finite_params(params, dtype):
+    """Raise scikit-learn's 'increase reg_covar' error when a parameter is not
+    finite in the data's dtype (float32 overflows long before float64)."""
+    for a in (params.weights, params.means, params.covariances, params.precisions_cholesky):
+        if not np.all(np.isfinite(a)):
+            raise ValueError(
+                _maths.ILL_DEFINED_MESSAGE
+                + (_maths.FLOAT32_HINT if dtype == np.float32 else "")
+            )
+    return params
+
+
 def m_step(stats, kp, data, covariance_type, reg_covar, dtype):
     T = data.T if covariance_type == "tied" else None
     nk, means, covariances, prec_chol = params_from_stats(
         stats, kp.shift, covariance_type, reg_covar, dtype, T=T
     )
-    return GMMParams(nk / nk.sum(), means, covariances, prec_chol).astype(dtype)
+    return check_finite_params(
+        GMMParams(nk / nk.sum(), means, covariances, prec_chol).astype(dtype), dtype)
+
+
+def non_finite_lower_bound_error(lower_bound, n_iter, reg_covar):
+    """The error run_em raises when the mean log-likelihood is not finite."""
+    if np.isnan(lower_bound):
+        why = ("the log-likelihood is not a number (the data, the weights or the "
+               "statistics overflow)")
+    elif lower_bound < 0:
+        why = ("some samples have zero density under every component: the "
+               "covariances are too small for the data's spread")
+    else:
+        why = ("the density overflows: a covariance collapsed to almost nothing, or "
+               "the weights are too large")
+    return ValueError(
+        f"EM failed at iteration {n_iter}: the lower bound (mean log-likelihood) is "
+        f"{lower_bound}, because {why}. Increase reg_covar (now {reg_covar:g}), "
+        "scale the input data (e.g. sklearn.preprocessing.StandardScaler), or check "
+        "weights_init/means_init/precisions_init."
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -334,8 +366,11 @@ def run_em(data, params, covariance_type, *, tol, max_iter, reg_covar,
         kp = KernelParams(params, covariance_type, dtype,
                           data.center if covariance_type == "tied" else None)
         stats, ll = data.e_step(kp)
-        params = m_step(stats, kp, data, covariance_type, reg_covar, dtype)
         lower_bound = ll / data.total_weight
+        if not np.isfinite(lower_bound):
+            # never carry NaN/inf into the parameters or return it silently
+            raise non_finite_lower_bound_error(lower_bound, n_iter, reg_covar)
+        params = m_step(stats, kp, data, covariance_type, reg_covar, dtype)
         lower_bounds.append(lower_bound)
         change = lower_bound - prev_lower_bound
         if verbose is not None:
@@ -376,11 +411,11 @@ def fit_em(X, sample_weight, *, n_components, covariance_type="full", tol=1e-3,
         for init in range(n_init):
             verbose_printer.init_beg(init)
             if do_init:
-                params = initial_params(
+                params = check_finite_params(initial_params(
                     data.init_data(), n_components, covariance_type,
                     init_params, random_state, reg_covar, weights_init,
                     means_init, precisions_init,
-                )
+                ), dtype)
                 lower_bound = -np.inf
             else:
                 params, lower_bound = warm_start_from

@@ -92,8 +92,11 @@ def compute_precision_cholesky(covariances, covariance_type, float32=False):
             out[k] = linalg.solve_triangular(
                 cov_chol, eye, lower=True, check_finite=False
             ).T
+            if not np.all(np.isfinite(out[k])):  # a covariance too close to singular
+                raise ValueError(message)
         return out if covariance_type == "full" else out[0]
-    if np.any(~(covariances > 0.0)):
+    # positive and finite (NaN fails both comparisons)
+    if not np.all((covariances > 0.0) & (covariances < np.inf)):
         raise ValueError(message)
     return 1.0 / np.sqrt(covariances)
 
