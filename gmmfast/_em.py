@@ -93,6 +93,26 @@ _blas_lock = threading.Lock()
 _blas_state = {"depth": 0, "limiter": None, "controller": None}
 
 
+def _release_blas_control():
+    """Let any thread set OpenBLAS's thread count next.
+
+    OpenBLAS's pthreads pool is process-wide, and threadpoolctl (>= 3.6)
+    lets only one Python thread at a time set its size, silently ignoring
+    the others; only its ``with`` blocks hand control back. blas_single_thread
+    sets the limit from the first thread to enter and restores it from the
+    last to leave, which may be another thread: it releases control around
+    both, or the restore would be ignored and BLAS left at one thread (or a
+    fit in a worker thread would not be limited at all).
+    """
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:  # threadpoolctl < 3.6 has no ownership to release
+        return
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+
+
 @contextlib.contextmanager
 def blas_single_thread():
     """Hold BLAS to one thread during a fit or prediction.
@@ -107,8 +127,10 @@ def blas_single_thread():
         if _blas_state["depth"] == 0:
             if _blas_state["controller"] is None:
                 _blas_state["controller"] = ThreadpoolController()
+            _release_blas_control()
             _blas_state["limiter"] = _blas_state["controller"].limit(
                 limits=1, user_api="blas")
+            _release_blas_control()
         _blas_state["depth"] += 1
     try:
         yield
@@ -116,7 +138,9 @@ def blas_single_thread():
         with _blas_lock:
             _blas_state["depth"] -= 1
             if _blas_state["depth"] == 0:
+                _release_blas_control()
                 _blas_state["limiter"].restore_original_limits()
+                _release_blas_control()
                 _blas_state["limiter"] = None
 
 
