@@ -282,13 +282,14 @@ def weighted_mean(X, sample_weight, block=65536):
     return total / sample_weight.sum()
 
 
-def params_from_stats(stats, shift, covariance_type, reg_covar, dtype, T=None):
+def params_from_stats(stats, shift, covariance_type, reg_covar, dtype, T=None,
+                      anchor=None):
     """M-step: parameters (in dtype) and n_k from summed statistics."""
     R, S1, S2 = stats
     eps = float(np.finfo(dtype).eps)
     nk, means, covariances = _maths.params_from_stats(
         R, S1, S2, np.asarray(shift, dtype=np.float64), covariance_type,
-        reg_covar, eps, T=T,
+        reg_covar, eps, T=T, anchor=anchor,
     )
     precisions_cholesky = _maths.compute_precision_cholesky(
         covariances, covariance_type, float32=(dtype == np.float32)
@@ -310,8 +311,11 @@ def check_finite_params(params, dtype):
 
 def m_step(stats, kp, data, covariance_type, reg_covar, dtype):
     T = data.T if covariance_type == "tied" else None
+    # tied statistics are taken about one centre: anchor the means at the
+    # previous ones (the other types' shift is the previous mean already)
+    anchor = kp.means if covariance_type == "tied" else None
     nk, means, covariances, prec_chol = params_from_stats(
-        stats, kp.shift, covariance_type, reg_covar, dtype, T=T
+        stats, kp.shift, covariance_type, reg_covar, dtype, T=T, anchor=anchor
     )
     return check_finite_params(
         GMMParams(nk / nk.sum(), means, covariances, prec_chol).astype(dtype), dtype)

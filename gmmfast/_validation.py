@@ -238,7 +238,9 @@ def _check_shape(param, param_shape, name):
 
 def _check_fits_dtype(values, name, dtype):
     """Finite in the data's dtype (float32 data computes in float32)."""
-    if dtype is not None and not np.all(np.isfinite(values.astype(dtype))):
+    with np.errstate(over="ignore"):
+        overflows = dtype is not None and not np.all(np.isfinite(values.astype(dtype)))
+    if overflows:
         raise ValueError(
             f"{name} has values too large for {np.dtype(dtype).name} data (largest "
             f"magnitude {np.abs(values).max():g}); the fit computes in the data's "
@@ -314,7 +316,9 @@ def check_precisions(precisions, covariance_type, n_components, n_features, dtyp
             eigenvalues.append(ev)
         eigenvalues = np.concatenate(eigenvalues)
     finfo = np.finfo(np.float64 if dtype is None else dtype)
-    if eigenvalues.max() > finfo.max or 1.0 / eigenvalues.min() > finfo.max:
+    with np.errstate(over="ignore", divide="ignore"):
+        inverse_overflows = 1.0 / eigenvalues.min() > finfo.max
+    if eigenvalues.max() > finfo.max or inverse_overflows:
         raise ValueError(
             f"precisions_init has eigenvalues from {eigenvalues.min():g} to "
             f"{eigenvalues.max():g}: they or the covariances (their inverses) "

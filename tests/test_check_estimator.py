@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from sklearn.utils.estimator_checks import check_estimator
 
 from gmmfast import GaussianMixture
@@ -23,6 +24,7 @@ def _not_passed(results):
     ]
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")
 def test_check_estimator_passes_every_check():
     results = check_estimator(GaussianMixture(), on_fail=None)
     assert len(results) >= 45

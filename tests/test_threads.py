@@ -66,6 +66,7 @@ def test_concurrent_fits_equal_sequential_fits(n_threads):
         _assert_bitwise_equal(a, b)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_one_estimator_predicting_from_many_threads():
     X = make_blobs(20_000, 4, 3, seed=3)[0]
     gm = GaussianMixture(3, random_state=0, n_threads=1).fit(X)
