@@ -35,10 +35,12 @@ class GMMParams:
     precisions_cholesky: np.ndarray  # per covariance_type
 
     def astype(self, dtype):
-        return GMMParams(
-            *(np.asarray(a, dtype=dtype) for a in (
-                self.weights, self.means, self.covariances, self.precisions_cholesky))
-        )
+        # values beyond float32 become inf here; check_finite_params reports them
+        with np.errstate(over="ignore"):
+            return GMMParams(
+                *(np.asarray(a, dtype=dtype) for a in (
+                    self.weights, self.means, self.covariances, self.precisions_cholesky))
+            )
 
 
 @dataclass

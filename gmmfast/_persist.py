@@ -36,6 +36,7 @@ Layout (format version 1), one ``.npy`` entry each:
 ==========================  ==================================================
 """
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -221,7 +222,7 @@ def _read(zf, info, name, max_items, max_itemsize=8):
         if dtype.hasobject or dtype.kind not in "biufU" or dtype.itemsize > max_itemsize:
             raise _Reject(f"entry {name!r} has dtype {dtype}, which a model file "
                           "never holds")
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)  # Python ints: a crafted shape cannot wrap around
         if count > max_items:
             raise _Reject(f"entry {name!r} has shape {shape}, larger than its model "
                           "needs")

@@ -274,7 +274,6 @@ def test_em_never_returns_a_non_finite_lower_bound(ll, why):
         _em.run_em(_Source(X, ll), params, "full", tol=1e-3, max_iter=5, reg_covar=1e-6)
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_precision_overflowing_float32_is_reported_not_carried():
     params = _em.GMMParams(np.array([0.5, 0.5]), np.zeros((2, 2)),
                            np.full((2, 2), 1e-80), np.full((2, 2), 1e40))

@@ -56,6 +56,8 @@ def _assert_bitwise_equal(a, b):
     assert np.array_equal(proba_a, proba_b)
 
 
+# warnings.catch_warnings (in _run) is not thread-safe: silence them here
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("n_threads", [1, None], ids=["n_threads=1", "n_threads=default"])
 def test_concurrent_fits_equal_sequential_fits(n_threads):
     jobs = _jobs()
@@ -153,6 +155,7 @@ def test_blas_limit_reference_counting_across_threads():
         assert _em._blas_state["depth"] == 0
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_blas_limits_restored_after_concurrent_fits():
     jobs = _jobs()
     with threadpool_limits(limits=2, user_api="blas"):
