@@ -238,19 +238,24 @@ def test_load_any_flipped_byte_is_an_error_or_the_same_model(tmp_path, saved):
     gm, X, path = saved
     data = open(path, "rb").read()
     bad = tmp_path / "flipped.npz"
-    loaded_same = 0
-    for i in range(0, len(data), 3):
+    loaded_same = tried = 0
+    for i in range(0, len(data), 5):
         flipped = bytearray(data)
         flipped[i] ^= 0xFF
         bad.write_bytes(bytes(flipped))
+        tried += 1
         try:
             model = gmmfast.load(bad)
         except ValueError as exc:
             assert str(bad) in str(exc)
             continue
-        _assert_same_model(gm, model, X)
+        for name in FITTED:  # bit for bit, so it predicts identically
+            x, y = getattr(gm, name), getattr(model, name)
+            assert (np.array_equal(x, y) and x.dtype == y.dtype) if isinstance(
+                x, np.ndarray) else x == y, name
+        assert model.get_params() == gm.get_params()
         loaded_same += 1
-    assert loaded_same < len(data) // 3 // 4, loaded_same  # most flips are caught
+    assert loaded_same < tried // 4, (loaded_same, tried)  # most flips are caught
 
 
 @pytest.mark.parametrize("change,match", [

@@ -21,7 +21,7 @@ from gmmfast import GaussianMixture
 
 from conftest import COVARIANCE_TYPES
 
-EXAMPLES = int(os.environ.get("GMMFAST_HYPOTHESIS_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("GMMFAST_HYPOTHESIS_EXAMPLES", "100"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
