@@ -8,8 +8,9 @@ from ._mixture import GaussianMixture
 from ._api import fit
 from ._em import FitResult
 from ._select import SelectionTable, select
+from ._persist import load_model as load
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "FitResult", "SelectionTable", "fit", "select",
+__all__ = ["GaussianMixture", "FitResult", "SelectionTable", "fit", "load", "select",
            "openmp_enabled", "__version__"]

@@ -165,12 +165,12 @@ def cmd_fit(args):
               file=sys.stderr, flush=True)
 
     model._fit(X, None, callback=None if args.quiet else progress)
-    save_model(model, args.output)
+    written = save_model(model, args.output)
     status = (f"converged after {model.n_iter_} iterations" if model.converged_
               else f"stopped after {model.n_iter_} iterations (not converged)")
     print(f"fitted {model.n_components} {model.covariance_type} components to "
           f"{X.shape[0]:,} x {X.shape[1]} data: {status}, lower bound "
-          f"{model.lower_bound_:.8g}; wrote {args.output}")
+          f"{model.lower_bound_:.8g}; wrote {written}")
     return 0
 
 

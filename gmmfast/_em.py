@@ -35,10 +35,12 @@ class GMMParams:
     precisions_cholesky: np.ndarray  # per covariance_type
 
     def astype(self, dtype):
-        return GMMParams(
-            *(np.asarray(a, dtype=dtype) for a in (
-                self.weights, self.means, self.covariances, self.precisions_cholesky))
-        )
+        # values beyond float32 become inf here; check_finite_params reports them
+        with np.errstate(over="ignore"):
+            return GMMParams(
+                *(np.asarray(a, dtype=dtype) for a in (
+                    self.weights, self.means, self.covariances, self.precisions_cholesky))
+            )
 
 
 @dataclass
@@ -93,6 +95,26 @@ _blas_lock = threading.Lock()
 _blas_state = {"depth": 0, "limiter": None, "controller": None}
 
 
+def _release_blas_control():
+    """Let any thread set OpenBLAS's thread count next.
+
+    OpenBLAS's pthreads pool is process-wide, and threadpoolctl (>= 3.6)
+    lets only one Python thread at a time set its size, silently ignoring
+    the others; only its ``with`` blocks hand control back. blas_single_thread
+    sets the limit from the first thread to enter and restores it from the
+    last to leave, which may be another thread: it releases control around
+    both, or the restore would be ignored and BLAS left at one thread (or a
+    fit in a worker thread would not be limited at all).
+    """
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:  # threadpoolctl < 3.6 has no ownership to release
+        return
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+
+
 @contextlib.contextmanager
 def blas_single_thread():
     """Hold BLAS to one thread during a fit or prediction.
@@ -107,8 +129,10 @@ def blas_single_thread():
         if _blas_state["depth"] == 0:
             if _blas_state["controller"] is None:
                 _blas_state["controller"] = ThreadpoolController()
+            _release_blas_control()
             _blas_state["limiter"] = _blas_state["controller"].limit(
                 limits=1, user_api="blas")
+            _release_blas_control()
         _blas_state["depth"] += 1
     try:
         yield
@@ -116,7 +140,9 @@ def blas_single_thread():
         with _blas_lock:
             _blas_state["depth"] -= 1
             if _blas_state["depth"] == 0:
+                _release_blas_control()
                 _blas_state["limiter"].restore_original_limits()
+                _release_blas_control()
                 _blas_state["limiter"] = None
 
 
@@ -265,13 +291,14 @@ def weighted_mean(X, sample_weight, block=None):
     return total / sample_weight.sum()
 
 
-def params_from_stats(stats, shift, covariance_type, reg_covar, dtype, T=None):
+def params_from_stats(stats, shift, covariance_type, reg_covar, dtype, T=None,
+                      anchor=None):
     """M-step: parameters (in dtype) and n_k from summed statistics."""
     R, S1, S2 = stats
     eps = float(np.finfo(dtype).eps)
     nk, means, covariances = _maths.params_from_stats(
         R, S1, S2, np.asarray(shift, dtype=np.float64), covariance_type,
-        reg_covar, eps, T=T,
+        reg_covar, eps, T=T, anchor=anchor,
     )
     precisions_cholesky = _maths.compute_precision_cholesky(
         covariances, covariance_type, float32=(dtype == np.float32)
@@ -279,12 +306,47 @@ def params_from_stats(stats, shift, covariance_type, reg_covar, dtype, T=None):
     return nk, means, covariances, precisions_cholesky
 
 
+def check_finite_params(params, dtype):
+    """Raise scikit-learn's 'increase reg_covar' error when a parameter is not
+    finite in the data's dtype (float32 overflows long before float64)."""
+    for a in (params.weights, params.means, params.covariances, params.precisions_cholesky):
+        if not np.all(np.isfinite(a)):
+            raise ValueError(
+                _maths.ILL_DEFINED_MESSAGE
+                + (_maths.FLOAT32_HINT if dtype == np.float32 else "")
+            )
+    return params
+
+
 def m_step(stats, kp, data, covariance_type, reg_covar, dtype):
     T = data.T if covariance_type == "tied" else None
+    # tied statistics are taken about one centre: anchor the means at the
+    # previous ones (the other types' shift is the previous mean already)
+    anchor = kp.means if covariance_type == "tied" else None
     nk, means, covariances, prec_chol = params_from_stats(
-        stats, kp.shift, covariance_type, reg_covar, dtype, T=T
+        stats, kp.shift, covariance_type, reg_covar, dtype, T=T, anchor=anchor
     )
-    return GMMParams(nk / nk.sum(), means, covariances, prec_chol).astype(dtype)
+    return check_finite_params(
+        GMMParams(nk / nk.sum(), means, covariances, prec_chol).astype(dtype), dtype)
+
+
+def non_finite_lower_bound_error(lower_bound, n_iter, reg_covar):
+    """The error run_em raises when the mean log-likelihood is not finite."""
+    if np.isnan(lower_bound):
+        why = ("the log-likelihood is not a number (the data, the weights or the "
+               "statistics overflow)")
+    elif lower_bound < 0:
+        why = ("some samples have zero density under every component: the "
+               "covariances are too small for the data's spread")
+    else:
+        why = ("the density overflows: a covariance collapsed to almost nothing, or "
+               "the weights are too large")
+    return ValueError(
+        f"EM failed at iteration {n_iter}: the lower bound (mean log-likelihood) is "
+        f"{lower_bound}, because {why}. Increase reg_covar (now {reg_covar:g}), "
+        "scale the input data (e.g. sklearn.preprocessing.StandardScaler), or check "
+        "weights_init/means_init/precisions_init."
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -344,8 +406,11 @@ def run_em(data, params, covariance_type, *, tol, max_iter, reg_covar,
         kp = KernelParams(params, covariance_type, dtype,
                           data.center if covariance_type == "tied" else None)
         stats, ll = data.e_step(kp)
-        params = m_step(stats, kp, data, covariance_type, reg_covar, dtype)
         lower_bound = ll / data.total_weight
+        if not np.isfinite(lower_bound):
+            # never carry NaN/inf into the parameters or return it silently
+            raise non_finite_lower_bound_error(lower_bound, n_iter, reg_covar)
+        params = m_step(stats, kp, data, covariance_type, reg_covar, dtype)
         lower_bounds.append(lower_bound)
         change = lower_bound - prev_lower_bound
         if verbose is not None:
@@ -391,11 +456,11 @@ def fit_em(X, sample_weight, *, n_components, covariance_type="full", tol=1e-3,
         for init in range(n_init):
             verbose_printer.init_beg(init)
             if do_init:
-                params = initial_params(
+                params = check_finite_params(initial_params(
                     data.init_data(), n_components, covariance_type,
                     init_params, random_state, reg_covar, weights_init,
                     means_init, precisions_init,
-                )
+                ), dtype)
                 lower_bound = -np.inf
             else:
                 params, lower_bound = warm_start_from

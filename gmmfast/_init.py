@@ -20,6 +20,13 @@ from . import _kernels, _maths
 # rows of responsibilities materialised at a time
 RESP_BLOCK = 16384
 
+TIED_ORIGIN_HINT = (
+    " With covariance_type='tied', init_params='k-means++' and "
+    "'random_from_data' start from scikit-learn's tied covariance, which is "
+    "taken about the origin: far from the origin it loses every digit. Centre "
+    "the data (X - X.mean(axis=0)) or use init_params='kmeans' or 'random'."
+)
+
 
 def _stats_from_resp(X, sample_weight, resp_blocks, shift, center, covariance_type, cfg):
     from ._em import alloc_stats, reduce_stats
@@ -119,8 +126,13 @@ def initial_params(data, n_components, covariance_type, init_params, random_stat
             R, S1, S2, shift, covariance_type, reg_covar, eps, T=T)
         weights = nk / data.total_weight
         if precisions_init is None:
-            prec_chol = _maths.compute_precision_cholesky(
-                covariances, covariance_type, float32=(dtype == np.float32))
+            try:
+                prec_chol = _maths.compute_precision_cholesky(
+                    covariances, covariance_type, float32=(dtype == np.float32))
+            except ValueError as exc:
+                if covariance_type == "tied" and not rows_sum_to_one:
+                    raise ValueError(str(exc) + TIED_ORIGIN_HINT) from None
+                raise
     if weights_init is not None:
         weights = weights_init
     if means_init is not None:

@@ -90,11 +90,13 @@ def compute_precision_cholesky(covariances, covariance_type, float32=False):
             if info != 0:
                 raise ValueError(message)
             inv_chol, info = lapack.dtrtri(cov_chol, lower=1)
-            if info != 0:
+            if info != 0 or not np.all(np.isfinite(inv_chol)):
+                # not positive definite, or too close to singular
                 raise ValueError(message)
             out[k] = inv_chol.T
         return out if covariance_type == "full" else out[0]
-    if np.any(~(covariances > 0.0)):
+    # positive and finite (NaN fails both comparisons)
+    if not np.all((covariances > 0.0) & (covariances < np.inf)):
         raise ValueError(message)
     return 1.0 / np.sqrt(covariances)
 
@@ -162,7 +164,8 @@ def log_norm(weights, precisions_cholesky, covariance_type, n_features):
 
 
 def params_from_stats(
-    R, S1, S2, shift, covariance_type, reg_covar, eps, T=None, center=None
+    R, S1, S2, shift, covariance_type, reg_covar, eps, T=None, center=None,
+    anchor=None,
 ):
     """M-step from shifted sufficient statistics (all float64).
 
@@ -178,6 +181,9 @@ def params_from_stats(
     eps : float, the data dtype's machine epsilon (n_k = R_k + 10 eps, as
         scikit-learn).
     T : (D, D) tied only: sum_i w_i (x_i - c)(x_i - c)^T.
+    anchor : (K, D) or None, where the 10 eps guard pulls a mean (None: the
+        shift). Tied statistics share one shift; the previous means are the
+        better anchor there.
 
     Returns
     -------
@@ -192,8 +198,19 @@ def params_from_stats(
     mu_k (never the raw moments E[x x^T] - mu mu^T).
     """
     nk = R + 10.0 * eps
-    means = (R[:, None] * shift + S1) / nk[:, None]
-    d = means - shift
+    # mu_k = a_k + sum_i w r (x_i - a_k) / n_k, with the anchor a_k (the
+    # shift, or the previous mean): the guard shrinks the step from the
+    # anchor, not the position. scikit-learn's sum_i w r x_i / n_k pulls every
+    # mean towards the origin by 10 eps / n_k of its distance from it: far
+    # from the origin, in float32, more than a collapsed component's width,
+    # and an empty component jumps to the origin. The two agree to 10 eps / n_k.
+    if anchor is None:
+        d = S1 / nk[:, None]
+    else:
+        anchor = np.asarray(anchor, dtype=np.float64)
+        # sum w r (x - a) = S1 - R (a - c)
+        d = anchor - shift + (S1 - R[:, None] * (anchor - shift)) / nk[:, None]
+    means = shift + d
     if covariance_type == "full":
         n_features = shift.shape[1]
         outer = S1[:, :, None] * d[:, None, :]

