@@ -315,9 +315,10 @@ class DaskData:
         self.covariance_type = covariance_type
         self.random_state = random_state
         # one thread per chunk task: Dask runs one task per worker thread
-        self.worker_cfg = _em.kernel_config(self.n_features, covariance_type, 1, chunk_size)
+        self.worker_cfg = _em.kernel_config(self.n_features, covariance_type, 1, chunk_size,
+                                            n_components)
         self.client_cfg = _em.kernel_config(self.n_features, covariance_type, n_threads,
-                                            chunk_size)
+                                            chunk_size, n_components)
         self._total_weight = (
             float(self.n_samples) if sample_weight is None else total_weight)
         self._x_blocks = list(X.to_delayed().ravel())
@@ -479,7 +480,8 @@ def predict_lazy(X, kp, n_components, what):
     node; each chunk's kernel call uses one thread.
     """
     n_features = X.shape[1]
-    cfg = _em.kernel_config(n_features, kp.covariance_type, 1)
+    cfg = _em.kernel_config(n_features, kp.covariance_type, 1,
+                            n_components=kp.means.shape[0])
     node = _one_node((kp, cfg), "params")
     dtype = np.dtype(np.int64) if what == "labels" else np.dtype(X.dtype)
     if what == "resp":

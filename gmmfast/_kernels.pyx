@@ -380,10 +380,13 @@ cdef void _block_scatter(
 # ---------------------------------------------------------------------------
 
 cdef isize _chunks_per_call(isize chunk_size, isize D, isize K, int n_threads):
+    """Blocks per OpenMP region: about WORK_PER_CALL multiply-adds, and at
+    least one block per thread (the caller sizes blocks so that one block is
+    never more than a fraction of a second)."""
     cdef isize per_row = K * (D * D + 8) + 8
     cdef isize c = WORK_PER_CALL // (chunk_size * per_row)
-    if c < 4 * n_threads:
-        c = 4 * n_threads
+    if c < n_threads:
+        c = n_threads
     return c
 
 
