@@ -20,6 +20,9 @@ HEADER = """/*
  * Full-covariance register kernels for template sizes {sizes}, written
  * for REAL/GM() (included from _simd_impl.h once per dtype).
  *
+ * Each is a separate function (compiled once per instruction set), called
+ * once per block: inlining them into every caller multiplied the build time.
+ *
  * GM(lp_full_DT):    lp[k, i] = lognorm_k - 1/2 ||(x_i - mu_k) U_k||^2
  * GM(stats_full_DT): R_k, S1_k, S2_k (upper) += sums of w r (x - mu_k) ...
  *
@@ -46,7 +49,7 @@ def load_params(dt):
 
 
 def lp_function(dt):
-    out = [f"GM_INLINE void GM(lp_full_{dt})(const REAL* xt, int64_t nb, int64_t D, int64_t K,",
+    out = [f"GM_CLONES static void GM(lp_full_{dt})(const REAL* xt, int64_t nb, int64_t D, int64_t K,",
            "                                const REAL* means, const REAL* prec,",
            "                                const double* lognorm, REAL* lp)",
            "{"]
@@ -73,7 +76,7 @@ def lp_function(dt):
 
 
 def stats_direct(dt):
-    out = [f"GM_INLINE void GM(stats_full_{dt})(const REAL* xt, int64_t nb, int64_t D, int64_t K,",
+    out = [f"GM_CLONES static void GM(stats_full_{dt})(const REAL* xt, int64_t nb, int64_t D, int64_t K,",
            "                                   const REAL* wr, const REAL* shift,",
            "                                   double* R, double* S1, double* S2, REAL* et)",
            "{",
@@ -117,7 +120,7 @@ def stats_tiles(dt):
     """e_j = sqrt(r) d_j (j < DT), with R and S1 reduced on the way; then
     S2 = E E^T by register tiles (GM(gram_upper))."""
     dp = (dt + 3) // 4 * 4
-    out = [f"GM_INLINE void GM(stats_full_{dt})(const REAL* xt, int64_t nb, int64_t D, int64_t K,",
+    out = [f"GM_CLONES static void GM(stats_full_{dt})(const REAL* xt, int64_t nb, int64_t D, int64_t K,",
            "                                   const REAL* wr, const REAL* shift,",
            "                                   double* R, double* S1, double* S2, REAL* et)",
            "{"]

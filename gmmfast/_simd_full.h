@@ -4,6 +4,9 @@
  * Full-covariance register kernels for template sizes 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, written
  * for REAL/GM() (included from _simd_impl.h once per dtype).
  *
+ * Each is a separate function (compiled once per instruction set), called
+ * once per block: inlining them into every caller multiplied the build time.
+ *
  * GM(lp_full_DT):    lp[k, i] = lognorm_k - 1/2 ||(x_i - mu_k) U_k||^2
  * GM(stats_full_DT): R_k, S1_k, S2_k (upper) += sums of w r (x - mu_k) ...
  *
@@ -11,7 +14,7 @@
  * xt rows, means and U are 0 beyond D, which adds exact zeros.
  */
 
-GM_INLINE void GM(lp_full_1)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(lp_full_1)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                 const REAL* means, const REAL* prec,
                                 const double* lognorm, REAL* lp)
 {
@@ -36,7 +39,7 @@ GM_INLINE void GM(lp_full_1)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
     }
 }
 
-GM_INLINE void GM(stats_full_1)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(stats_full_1)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
                                    double* R, double* S1, double* S2, REAL* et)
 {
@@ -65,7 +68,7 @@ GM_INLINE void GM(stats_full_1)(const REAL* xt, int64_t nb, int64_t D, int64_t K
     }
 }
 
-GM_INLINE void GM(lp_full_2)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(lp_full_2)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                 const REAL* means, const REAL* prec,
                                 const double* lognorm, REAL* lp)
 {
@@ -96,7 +99,7 @@ GM_INLINE void GM(lp_full_2)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
     }
 }
 
-GM_INLINE void GM(stats_full_2)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(stats_full_2)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
                                    double* R, double* S1, double* S2, REAL* et)
 {
@@ -137,7 +140,7 @@ GM_INLINE void GM(stats_full_2)(const REAL* xt, int64_t nb, int64_t D, int64_t K
     }
 }
 
-GM_INLINE void GM(lp_full_3)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(lp_full_3)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                 const REAL* means, const REAL* prec,
                                 const double* lognorm, REAL* lp)
 {
@@ -175,7 +178,7 @@ GM_INLINE void GM(lp_full_3)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
     }
 }
 
-GM_INLINE void GM(stats_full_3)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(stats_full_3)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
                                    double* R, double* S1, double* S2, REAL* et)
 {
@@ -230,7 +233,7 @@ GM_INLINE void GM(stats_full_3)(const REAL* xt, int64_t nb, int64_t D, int64_t K
     }
 }
 
-GM_INLINE void GM(lp_full_4)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(lp_full_4)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                 const REAL* means, const REAL* prec,
                                 const double* lognorm, REAL* lp)
 {
@@ -276,7 +279,7 @@ GM_INLINE void GM(lp_full_4)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
     }
 }
 
-GM_INLINE void GM(stats_full_4)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(stats_full_4)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
                                    double* R, double* S1, double* S2, REAL* et)
 {
@@ -347,7 +350,7 @@ GM_INLINE void GM(stats_full_4)(const REAL* xt, int64_t nb, int64_t D, int64_t K
     }
 }
 
-GM_INLINE void GM(lp_full_5)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(lp_full_5)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                 const REAL* means, const REAL* prec,
                                 const double* lognorm, REAL* lp)
 {
@@ -402,7 +405,7 @@ GM_INLINE void GM(lp_full_5)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
     }
 }
 
-GM_INLINE void GM(stats_full_5)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(stats_full_5)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
                                    double* R, double* S1, double* S2, REAL* et)
 {
@@ -464,7 +467,7 @@ GM_INLINE void GM(stats_full_5)(const REAL* xt, int64_t nb, int64_t D, int64_t K
     }
 }
 
-GM_INLINE void GM(lp_full_6)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(lp_full_6)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                 const REAL* means, const REAL* prec,
                                 const double* lognorm, REAL* lp)
 {
@@ -529,7 +532,7 @@ GM_INLINE void GM(lp_full_6)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
     }
 }
 
-GM_INLINE void GM(stats_full_6)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(stats_full_6)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
                                    double* R, double* S1, double* S2, REAL* et)
 {
@@ -597,7 +600,7 @@ GM_INLINE void GM(stats_full_6)(const REAL* xt, int64_t nb, int64_t D, int64_t K
     }
 }
 
-GM_INLINE void GM(lp_full_7)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(lp_full_7)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                 const REAL* means, const REAL* prec,
                                 const double* lognorm, REAL* lp)
 {
@@ -673,7 +676,7 @@ GM_INLINE void GM(lp_full_7)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
     }
 }
 
-GM_INLINE void GM(stats_full_7)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(stats_full_7)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
                                    double* R, double* S1, double* S2, REAL* et)
 {
@@ -747,7 +750,7 @@ GM_INLINE void GM(stats_full_7)(const REAL* xt, int64_t nb, int64_t D, int64_t K
     }
 }
 
-GM_INLINE void GM(lp_full_8)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(lp_full_8)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                 const REAL* means, const REAL* prec,
                                 const double* lognorm, REAL* lp)
 {
@@ -835,7 +838,7 @@ GM_INLINE void GM(lp_full_8)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
     }
 }
 
-GM_INLINE void GM(stats_full_8)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(stats_full_8)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
                                    double* R, double* S1, double* S2, REAL* et)
 {
@@ -915,7 +918,7 @@ GM_INLINE void GM(stats_full_8)(const REAL* xt, int64_t nb, int64_t D, int64_t K
     }
 }
 
-GM_INLINE void GM(lp_full_10)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(lp_full_10)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                 const REAL* means, const REAL* prec,
                                 const double* lognorm, REAL* lp)
 {
@@ -1030,7 +1033,7 @@ GM_INLINE void GM(lp_full_10)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
     }
 }
 
-GM_INLINE void GM(stats_full_10)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(stats_full_10)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
                                    double* R, double* S1, double* S2, REAL* et)
 {
@@ -1126,7 +1129,7 @@ GM_INLINE void GM(stats_full_10)(const REAL* xt, int64_t nb, int64_t D, int64_t 
     }
 }
 
-GM_INLINE void GM(lp_full_12)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(lp_full_12)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                 const REAL* means, const REAL* prec,
                                 const double* lognorm, REAL* lp)
 {
@@ -1272,7 +1275,7 @@ GM_INLINE void GM(lp_full_12)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
     }
 }
 
-GM_INLINE void GM(stats_full_12)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(stats_full_12)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
                                    double* R, double* S1, double* S2, REAL* et)
 {
@@ -1380,7 +1383,7 @@ GM_INLINE void GM(stats_full_12)(const REAL* xt, int64_t nb, int64_t D, int64_t 
     }
 }
 
-GM_INLINE void GM(lp_full_14)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(lp_full_14)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                 const REAL* means, const REAL* prec,
                                 const double* lognorm, REAL* lp)
 {
@@ -1561,7 +1564,7 @@ GM_INLINE void GM(lp_full_14)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
     }
 }
 
-GM_INLINE void GM(stats_full_14)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(stats_full_14)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
                                    double* R, double* S1, double* S2, REAL* et)
 {
@@ -1685,7 +1688,7 @@ GM_INLINE void GM(stats_full_14)(const REAL* xt, int64_t nb, int64_t D, int64_t 
     }
 }
 
-GM_INLINE void GM(lp_full_16)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(lp_full_16)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                 const REAL* means, const REAL* prec,
                                 const double* lognorm, REAL* lp)
 {
@@ -1905,7 +1908,7 @@ GM_INLINE void GM(lp_full_16)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
     }
 }
 
-GM_INLINE void GM(stats_full_16)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+GM_CLONES static void GM(stats_full_16)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
                                    double* R, double* S1, double* S2, REAL* et)
 {

@@ -98,7 +98,7 @@ GM_INLINE REAL GM(hsum)(GM(vec) a)
     return a[0];
 }
 
-GM_INLINE void GM(gram_upper)(const REAL* et, int64_t nb, int64_t dp, REAL* gram)
+GM_CLONES static void GM(gram_upper)(const REAL* et, int64_t nb, int64_t dp, REAL* gram)
 {
     const int64_t nv = nb / GM_VL * GM_VL;
     for (int64_t jb = 0; jb < dp; jb += 4) {
