@@ -194,9 +194,9 @@ class KernelParams:
 
 def reduce_stats(R, S1, S2, covariance_type, n_components, n_features):
     """Sum per-thread slabs in a fixed order; shape and symmetrise."""
-    R = R.sum(axis=0)
-    S1 = S1.sum(axis=0).reshape(n_components, n_features)
-    S2 = S2.sum(axis=0)
+    R = R[:, :n_components].sum(axis=0)
+    S1 = S1[:, :n_components * n_features].sum(axis=0).reshape(n_components, n_features)
+    S2 = S2[:, :_maths.s2_size(covariance_type, n_components, n_features)].sum(axis=0)
     if covariance_type == "full":
         S2 = _maths.symmetrize_upper(S2.reshape(n_components, n_features, n_features))
     elif covariance_type == "diag":
@@ -206,11 +206,21 @@ def reduce_stats(R, S1, S2, covariance_type, n_components, n_features):
     return R, S1, S2
 
 
+def thread_slabs(n_threads, size):
+    """Zeroed float64 accumulators, one row per thread, each row ``size``
+    values and then padding, so that rows are at least a cache line apart:
+    threads adding into neighbouring rows of one line made 2 threads slower
+    than 1 here (false sharing). Read them with ``[:, :size]``."""
+    stride = (size + 7) // 8 * 8 + 8
+    return np.zeros((n_threads, stride))
+
+
 def alloc_stats(cfg, covariance_type, n_components, n_features):
     return (
-        np.zeros((cfg.n_threads, n_components)),
-        np.zeros((cfg.n_threads, n_components * n_features)),
-        np.zeros((cfg.n_threads, _maths.s2_size(covariance_type, n_components, n_features))),
+        thread_slabs(cfg.n_threads, n_components),
+        thread_slabs(cfg.n_threads, n_components * n_features),
+        thread_slabs(cfg.n_threads,
+                     _maths.s2_size(covariance_type, n_components, n_features)),
     )
 
 
@@ -228,10 +238,10 @@ def e_step_stats(X, sample_weight, kp, cfg):
 def scatter(X, sample_weight, center, cfg):
     """T = sum_i w_i (x_i - c)(x_i - c)^T, float64 (D, D)."""
     n_features = X.shape[1]
-    T = np.zeros((cfg.n_threads, n_features * n_features))
+    T = thread_slabs(cfg.n_threads, n_features * n_features)
     _kernels.scatter(X, sample_weight, np.ascontiguousarray(center, dtype=X.dtype),
                      T, cfg.chunk_size, cfg.n_threads, cfg.use_blas)
-    return _maths.symmetrize_upper(T.sum(axis=0).reshape(n_features, n_features))
+    return _maths.symmetrize_upper(T[:, :n_features * n_features].sum(axis=0).reshape(n_features, n_features))
 
 
 class ArrayData:

@@ -431,7 +431,7 @@ def e_step(
     dtype = np.float64 if floating is double else np.float32
     cdef floating[:, ::1] scratch = np.empty(
         (n_threads, _scratch_size(blas, chunk_size, D, K, floating is double)), dtype)
-    cdef double[::1] ll = np.zeros(n_threads)
+    cdef double[:, ::1] ll = np.zeros((n_threads, 8))  # a cache line per thread
     cdef double total = 0.0
     if n == 0:
         return 0.0
@@ -446,7 +446,7 @@ def e_step(
             for c in prange(c0, c1, schedule='static'):
                 start = c * chunk_size
                 nb = min(chunk_size, n - start)
-                ll[tid] += _block(cov_type, blas, &X[start, 0], nb, D, K,
+                ll[tid, 0] += _block(cov_type, blas, &X[start, 0], nb, D, K,
                                   &means[0, 0], &prec[0], &lognorm[0],
                                   &center[0], &mproj[0, 0],
                                   sw + start if sw != NULL else NULL,
@@ -455,7 +455,7 @@ def e_step(
         PyErr_CheckSignals()
 
     for tid in range(n_threads):
-        total += ll[tid]
+        total += ll[tid, 0]
     return total
 
 

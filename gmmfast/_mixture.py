@@ -296,13 +296,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         saved = self._save_fit_state()
         try:
-            X, sample_weight, options = self._validate_fit_data(X, sample_weight)
-            result = _em.fit_em(
-                X, sample_weight,
-                warm_start_from=self._warm_start_from(X.shape[1]),
-                callback=callback,
-                **options,
-            )
+            # BLAS on one thread from validation on: a multi-threaded BLAS call
+            # (the *_init checks) leaves OpenBLAS's threads spinning for a
+            # while, beside the kernels' OpenMP threads
+            with _em.blas_single_thread():
+                X, sample_weight, options = self._validate_fit_data(X, sample_weight)
+                result = _em.fit_em(
+                    X, sample_weight,
+                    warm_start_from=self._warm_start_from(X.shape[1]),
+                    callback=callback,
+                    **options,
+                )
             self._set_result(result)
         except BaseException:
             self._restore_fit_state(saved)
