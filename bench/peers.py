@@ -13,12 +13,18 @@ class GmmFast:
     def supports(self, covariance_type, dtype):
         return True
 
-    def fit(self, X, start, covariance_type, n_iter, n_threads):
+    def fitted_model(self, X, start, covariance_type, n_iter, n_threads):
         from gmmfast import GaussianMixture
 
         gm = GaussianMixture(len(start["weights_init"]), covariance_type=covariance_type,
                              tol=0.0, max_iter=n_iter, n_threads=n_threads, **start)
-        return gm.fit(X).n_iter_
+        return gm.fit(X)
+
+    def fit(self, X, start, covariance_type, n_iter, n_threads):
+        return self.fitted_model(X, start, covariance_type, n_iter, n_threads).n_iter_
+
+    def call(self, model, method, X, n_threads):
+        return getattr(model, method)(X)
 
 
 class ScikitLearn:
@@ -27,14 +33,23 @@ class ScikitLearn:
     def supports(self, covariance_type, dtype):
         return True
 
-    def fit(self, X, start, covariance_type, n_iter, n_threads):
+    def fitted_model(self, X, start, covariance_type, n_iter, n_threads):
         from sklearn.mixture import GaussianMixture
         from threadpoolctl import threadpool_limits
 
         gm = GaussianMixture(len(start["weights_init"]), covariance_type=covariance_type,
                              tol=0.0, max_iter=n_iter, **start)
         with threadpool_limits(n_threads):
-            return gm.fit(X).n_iter_
+            return gm.fit(X)
+
+    def fit(self, X, start, covariance_type, n_iter, n_threads):
+        return self.fitted_model(X, start, covariance_type, n_iter, n_threads).n_iter_
+
+    def call(self, model, method, X, n_threads):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(n_threads):
+            return getattr(model, method)(X)
 
 
 class OneDAL:

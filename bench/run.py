@@ -1,21 +1,32 @@
-"""Seconds per EM iteration: gmmfast side by side with scikit-learn (and peers).
+"""Seconds per EM iteration: gmmfast side by side with scikit-learn and peers.
 
 Method (shared/benchmarking.md): overlapping components (centres at scale
-3/sqrt(D), unit noise), the same start for every library (perturbed centres,
-identity covariances, equal weights), tol disabled, and
+3/sqrt(D), unit noise), the same start for every library that takes one
+(perturbed centres, identity covariances, equal weights), tol disabled, and
 
     per-iteration = (t(hi) - t(lo)) / (iters(hi) - iters(lo))
 
-with the iteration counts each library reports; libraries alternate within a
-repeat (A B A B ...), and the table gives medians over repeats and ratios.
+with the iteration counts each library reports. Each library runs in its own
+worker process (no library's thread pool spins beside another's); libraries
+alternate within a repeat (A B A B ...), with a pause between calls; tables
+give medians over repeats and ratios.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/run.py --quick
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/run.py            # quick
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/run.py --full
+    ... --types all --dtypes float64,float32 --libs gmmfast,scikit-learn,oneDAL
+    ... --predict          # predict / predict_proba / score_samples instead
 
-Writes bench/results/<name>.md (the table) and prints it.
+Writes bench/results/NAME.md (tables), NAME.json (raw medians) and, for EM
+runs, NAME.png (speed-up over each peer against D).
+
+The machine limit column: per iteration, full covariance costs 2 N K D^2
+flops (triangular product + symmetric update) plus N K exp(); the limit is
+that work at this machine's measured dgemm and exp rates for the thread
+count, or one read of X at the measured read bandwidth if that is longer.
 """
 import argparse
 import datetime
+import json
 import os
 import platform
 import sys
@@ -38,6 +49,7 @@ FULL_GRID = [
     (20_000, 256, 8),
 ]
 QUICK_GRID = [(n // 10, d, k) for (n, d, k) in FULL_GRID]
+SLOW_ITERATION = 0.4  # seconds: slower libraries time 1 -> 3 iterations
 
 
 def make_data(n_samples, n_features, n_components, dtype, seed=0):
@@ -61,6 +73,10 @@ def start_for(covariance_type, means0):
                 means_init=means0, precisions_init=precisions)
 
 
+# ---------------------------------------------------------------------------
+# Machine facts
+# ---------------------------------------------------------------------------
+
 def blas_header():
     import threadpoolctl
 
@@ -68,8 +84,8 @@ def blas_header():
 
     lines = [
         f"date: {datetime.datetime.now().isoformat(timespec='seconds')}",
-        f"machine: {platform.machine()} {platform.processor() or ''} "
-        f"{os.cpu_count()} cpus; python {platform.python_version()}",
+        f"machine: {platform.machine()} {_cpu_model()}, {os.cpu_count()} cpus; "
+        f"python {platform.python_version()}, numpy {np.__version__}",
         f"gmmfast {gmmfast.__version__} (OpenMP: {gmmfast.openmp_enabled()})",
         "OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s" % (
             os.environ.get("OPENBLAS_CORETYPE"), os.environ.get("OPENBLAS_L2_SIZE")),
@@ -81,6 +97,56 @@ def blas_header():
             os.path.basename(info.get("filepath", ""))))
     return lines
 
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def measure_machine(threads):
+    """dgemm flop/s and exp/s per thread count, and read bandwidth (B/s)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(2048, 2048))
+    rates = {}
+    for n in threads:
+        with threadpool_limits(n, user_api="blas"):
+            A @ A
+            best = min(_timed(lambda: A @ A) for _ in range(3))
+        rates[n] = {"dgemm": 2 * 2048**3 / best}
+    x = -np.abs(rng.normal(size=4_000_000)) * 10
+    exp_rate = x.size / min(_timed(lambda: np.exp(x)) for _ in range(5))
+    big = rng.normal(size=32_000_000)
+    bandwidth = big.nbytes / min(_timed(lambda: big.sum()) for _ in range(3))
+    for n in threads:
+        rates[n]["exp"] = exp_rate * n  # numpy's exp is one thread; it scales
+    return {"threads": rates, "bandwidth": bandwidth}
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def machine_limit(machine, n_samples, n_features, n_components, n_threads):
+    r = machine["threads"][n_threads]
+    compute = (2.0 * n_samples * n_components * n_features**2 / r["dgemm"]
+               + n_samples * n_components / r["exp"])
+    read = n_samples * n_features * 8 / machine["bandwidth"]
+    return max(compute, read)
+
+
+# ---------------------------------------------------------------------------
+# Timing, one library per worker process
+# ---------------------------------------------------------------------------
 
 def time_library(lib, X, start, covariance_type, n_threads, lo, hi):
     """(t_hi - t_lo) / (iters_hi - iters_lo) for one library, one repeat."""
@@ -96,9 +162,15 @@ def time_library(lib, X, start, covariance_type, n_threads, lo, hi):
     return (times[hi] - times[lo]) / (iters[hi] - iters[lo]), iters
 
 
+def time_predict(lib, X, start, covariance_type, n_threads, method, repeats=5):
+    """Median seconds of one ``method`` call on X (model fitted in 3 iterations)."""
+    model = lib.fitted_model(X, start, covariance_type, 3, n_threads)
+    getattr(model, method)(X)
+    times = [_timed(lambda: lib.call(model, method, X, n_threads)) for _ in range(repeats)]
+    return float(np.median(times)), None
+
+
 def _worker(name, conn):
-    """One library per process: thread pools and BLAS copies of one library
-    never spin beside another's, and each keeps its own data in memory."""
     libs, _ = available_libraries([name])
     lib = libs[0]
     cache = {}
@@ -106,16 +178,20 @@ def _worker(name, conn):
         msg = conn.recv()
         if msg is None:
             return
-        (n_samples, n_features, n_components, dtype, covariance_type,
-         n_threads, lo, hi) = msg
+        kind, (n_samples, n_features, n_components, dtype, covariance_type,
+               n_threads), extra = msg
         key = (n_samples, n_features, n_components, dtype)
         if key not in cache:
             cache.clear()
-            cache[key] = make_data(n_samples, n_features, n_components, np.dtype(dtype).type)
+            cache[key] = make_data(n_samples, n_features, n_components,
+                                   np.dtype(dtype).type)
         X, means0 = cache[key]
+        start = start_for(covariance_type, means0)
         try:
-            conn.send(time_library(lib, X, start_for(covariance_type, means0),
-                                   covariance_type, n_threads, lo, hi))
+            if kind == "fit":
+                conn.send(time_library(lib, X, start, covariance_type, n_threads, *extra))
+            else:
+                conn.send(time_predict(lib, X, start, covariance_type, n_threads, extra))
         except Exception as exc:  # report, keep serving
             conn.send((float("nan"), {"error": f"{type(exc).__name__}: {exc}"}))
 
@@ -130,8 +206,8 @@ class Worker:
         self.proc = ctx.Process(target=_worker, args=(name, child), daemon=True)
         self.proc.start()
 
-    def time(self, *args):
-        self.conn.send(args)
+    def ask(self, kind, args, extra):
+        self.conn.send((kind, args, extra))
         return self.conn.recv()
 
     def close(self):
@@ -139,8 +215,24 @@ class Worker:
         self.proc.join(timeout=30)
 
 
-def run(grid, libraries, threads, covariance_types, dtypes, repeats, lo, hi, out, pause=0.2):
+def choose_span(worker, args, target=0.3):
+    """(lo, hi) iterations for one library: hi - lo iterations take about
+    ``target`` seconds (at least 4, at most 400), so that the difference is
+    well above the timer's noise; slow libraries time 1 -> 3."""
+    t, _ = worker.ask("fit", args, (1, 2))  # warm-up, and a first estimate
+    if np.isfinite(t) and t > SLOW_ITERATION:
+        return (1, 3)
+    t, _ = worker.ask("fit", args, (2, 6))
+    if np.isfinite(t) and t > SLOW_ITERATION:
+        return (1, 3)
+    per_iter = t if np.isfinite(t) and t > 0 else 1e-4
+    return (2, 2 + int(min(400, max(4, np.ceil(target / per_iter)))))
+
+
+def run_fit(grid, libraries, threads, covariance_types, dtypes, repeats, out,
+            machine, pause=0.2):
     workers = {lib.name: Worker(lib.name) for lib in libraries}
+    names = [lib.name for lib in libraries]
     rows = []
     try:
         for (n_samples, n_features, n_components) in grid:
@@ -151,54 +243,167 @@ def run(grid, libraries, threads, covariance_types, dtypes, repeats, lo, hi, out
                     for n_threads in threads:
                         args = (n_samples, n_features, n_components, np.dtype(dtype).name,
                                 covariance_type, n_threads)
-                        for name in libs:  # warm-up (imports, pools, page faults)
-                            workers[name].time(*args, 1, 2)
+                        spans = {}
+                        for name in libs:  # warm-up, and the span to time
+                            spans[name] = choose_span(workers[name], args)
                             time.sleep(pause)
                         samples = {name: [] for name in libs}
                         reported = {}
                         for _ in range(repeats):
                             for name in libs:  # alternate A B A B ...
-                                t, iters = workers[name].time(*args, lo, hi)
+                                t, iters = workers[name].ask("fit", args, spans[name])
                                 samples[name].append(t)
                                 reported[name] = iters
                                 time.sleep(pause)  # let idle pools stop spinning
-                        med = {name: float(np.nanmedian(v)) if np.any(np.isfinite(v))
-                               else float("nan") for name, v in samples.items()}
+                        med = {name: _median(v) for name, v in samples.items()}
                         row = dict(n=n_samples, d=n_features, k=n_components,
                                    dtype=np.dtype(dtype).name, cov=covariance_type,
-                                   threads=n_threads, med=med, reported=reported)
+                                   threads=n_threads, med=med,
+                                   reported={k: str(v) for k, v in reported.items()},
+                                   limit=machine_limit(machine, n_samples, n_features,
+                                                       n_components, n_threads))
                         rows.append(row)
-                        out(format_row(row, [lib.name for lib in libraries]))
+                        out(format_row(row, names))
     finally:
         for w in workers.values():
             w.close()
     return rows
 
 
-def format_ms(seconds):
+def run_predict(grid, libraries, threads, covariance_types, dtypes, repeats, out,
+                pause=0.2):
+    libraries = [lib for lib in libraries if hasattr(lib, "fitted_model")]
+    workers = {lib.name: Worker(lib.name) for lib in libraries}
+    names = [lib.name for lib in libraries]
+    rows = []
+    try:
+        for (n_samples, n_features, n_components) in grid:
+            for dtype in dtypes:
+                for covariance_type in covariance_types:
+                    for n_threads in threads:
+                        args = (n_samples, n_features, n_components, np.dtype(dtype).name,
+                                covariance_type, n_threads)
+                        for method in ("predict", "predict_proba", "score_samples"):
+                            samples = {name: [] for name in names}
+                            for _ in range(repeats):
+                                for name in names:
+                                    t, _ = workers[name].ask("predict", args, method)
+                                    samples[name].append(t)
+                                    time.sleep(pause)
+                            row = dict(n=n_samples, d=n_features, k=n_components,
+                                       dtype=np.dtype(dtype).name, cov=covariance_type,
+                                       threads=n_threads, method=method,
+                                       med={n: _median(v) for n, v in samples.items()})
+                            rows.append(row)
+                            out(format_row(row, names, method=True))
+    finally:
+        for w in workers.values():
+            w.close()
+    return rows
+
+
+def _median(values):
+    values = np.asarray(values, dtype=float)
+    return float(np.nanmedian(values)) if np.any(np.isfinite(values)) else float("nan")
+
+
+# ---------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------
+
+def format_time(seconds):
     if not np.isfinite(seconds):
         return "—"
     return f"{seconds * 1e3:.3g} ms" if seconds < 10 else f"{seconds:.3g} s"
 
 
-def table_header(names):
-    cols = ["N, D, K", "type", "dtype", "threads"] + names + [
-        f"{n} / gmmfast" for n in names if n != "gmmfast"]
+def table_header(names, method=False, limit=True):
+    cols = ["N, D, K", "type", "dtype", "threads"] + (["method"] if method else [])
+    cols += names + [f"{n} / gmmfast" for n in names if n != "gmmfast"]
+    if limit and not method:
+        cols += ["machine limit", "gmmfast / limit"]
     return "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
 
 
-def format_row(row, names):
+def format_row(row, names, method=False):
     med = row["med"]
     g = med.get("gmmfast", float("nan"))
     cells = [f"{row['n']:,}, {row['d']}, {row['k']}", row["cov"], row["dtype"],
-             str(row["threads"])]
-    cells += [format_ms(med.get(n, float("nan"))) for n in names]
+             str(row["threads"])] + ([row["method"]] if method else [])
+    cells += [format_time(med.get(n, float("nan"))) for n in names]
     for n in names:
         if n == "gmmfast":
             continue
         t = med.get(n, float("nan"))
         cells.append(f"{t / g:.1f}×" if np.isfinite(t) and np.isfinite(g) else "—")
+    if not method and "limit" in row:
+        cells += [format_time(row["limit"]),
+                  f"{g / row['limit']:.1f}×" if np.isfinite(g) else "—"]
     return "| " + " | ".join(cells) + " |"
+
+
+def derived_tables(rows):
+    """gmmfast's thread scaling and float32 speed-up, from the same runs."""
+    lines = []
+    by = {(r["n"], r["d"], r["k"], r["cov"], r["dtype"], r["threads"]): r["med"].get("gmmfast")
+          for r in rows}
+    shapes = sorted({(r["n"], r["d"], r["k"], r["cov"]) for r in rows},
+                    key=lambda s: (s[3], s[1]))
+    scal = []
+    for (n, d, k, cov) in shapes:
+        for dt in ("float64", "float32"):
+            a, b = by.get((n, d, k, cov, dt, 1)), by.get((n, d, k, cov, dt, 2))
+            if a and b:
+                scal.append(f"| {n:,}, {d}, {k} | {cov} | {dt} | {format_time(a)} | "
+                            f"{format_time(b)} | {a / b:.2f}× |")
+    if scal:
+        lines += ["", "gmmfast, 2 threads against 1:", "",
+                  "| N, D, K | type | dtype | 1 thread | 2 threads | speed-up |",
+                  "|---|---|---|---|---|---|"] + scal
+    f32 = []
+    for (n, d, k, cov) in shapes:
+        for t in (1, 2):
+            a, b = by.get((n, d, k, cov, "float64", t)), by.get((n, d, k, cov, "float32", t))
+            if a and b:
+                f32.append(f"| {n:,}, {d}, {k} | {cov} | {t} | {format_time(a)} | "
+                           f"{format_time(b)} | {a / b:.2f}× |")
+    if f32:
+        lines += ["", "gmmfast, float32 against float64:", "",
+                  "| N, D, K | type | threads | float64 | float32 | speed-up |",
+                  "|---|---|---|---|---|---|"] + f32
+    return lines
+
+
+def plot_speedup(rows, path, title):
+    """Speed-up of gmmfast over each peer against D (log scale), per thread count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    peers = sorted({n for r in rows for n in r["med"] if n != "gmmfast"})
+    colors = dict(zip(peers, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for peer in peers:
+        for threads, style in ((1, "--"), (2, "-")):
+            pts = sorted((r["d"], r["med"][peer] / r["med"]["gmmfast"]) for r in rows
+                         if r["threads"] == threads and r["cov"] == "full"
+                         and r["dtype"] == "float64" and peer in r["med"]
+                         and np.isfinite(r["med"][peer]) and np.isfinite(r["med"]["gmmfast"]))
+            if pts:
+                ax.plot(*zip(*pts), style, marker="o", color=colors[peer],
+                        label=f"vs {peer}, {threads} thread{'s' if threads > 1 else ''}")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("n_features D (grid rows: N, K as in the table)")
+    ax.set_ylabel("peer time / gmmfast time per EM iteration")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -206,15 +411,15 @@ def main(argv=None):
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="the grid at N/10 (default)")
     size.add_argument("--full", action="store_true", help="the speed issue's grid")
+    p.add_argument("--predict", action="store_true",
+                   help="time predict/predict_proba/score_samples instead of EM")
     p.add_argument("--threads", default="1,2", help="comma list (default 1,2)")
     p.add_argument("--types", default="full", help="covariance types, comma list or 'all'")
     p.add_argument("--dtypes", default="float64", help="float64,float32")
     p.add_argument("--libs", default="all", help="comma list of " + ",".join(LIBRARIES))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rows", default=None, help="indices of grid rows to run, e.g. 0,2")
-    p.add_argument("--lo", type=int, default=2)
-    p.add_argument("--hi", type=int, default=6)
-    p.add_argument("--name", default=None, help="results file name (bench/results/NAME.md)")
+    p.add_argument("--name", default=None, help="results file name (bench/results/NAME.*)")
     args = p.parse_args(argv)
 
     grid = FULL_GRID if args.full else QUICK_GRID
@@ -226,6 +431,8 @@ def main(argv=None):
     threads = [int(t) for t in args.threads.split(",")]
     wanted = None if args.libs == "all" else args.libs.split(",")
     libraries, missing = available_libraries(wanted)
+    name = args.name or (("predict-" if args.predict else "")
+                         + ("full" if args.full else "quick"))
 
     lines = []
 
@@ -233,24 +440,52 @@ def main(argv=None):
         print(line, flush=True)
         lines.append(line)
 
-    out("# Seconds per EM iteration, same start, median of %d repeats" % args.repeats)
+    what = ("seconds per call of predict, predict_proba, score_samples" if args.predict
+            else "seconds per EM iteration, same start")
+    out(f"# {what}, median of {args.repeats} repeats")
     out()
     for line in blas_header():
         out("    " + line)
-    for name, why in missing:
-        out(f"    not run: {name} ({why})")
-    out(f"    per-iteration = (t({args.hi}) - t({args.lo})) / (iterations reported)")
+    for lib_name, why in missing:
+        out(f"    not run: {lib_name} ({why})")
+    machine = None
+    if not args.predict:
+        machine = measure_machine(threads)
+        for t, r in machine["threads"].items():
+            out(f"    measured, {t} thread(s): dgemm {r['dgemm'] / 1e9:.1f} GFlop/s, "
+                f"exp {r['exp'] / 1e9:.2f} G/s")
+        out(f"    measured read bandwidth: {machine['bandwidth'] / 1e9:.1f} GB/s")
+        out("    per-iteration = (t(hi) - t(lo)) / (iterations reported); lo = 2 and "
+            "hi - lo iterations take ~0.3 s (at least 4), or 1 -> 3 above "
+            f"{SLOW_ITERATION} s per iteration")
+        out("    mlpack starts from its own k-means (no start can be passed from "
+            "Python); OpenCV from trainM on the start's one-hot responsibilities")
     out()
-    names = [lib.name for lib in libraries]
-    out(table_header(names))
-    run(grid, libraries, threads, types, dtypes, args.repeats, args.lo, args.hi, out)
+    names = [lib.name for lib in libraries
+             if not args.predict or hasattr(lib, "fitted_model")]
+    out(table_header(names, method=args.predict))
+    if args.predict:
+        rows = run_predict(grid, libraries, threads, types, dtypes, args.repeats, out)
+    else:
+        rows = run_fit(grid, libraries, threads, types, dtypes, args.repeats, out, machine)
+        for line in derived_tables(rows):
+            out(line)
 
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    name = args.name or ("full" if args.full else "quick")
-    path = os.path.join(HERE, "results", f"{name}.md")
-    with open(path, "w") as f:
+    base = os.path.join(HERE, "results", name)
+    with open(base + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
-    print(f"\nwrote {path}")
+    with open(base + ".json", "w") as f:
+        json.dump({"header": lines[:20], "rows": rows}, f, indent=1)
+    print(f"\nwrote {base}.md, {base}.json")
+    if not args.predict and any(r["cov"] == "full" and r["dtype"] == "float64" for r in rows):
+        try:
+            plot_speedup(rows, base + ".png",
+                         f"gmmfast speed-up per EM iteration, full covariance, float64 "
+                         f"({datetime.date.today().isoformat()}, {os.cpu_count()} cores)")
+            print(f"wrote {base}.png")
+        except ImportError:
+            print("matplotlib not installed: no plot (pip install matplotlib)")
 
 
 if __name__ == "__main__":

@@ -334,7 +334,11 @@ def params_from_stats(stats, shift, covariance_type, reg_covar, dtype, T=None,
 def check_finite_params(params, dtype):
     """Raise scikit-learn's 'increase reg_covar' error when a parameter is not
     finite in the data's dtype (float32 overflows long before float64)."""
-    for a in (params.weights, params.means, params.covariances, params.precisions_cholesky):
+    arrays = (params.weights, params.means, params.covariances, params.precisions_cholesky)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(sum(float(a.sum()) for a in arrays)):
+            return params  # every entry finite (the usual case: one cheap test)
+    for a in arrays:
         if not np.all(np.isfinite(a)):
             raise ValueError(
                 _maths.ILL_DEFINED_MESSAGE

@@ -50,9 +50,13 @@ def s2_size(covariance_type, n_components, n_features):
 
 
 def symmetrize_upper(S):
-    """Fill the lower triangle from the upper one; S is (..., D, D)."""
-    upper = np.triu(S)
-    return upper + np.swapaxes(np.triu(S, 1), -1, -2)
+    """The symmetric matrix whose upper triangle S holds; S is (..., D, D)
+    with zeros below the diagonal (the kernels write the upper triangle
+    only)."""
+    out = S + np.swapaxes(S, -1, -2)
+    idx = np.arange(S.shape[-1])
+    out[..., idx, idx] = S[..., idx, idx]
+    return out
 
 
 def n_parameters(covariance_type, n_components, n_features):
