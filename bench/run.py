@@ -40,6 +40,8 @@ sys.path.insert(0, HERE)
 
 from peers import LIBRARIES, available_libraries  # noqa: E402
 
+from gmmfast._quickbench import make_data as _make_data, start_for  # noqa: E402
+
 # (n_samples, n_features, n_components): the speed issue's grid
 FULL_GRID = [
     (100_000, 2, 2),
@@ -53,24 +55,7 @@ SLOW_ITERATION = 0.4  # seconds: slower libraries time 1 -> 3 iterations
 
 
 def make_data(n_samples, n_features, n_components, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=3.0 / np.sqrt(n_features), size=(n_components, n_features))
-    labels = rng.integers(0, n_components, n_samples)
-    X = centers[labels] + rng.normal(size=(n_samples, n_features))
-    means0 = centers + rng.normal(scale=1.0 / np.sqrt(n_features), size=centers.shape)
-    return np.ascontiguousarray(X, dtype=dtype), means0
-
-
-def start_for(covariance_type, means0):
-    n_components, n_features = means0.shape
-    precisions = {
-        "full": np.tile(np.eye(n_features), (n_components, 1, 1)),
-        "tied": np.eye(n_features),
-        "diag": np.ones((n_components, n_features)),
-        "spherical": np.ones(n_components),
-    }[covariance_type]
-    return dict(weights_init=np.full(n_components, 1.0 / n_components),
-                means_init=means0, precisions_init=precisions)
+    return _make_data(n_samples, n_features, n_components, seed=seed, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -314,7 +299,7 @@ def _median(values):
 def format_time(seconds):
     if not np.isfinite(seconds):
         return "—"
-    return f"{seconds * 1e3:.3g} ms" if seconds < 10 else f"{seconds:.3g} s"
+    return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
 
 
 def table_header(names, method=False, limit=True):
@@ -406,6 +391,46 @@ def plot_speedup(rows, path, title):
     plt.close(fig)
 
 
+def write_outputs(name, header, rows, predict=False):
+    base = os.path.join(HERE, "results", name)
+    names = []
+    for r in rows:
+        for n in r["med"]:
+            if n not in names:
+                names.append(n)
+    names.sort(key=lambda n: (n != "gmmfast", n != "scikit-learn", n))
+    lines = list(header) + ["", table_header(names, method=predict)]
+    lines += [format_row(r, names, method=predict) for r in rows]
+    if not predict:
+        lines += derived_tables(rows)
+    with open(base + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(base + ".json", "w") as f:
+        json.dump({"header": header, "rows": rows, "predict": predict}, f, indent=1)
+    print(f"wrote {base}.md, {base}.json")
+    if not predict and any(r["cov"] == "full" and r["dtype"] == "float64" for r in rows):
+        try:
+            date = next((h.split("date: ")[1][:10] for h in header if "date: " in h),
+                        datetime.date.today().isoformat())
+            plot_speedup(rows, base + ".png",
+                         f"gmmfast speed-up per EM iteration, full covariance, float64 "
+                         f"({date}, {os.cpu_count()} cores)")
+            print(f"wrote {base}.png")
+        except ImportError:
+            print("matplotlib not installed: no plot (pip install matplotlib)")
+
+
+def render(name):
+    with open(os.path.join(HERE, "results", name + ".json")) as f:
+        saved = json.load(f)
+    header = saved["header"]
+    cut = next((i for i, h in enumerate(header) if h.startswith("|")), len(header))
+    header = header[:cut]
+    while header and header[-1] == "":
+        header.pop()
+    write_outputs(name, header, saved["rows"], saved.get("predict", False))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     size = p.add_mutually_exclusive_group()
@@ -420,7 +445,11 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rows", default=None, help="indices of grid rows to run, e.g. 0,2")
     p.add_argument("--name", default=None, help="results file name (bench/results/NAME.*)")
+    p.add_argument("--render", default=None, metavar="NAME",
+                   help="rewrite bench/results/NAME.md and .png from NAME.json, run nothing")
     args = p.parse_args(argv)
+    if args.render:
+        return render(args.render)
 
     grid = FULL_GRID if args.full else QUICK_GRID
     if args.rows:
@@ -472,20 +501,10 @@ def main(argv=None):
             out(line)
 
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    base = os.path.join(HERE, "results", name)
-    with open(base + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with open(base + ".json", "w") as f:
-        json.dump({"header": lines[:20], "rows": rows}, f, indent=1)
-    print(f"\nwrote {base}.md, {base}.json")
-    if not args.predict and any(r["cov"] == "full" and r["dtype"] == "float64" for r in rows):
-        try:
-            plot_speedup(rows, base + ".png",
-                         f"gmmfast speed-up per EM iteration, full covariance, float64 "
-                         f"({datetime.date.today().isoformat()}, {os.cpu_count()} cores)")
-            print(f"wrote {base}.png")
-        except ImportError:
-            print("matplotlib not installed: no plot (pip install matplotlib)")
+    header = lines[:lines.index(table_header(names, method=args.predict))]
+    while header and header[-1] == "":
+        header.pop()
+    write_outputs(name, header, rows, args.predict)
 
 
 if __name__ == "__main__":

@@ -20,16 +20,19 @@ import numpy as np
 GRID = [(50_000, 2, 4), (20_000, 16, 8), (5_000, 64, 8)]
 
 
-def make_data(n_samples, n_features, n_components, seed=0):
+def make_data(n_samples, n_features, n_components, seed=0, dtype=np.float64):
+    """Overlapping components (centres at scale 3/sqrt(D), unit noise) and
+    perturbed centres to start from (shared/benchmarking.md)."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=3.0 / np.sqrt(n_features), size=(n_components, n_features))
     labels = rng.integers(0, n_components, n_samples)
     X = centers[labels] + rng.normal(size=(n_samples, n_features))
     means0 = centers + rng.normal(scale=1.0 / np.sqrt(n_features), size=centers.shape)
-    return np.ascontiguousarray(X), means0
+    return np.ascontiguousarray(X, dtype=dtype), means0
 
 
 def start_for(covariance_type, means0):
+    """Equal weights, the given means, identity precisions."""
     n_components, n_features = means0.shape
     precisions = {
         "full": np.tile(np.eye(n_features), (n_components, 1, 1)),
