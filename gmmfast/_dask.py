@@ -316,9 +316,9 @@ class DaskData:
         self.random_state = random_state
         # one thread per chunk task: Dask runs one task per worker thread
         self.worker_cfg = _em.kernel_config(self.n_features, covariance_type, 1, chunk_size,
-                                            n_components)
+                                            n_components, self.dtype)
         self.client_cfg = _em.kernel_config(self.n_features, covariance_type, n_threads,
-                                            chunk_size, n_components)
+                                            chunk_size, n_components, self.dtype)
         self._total_weight = (
             float(self.n_samples) if sample_weight is None else total_weight)
         self._x_blocks = list(X.to_delayed().ravel())
@@ -481,7 +481,7 @@ def predict_lazy(X, kp, n_components, what):
     """
     n_features = X.shape[1]
     cfg = _em.kernel_config(n_features, kp.covariance_type, 1,
-                            n_components=kp.means.shape[0])
+                            n_components=kp.means.shape[0], dtype=X.dtype)
     node = _one_node((kp, cfg), "params")
     dtype = np.dtype(np.int64) if what == "labels" else np.dtype(X.dtype)
     if what == "resp":

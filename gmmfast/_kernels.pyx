@@ -133,7 +133,7 @@ def _set_gram_max_features(isize value):
 
 # Rough amount of work (in multiply-adds) handed to one OpenMP region before
 # control returns to Python to check for Ctrl-C.
-cdef isize WORK_PER_CALL = 1 << 25
+cdef isize WORK_PER_CALL = 1 << 30
 
 
 def openmp_enabled():

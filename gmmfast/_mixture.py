@@ -462,11 +462,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             # appended in place after a successful step: no O(n_batches) copy per call
             lower_bounds = [] if continues_fit else self.lower_bounds_
             cfg = _em.kernel_config(X.shape[1], self.covariance_type, self.n_threads,
-                                        n_components=self.n_components)
+                                        n_components=self.n_components, dtype=X.dtype)
         else:
             X, sample_weight, options = self._validate_fit_data(X, sample_weight)
             cfg = _em.kernel_config(X.shape[1], self.covariance_type, self.n_threads,
-                                        n_components=self.n_components)
+                                        n_components=self.n_components, dtype=X.dtype)
             with _em.blas_single_thread():
                 params = initial_params(
                     _em.ArrayData(X, sample_weight, cfg), self.n_components,
@@ -513,7 +513,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             return tuple(out if asked else None for asked in (logp, resp, labels))
         cfg = _em.kernel_config(X.shape[1], self.covariance_type,
                                 self.n_threads if n_threads is None else n_threads,
-                                n_components=self.n_components)
+                                n_components=self.n_components, dtype=X.dtype)
         with _em.blas_single_thread():
             return predict_arrays(X, kp, cfg, logp=logp, resp=resp, labels=labels)
 
