@@ -336,6 +336,10 @@ def params_from_stats(stats, shift, covariance_type, reg_covar, dtype, T=None,
 def check_finite_params(params, dtype):
     """Raise scikit-learn's 'increase reg_covar' error when a parameter is not
     finite in the data's dtype (float32 overflows long before float64)."""
+    if dtype != np.float32:
+        # float64 parameters come from finite statistics through an M-step
+        # that checks the covariances (and their Cholesky factors) already
+        return params
     arrays = (params.weights, params.means, params.covariances, params.precisions_cholesky)
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(sum(float(a.sum()) for a in arrays)):
