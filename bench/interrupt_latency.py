@@ -4,9 +4,10 @@ For each shape a child process starts a fit that would run for minutes, is
 sent SIGINT ``--delay`` seconds after it starts, and reports when
 KeyboardInterrupt arrived; the estimator's state afterwards is checked too
 (unfitted, or exactly its previous fit). The kernels return to Python to
-check for signals after each OpenMP region (a slice of about 2**25
-multiply-adds, at least 4 row blocks per thread), so the latency is about
-one slice, plus the M-step in progress.
+check for signals after each OpenMP region (a slice of about 2**30
+multiply-adds, at least one row block per thread; a block is at most about
+2**28 multiply-adds), so the latency is about one slice, plus the M-step in
+progress.
 
     python bench/interrupt_latency.py [--repeats 3] [--delay 1.0] [--quick]
 

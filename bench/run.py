@@ -369,22 +369,28 @@ def plot_speedup(rows, path, title):
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     peers = sorted({n for r in rows for n in r["med"] if n != "gmmfast"})
     colors = dict(zip(peers, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    # one x position per grid row (two rows share D = 2), in order of D
+    shapes = sorted({(r["d"], r["n"], r["k"]) for r in rows}, key=lambda s: (s[0], s[1]))
+    xpos = {s: i for i, s in enumerate(shapes)}
     for peer in peers:
-        for threads, style in ((1, "--"), (2, "-")):
-            pts = sorted((r["d"], r["med"][peer] / r["med"]["gmmfast"]) for r in rows
+        for threads, style, face in ((1, "--", "white"), (2, "-", None)):
+            pts = sorted((xpos[(r["d"], r["n"], r["k"])], r["med"][peer] / r["med"]["gmmfast"])
+                         for r in rows
                          if r["threads"] == threads and r["cov"] == "full"
                          and r["dtype"] == "float64" and peer in r["med"]
                          and np.isfinite(r["med"][peer]) and np.isfinite(r["med"]["gmmfast"]))
             if pts:
                 ax.plot(*zip(*pts), style, marker="o", color=colors[peer],
+                        markerfacecolor=face or colors[peer],
                         label=f"vs {peer}, {threads} thread{'s' if threads > 1 else ''}")
+    ax.set_xticks(range(len(shapes)))
+    ax.set_xticklabels([f"D={d}\nN={n:,}, K={k}" for d, n, k in shapes], fontsize=8)
     ax.axhline(1.0, color="grey", lw=0.8)
-    ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("n_features D (grid rows: N, K as in the table)")
+    ax.set_xlabel("grid row (n_features D, n_samples N, n_components K)")
     ax.set_ylabel("peer time / gmmfast time per EM iteration")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, handlelength=4)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
