@@ -52,12 +52,27 @@ GM_INLINE void GM(transpose_in)(const REAL* x, int64_t nb, int64_t D, int64_t ro
         GM_TRANSPOSE_CASE(1) GM_TRANSPOSE_CASE(2) GM_TRANSPOSE_CASE(3)
         GM_TRANSPOSE_CASE(4) GM_TRANSPOSE_CASE(5) GM_TRANSPOSE_CASE(6)
         GM_TRANSPOSE_CASE(7) GM_TRANSPOSE_CASE(8)
-    default:
-        for (int64_t j = 0; j < D; j++) {
+    default: {
+        /* Eight columns at a time: each row's 8 values are one or two cache
+         * lines, read once. Column by column, a block's rows (D * 8 bytes
+         * apart: 2 KiB at D = 256) fell into a few L1 sets and every line was
+         * fetched again for each of its columns. */
+        int64_t j = 0;
+        for (; j + 8 <= D; j += 8) {
+            const REAL* xs = x + j;
+            REAL* xd = xt + j * nb;
+            #pragma omp simd
+            for (int64_t i = 0; i < nb; i++) {
+                #pragma GCC unroll 8
+                for (int q = 0; q < 8; q++) xd[q * nb + i] = xs[i * D + q];
+            }
+        }
+        for (; j < D; j++) {
             REAL* xj = xt + j * nb;
             #pragma omp simd
             for (int64_t i = 0; i < nb; i++) xj[i] = x[i * D + j];
         }
+    }
     }
     for (int64_t j = D; j < rows; j++)
         memset(xt + j * nb, 0, (size_t)nb * sizeof(REAL));
@@ -397,9 +412,9 @@ GM_INLINE void GM(stats_vec)(int cov_type, const REAL* xt, int64_t nb, int64_t D
                              int64_t K, const REAL* wr, const REAL* shift,
                              int64_t shift_stride, double* R, double* S1, double* S2)
 {
-    /* The block sums are float64 even for float32 data: these statistics
-     * are cheap (nb K D), and tied covariance subtracts S1-sized terms from
-     * the scatter, where float32 sums lose digits. */
+    /* Tied block sums are float64 even for float32 data: tied covariance
+     * subtracts S1-sized terms from the scatter, where float32 sums lose
+     * digits. */
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
         double racc = 0;
@@ -426,17 +441,23 @@ GM_INLINE void GM(stats_vec)(int cov_type, const REAL* xt, int64_t nb, int64_t D
                     a13 += (double)(ri * (x3[i] - m3));
                 }
             } else {
-                #pragma omp simd reduction(+:a10, a11, a12, a13, a20, a21, a22, a23)
+                /* diag/spherical: the block's sums in REAL, like the full
+                 * path's scatter tiles (nb / lanes terms per lane), then
+                 * float64 across blocks. Converting every float32 term to
+                 * float64 had made float32 no faster than float64. */
+                REAL b10 = 0, b11 = 0, b12 = 0, b13 = 0;
+                REAL b20 = 0, b21 = 0, b22 = 0, b23 = 0;
+                #pragma omp simd reduction(+:b10, b11, b12, b13, b20, b21, b22, b23)
                 for (int64_t i = 0; i < nb; i++) {
                     const REAL ri = r[i];
                     const REAL d0 = x0[i] - m0, d1 = x1[i] - m1;
                     const REAL d2 = x2[i] - m2, d3 = x3[i] - m3;
-                    const double e0 = (double)(ri * d0), e1 = (double)(ri * d1);
-                    const double e2 = (double)(ri * d2), e3 = (double)(ri * d3);
-                    a10 += e0; a11 += e1; a12 += e2; a13 += e3;
-                    a20 += e0 * (double)d0; a21 += e1 * (double)d1;
-                    a22 += e2 * (double)d2; a23 += e3 * (double)d3;
+                    const REAL e0 = ri * d0, e1 = ri * d1, e2 = ri * d2, e3 = ri * d3;
+                    b10 += e0; b11 += e1; b12 += e2; b13 += e3;
+                    b20 += e0 * d0; b21 += e1 * d1; b22 += e2 * d2; b23 += e3 * d3;
                 }
+                a10 = b10; a11 = b11; a12 = b12; a13 = b13;
+                a20 = b20; a21 = b21; a22 = b22; a23 = b23;
             }
             double* s1 = S1 + k * D + j;
             s1[0] += a10; s1[1] += a11; s1[2] += a12; s1[3] += a13;

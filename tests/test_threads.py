@@ -87,9 +87,10 @@ def test_kernels_release_the_gil(kernel):
     background thread: the main thread keeps running Python meanwhile. A
     kernel holding the GIL would freeze it for the whole call."""
     X = make_blobs(400_000, 16, 4, seed=0)[0]
-    centers = make_blobs(10, 16, 4, seed=0)[1]
-    params = _em.GMMParams(np.full(4, 0.25), centers, np.tile(np.eye(16), (4, 1, 1)),
-                           np.tile(np.eye(16), (4, 1, 1)))
+    # 12 components (the 4 centres three times): a call of ~0.1 s or more
+    centers = np.tile(make_blobs(10, 16, 4, seed=0)[1], (3, 1))
+    params = _em.GMMParams(np.full(12, 1 / 12), centers, np.tile(np.eye(16), (12, 1, 1)),
+                           np.tile(np.eye(16), (12, 1, 1)))
     kp = _em.KernelParams(params, "full", X.dtype)
     cfg = _em.kernel_config(16, "full", 1, chunk_size=len(X))  # one block, one region
     logp = np.empty(len(X))
