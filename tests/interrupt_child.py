@@ -52,6 +52,10 @@ def _same(a, b):
 
 
 def main(spec):
+    # A process started in the background by a non-interactive shell (nohup,
+    # `cmd &` in a script, some CI runners) inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: restore it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = np.random.default_rng(0)
     n, d, k = spec["n_samples"], spec["n_features"], spec["n_components"]
     cov = spec["covariance_type"]
