@@ -40,7 +40,7 @@ sys.path.insert(0, HERE)
 
 from peers import LIBRARIES, available_libraries  # noqa: E402
 
-from gmmfast._quickbench import make_data as _make_data, start_for  # noqa: E402
+from quickbench import make_data as _make_data, start_for  # noqa: E402
 
 # (n_samples, n_features, n_components): the speed issue's grid
 FULL_GRID = [

@@ -8,7 +8,7 @@ from ._mixture import GaussianMixture
 from ._api import fit
 from ._em import FitResult
 from ._select import SelectionTable, select
-from ._persist import load_model as load
+from ._mixture import load_model as load
 
 __version__ = "0.1.0"
 

@@ -4,7 +4,6 @@
     gmmfast predict MODEL.npz DATA [-o labels.npy]
     gmmfast score MODEL.npz DATA
     gmmfast demo [--plot demo.png]
-    gmmfast bench [--plot speedup.png]
 
 DATA is a .npy file (a 2-D numeric array) or a .csv file (comma-separated
 numbers, one row per sample; a first line that does not parse as numbers is
@@ -16,6 +15,9 @@ import argparse
 import os
 import sys
 import warnings
+
+from . import _api
+from ._mixture import fitted_model, load_model
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -125,8 +127,6 @@ def load_data(path):
 
 
 def _load_model(path):
-    from ._persist import load_model
-
     if not os.path.isfile(path):
         raise CommandError(f"{path}: no such file")
     return load_model(path)
@@ -137,17 +137,14 @@ def _load_model(path):
 # ---------------------------------------------------------------------------
 
 def cmd_fit(args):
-    from ._mixture import GaussianMixture
-    from ._persist import save_model
-
     X = load_data(args.data)
-    model = GaussianMixture(
+    params = {**_api.DEFAULTS, **dict(
         n_components=args.k, covariance_type=args.covariance_type,
         max_iter=args.max_iter, tol=args.tol, n_init=args.n_init,
         init_params=args.init_params, reg_covar=args.reg_covar,
         random_state=args.random_state, n_threads=args.threads,
-    )
-    model._validate_params()
+    )}
+    _api.validate_params(params)
     state = {"init": 0}
 
     def progress(n_iter, lower_bound):
@@ -161,8 +158,10 @@ def cmd_fit(args):
         print(f"{init}iteration {n_iter:>4}  lower bound {lower_bound:.8g}{change_text}",
               file=sys.stderr, flush=True)
 
-    model._fit(X, None, callback=None if args.quiet else progress)
-    written = save_model(model, args.output)
+    options = {k: v for k, v in params.items() if k not in ("n_components", "warm_start")}
+    result = _api.fit(X, args.k, callback=None if args.quiet else progress, **options)
+    model = fitted_model(params, {**result.as_dict(), "n_features_in_": X.shape[1]})
+    written = model.save(args.output)
     status = (f"converged after {model.n_iter_} iterations" if model.converged_
               else f"stopped after {model.n_iter_} iterations (not converged)")
     print(f"fitted {model.n_components} {model.covariance_type} components to "
@@ -199,25 +198,6 @@ def cmd_demo(args):
 
     run_demo(args.n_samples, args.random_state, compare=not args.no_compare,
              plot=args.plot)
-    return 0
-
-
-def cmd_bench(args):
-    from ._quickbench import run_bench
-
-    if args.plot is not None:
-        from .plotting import _matplotlib
-
-        _matplotlib()
-    rows = run_bench(covariance_type=args.covariance_type, scale=args.scale,
-                     repeats=args.repeats, n_threads=args.threads)
-    if args.plot is not None:
-        from .plotting import plot_speedup
-
-        plot_speedup(rows, args.plot,
-                     title=f"gmmfast vs scikit-learn per EM iteration "
-                           f"({args.covariance_type} covariance)")
-        print(f"wrote {args.plot}")
     return 0
 
 
@@ -304,22 +284,6 @@ def build_parser():
                            "ellipses) to PATH, e.g. demo.png (needs matplotlib)")
     demo.set_defaults(func=cmd_demo)
 
-    bench = sub.add_parser(
-        "bench", help="quick per-iteration timing against scikit-learn",
-        description="Seconds per EM iteration of gmmfast and scikit-learn from the same "
-        "start (tol=0, (t(6) - t(2)) / iterations, median of repeats) for D = 2, 16, "
-        "64. The full harness, with more sizes and peers, is bench/run.py.")
-    bench.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full",
-                       help="default: full")
-    bench.add_argument("--scale", type=_positive_float, default=1.0,
-                       help="multiply the sample counts (50k, 20k, 5k) by this (default 1)")
-    bench.add_argument("--repeats", type=_positive_int, default=3,
-                       help="repeats; the median is reported (default 3)")
-    bench.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                       help="gmmfast's OpenMP threads (default: every core)")
-    bench.add_argument("--plot", default=None, metavar="PATH",
-                       help="write the speed-up against D to PATH, e.g. speedup.png")
-    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -1,13 +1,13 @@
 """EM on Dask arrays: the block kernel mapped over the chunks, on a cluster.
 
-``DaskData`` is a data source with :class:`gmmfast._em.ArrayData`'s
-interface, so ``run_em``/``fit_em`` drive it unchanged. Per EM iteration:
+``DaskData`` is a data source with the interface of gmmfast/_data.py, so
+``run_em``/``fit_em`` and the estimator drive it unchanged. Per EM iteration:
 
 - the kernel parameters (``KernelParams``, K x D x D numbers) enter the task
   graph once, as one node that every chunk task depends on: they travel to
   each worker once per iteration, never once per chunk;
 - each row chunk of X (one chunk along the feature axis) runs
-  ``_em.e_step_stats`` on the worker that holds it, with ``n_threads=1``:
+  ``_stats.e_step_stats`` on the worker that holds it, with ``n_threads=1``:
   the parallelism comes from Dask (one task per worker thread);
 - the per-chunk statistics (R, S1, S2, log-likelihood: K x D x D numbers)
   are summed by a tree reduction (``SPLIT_EVERY`` at a time, in a fixed
@@ -25,6 +25,7 @@ come from one pass each over the whole array.
 
 Dask is imported only when a Dask array is actually used.
 """
+import contextlib
 import math
 import numbers
 import sys
@@ -32,7 +33,10 @@ import uuid
 
 import numpy as np
 
-from . import _em
+from . import _stats
+from ._data import ArrayData, DataSource
+from ._threads import blas_single_thread
+from ._validation import check_sample_weight, check_weight_values
 
 # per-chunk statistics summed this many at a time in the tree reduction
 SPLIT_EVERY = 8
@@ -147,8 +151,6 @@ def check_dask_sample_weight(sample_weight, X, n_components):
     import dask
     import dask.array as da
 
-    from ._validation import check_sample_weight
-
     n_samples = X.shape[0]
     row_chunks = (X.chunks[0],)
     if sample_weight is None:
@@ -178,19 +180,10 @@ def check_dask_sample_weight(sample_weight, X, n_components):
             f"sample_weight must be an array of real numbers, got dtype {sw.dtype}."
         )
     sw = sw.astype(np.float64).rechunk(row_chunks)
-    all_finite, min_value, n_positive, total = dask.compute(
-        da.isfinite(sw).all(), sw.min(), da.count_nonzero(sw), sw.sum())
-    if not all_finite:
-        raise ValueError("sample_weight contains NaN or infinity; pass finite weights.")
-    if min_value < 0:
-        raise ValueError(
-            f"sample_weight must be non-negative, got min value {float(min_value):g}."
-        )
-    if int(n_positive) < n_components:
-        raise ValueError(
-            f"sample_weight must have at least n_components={n_components} "
-            f"positive entries, got {int(n_positive)}."
-        )
+    all_finite, total = dask.compute(da.isfinite(sw).all(), sw.sum())
+    check_weight_values(bool(all_finite), lambda: tuple(
+        f(v) for f, v in zip((float, int, float), dask.compute(
+            sw.min(), da.count_nonzero(sw), sw.max()))), n_components)
     return sw, float(total)
 
 
@@ -208,15 +201,18 @@ def _weights(w):
     return None if w is None else np.ascontiguousarray(w, dtype=np.float64)
 
 
+def _blas_for(cfg):
+    """BLAS held to one thread around a chunk's kernel call when the path
+    calls BLAS (the worker's thread pool runs several chunks at once)."""
+    return blas_single_thread() if cfg.uses_blas else contextlib.nullcontext()
+
+
 def _chunk_e_step(x, w, kernel):
     """(R, S1, S2, sum w log p) of one chunk; ``kernel`` = (KernelParams, KernelConfig)."""
     kp, cfg = kernel
     x = _rows(x, kp.means.dtype)
-    if cfg.use_blas:
-        with _em.blas_single_thread():
-            (R, S1, S2), ll = _em.e_step_stats(x, _weights(w), kp, cfg)
-    else:
-        (R, S1, S2), ll = _em.e_step_stats(x, _weights(w), kp, cfg)
+    with _blas_for(cfg):
+        (R, S1, S2), ll = _stats.e_step_stats(x, _weights(w), kp, cfg)
     return R, S1, S2, float(ll)
 
 
@@ -227,17 +223,15 @@ def _chunk_sums(x, w):
     if weight == 0.0:
         return np.zeros(x.shape[1]), 0.0
     # the in-memory path's blocked mean, times its weight
-    return _em.weighted_mean(x, w) * weight, weight
+    return _stats.weighted_mean(x, w) * weight, weight
 
 
 def _chunk_scatter(x, w, center_cfg):
     """sum_i w_i (x_i - c)(x_i - c)^T of one chunk, float64 (D, D)."""
     center, cfg = center_cfg
     x = _rows(x, center.dtype)
-    if cfg.use_blas:
-        with _em.blas_single_thread():
-            return (_em.scatter(x, _weights(w), center, cfg),)
-    return (_em.scatter(x, _weights(w), center, cfg),)
+    with _blas_for(cfg):
+        return (_stats.scatter(x, _weights(w), center, cfg),)
 
 
 def _sum_parts(*parts):
@@ -276,7 +270,7 @@ def _one_node(obj, label):
 # The data source
 # ---------------------------------------------------------------------------
 
-class DaskData:
+class DaskData(DataSource):
     """A Dask array as EM data: ArrayData's interface, computed by Dask.
 
     Parameters
@@ -297,36 +291,30 @@ class DaskData:
     n_threads : int or None
         OpenMP threads of the client-side kernels (initialisation on the
         sample). Chunk tasks on the workers always use one thread.
-    chunk_size : int or None
-        Row block of the kernels.
 
-    Members as ArrayData: ``dtype``, ``n_features``, ``total_weight``,
-    ``e_step(kp)``, ``mean``, ``center``, ``T``, ``init_data()``; ``mean`` and
-    ``T`` cost one pass each over X, at most once per fit.
+    Members as every source (gmmfast/_data.py); ``mean`` and ``T`` cost one
+    pass each over X, at most once per fit.
     """
 
     def __init__(self, X, sample_weight, covariance_type, n_components, random_state,
-                 total_weight=None, n_threads=None, chunk_size=None):
+                 total_weight=None, n_threads=None):
+        super().__init__(X.dtype, X.shape[0], X.shape[1])
         self.X = X
         self.sample_weight = sample_weight
-        self.dtype = np.dtype(X.dtype)
-        self.n_samples, self.n_features = X.shape
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.random_state = random_state
         # one thread per chunk task: Dask runs one task per worker thread
-        self.worker_cfg = _em.kernel_config(self.n_features, covariance_type, 1, chunk_size,
-                                            n_components, self.dtype)
-        self.client_cfg = _em.kernel_config(self.n_features, covariance_type, n_threads,
-                                            chunk_size, n_components, self.dtype)
+        self.worker_cfg = _stats.kernel_config(self.n_features, covariance_type, 1,
+                                               n_components, self.dtype)
+        self.client_cfg = _stats.kernel_config(self.n_features, covariance_type, n_threads,
+                                               n_components, self.dtype)
         self._total_weight = (
             float(self.n_samples) if sample_weight is None else total_weight)
         self._x_blocks = list(X.to_delayed().ravel())
         self._w_blocks = (
             [None] * len(self._x_blocks) if sample_weight is None
             else list(sample_weight.to_delayed().ravel()))
-        self._mean = None
-        self._T = None
         self._sample = None
 
     # -- one pass each -----------------------------------------------------
@@ -345,7 +333,7 @@ class DaskData:
         node of the graph, the chunk tasks depend on it."""
         return self._map_reduce(_chunk_e_step, _one_node((kp, self.worker_cfg), "params"))
 
-    def e_step(self, kp):
+    def _e_step_pass(self, kp):
         """One pass over X on the workers; ((R, S1, S2), sum_i w_i log p(x_i))."""
         import dask
 
@@ -364,30 +352,35 @@ class DaskData:
             self._total_weight = float(self.sample_weight.sum().compute())
         return self._total_weight
 
-    @property
-    def mean(self):
+    def _compute_mean(self):
         """Weighted mean of X, float64 (n_features,): one pass."""
-        if self._mean is None:
-            import dask
+        import dask
 
-            total, weight = dask.compute(self._map_reduce(_chunk_sums, None))[0]
-            self._mean = total / weight
-        return self._mean
+        total, weight = dask.compute(self._map_reduce(_chunk_sums, None))[0]
+        return total / weight
 
-    @property
-    def center(self):
-        return self.mean.astype(self.dtype)
-
-    @property
-    def T(self):
+    def _compute_scatter(self):
         """Tied scatter about ``center``, float64 (n_features, n_features): one pass."""
-        if self._T is None:
-            import dask
+        import dask
 
-            node = _one_node((self.center, self.worker_cfg), "center")
-            (T,) = dask.compute(self._map_reduce(_chunk_scatter, node))[0]
-            self._T = T
-        return self._T
+        node = _one_node((self.center, self.worker_cfg), "center")
+        (T,) = dask.compute(self._map_reduce(_chunk_scatter, node))[0]
+        return T
+
+    def predict(self, kp, logp=False, resp=False, labels=False):
+        """Dask arrays (lazy, one task per row chunk, one kernel thread per
+        task); one output at a time."""
+        (what,) = [name for name, asked in
+                   (("logp", logp), ("resp", resp), ("labels", labels)) if asked]
+        out = predict_lazy(self.X, kp, self.n_components, what)
+        return tuple(out if asked else None for asked in (logp, resp, labels))
+
+    def mean_log_likelihood(self, kp):
+        logp = self.predict(kp, logp=True)[0]
+        if self.sample_weight is None:
+            return float(logp.sum(dtype=np.float64).compute()) / self.total_weight
+        return float((logp.astype(np.float64) * self.sample_weight).sum().compute()) \
+            / self.total_weight
 
     # -- initialisation on a sample ------------------------------------------
 
@@ -432,7 +425,7 @@ class DaskData:
                         f"n_components={self.n_components}; pass weights_init, "
                         "means_init and precisions_init, or drop the zero-weight rows."
                     )
-            self._sample = _em.ArrayData(X_sample, w_sample, self.client_cfg)
+            self._sample = ArrayData(X_sample, w_sample, self.client_cfg)
         return self._sample
 
 
@@ -460,16 +453,12 @@ class _LazySample:
 # ---------------------------------------------------------------------------
 
 def _chunk_predict(x, kernel, what):
-    from ._mixture import predict_arrays
-
     kp, cfg = kernel
     x = _rows(x, kp.means.dtype)
     flags = dict(logp=what == "logp", resp=what == "resp", labels=what == "labels")
     index = ("logp", "resp", "labels").index(what)
-    if cfg.use_blas:
-        with _em.blas_single_thread():
-            return predict_arrays(x, kp, cfg, **flags)[index]
-    return predict_arrays(x, kp, cfg, **flags)[index]
+    with _blas_for(cfg):
+        return _stats.predict_arrays(x, kp, cfg, **flags)[index]
 
 
 def predict_lazy(X, kp, n_components, what):
@@ -480,8 +469,8 @@ def predict_lazy(X, kp, n_components, what):
     node; each chunk's kernel call uses one thread.
     """
     n_features = X.shape[1]
-    cfg = _em.kernel_config(n_features, kp.covariance_type, 1,
-                            n_components=kp.means.shape[0], dtype=X.dtype)
+    cfg = _stats.kernel_config(n_features, kp.covariance_type, 1,
+                               n_components=kp.means.shape[0], dtype=X.dtype)
     node = _one_node((kp, cfg), "params")
     dtype = np.dtype(np.int64) if what == "labels" else np.dtype(X.dtype)
     if what == "resp":

@@ -15,7 +15,7 @@ probability proportional to their weight, and every statistic is weighted.
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
-from . import _kernels, _maths
+from . import _covariance, _stats
 
 # rows of responsibilities materialised at a time
 RESP_BLOCK = 16384
@@ -26,22 +26,6 @@ TIED_ORIGIN_HINT = (
     "taken about the origin: far from the origin it loses every digit. Centre "
     "the data (X - X.mean(axis=0)) or use init_params='kmeans' or 'random'."
 )
-
-
-def _stats_from_resp(X, sample_weight, resp_blocks, shift, center, covariance_type, cfg):
-    from ._em import alloc_stats, reduce_stats
-
-    n_components, n_features = shift.shape
-    R, S1, S2 = alloc_stats(cfg, covariance_type, n_components, n_features)
-    code = _maths.COV_CODE[covariance_type]
-    for a, b, resp in resp_blocks:
-        _kernels.stats_from_resp(
-            X[a:b], np.ascontiguousarray(resp, dtype=X.dtype),
-            None if sample_weight is None else sample_weight[a:b],
-            shift, center, code, R, S1, S2, cfg.chunk_size, cfg.n_threads,
-            cfg.use_blas,
-        )
-    return reduce_stats(R, S1, S2, covariance_type, n_components, n_features)
 
 
 def _one_hot_blocks(labels, n_components, dtype):
@@ -71,8 +55,10 @@ def resp_statistics(data, n_components, covariance_type, init_params, random_sta
     X, sample_weight, cfg = data.X, data.sample_weight, data.cfg
     n_samples = X.shape[0]
     dtype = X.dtype
-    tied = covariance_type == "tied"
-    center = data.center if tied else np.zeros(X.shape[1], dtype=dtype)
+    cov = _covariance.get(covariance_type)
+    # one common centre (tied): every component's statistics around it
+    common = cov.uses_scatter
+    center = data.center if common else np.zeros(X.shape[1], dtype=dtype)
 
     if init_params in ("kmeans", "random"):
         if init_params == "kmeans":
@@ -83,10 +69,9 @@ def resp_statistics(data, n_components, covariance_type, init_params, random_sta
         else:
             blocks = _random_blocks(n_samples, n_components, random_state, dtype)
             shift = np.tile(data.center, (n_components, 1))
-        if tied:
+        if common:
             shift = np.tile(center, (n_components, 1))
-        stats = _stats_from_resp(X, sample_weight, blocks, shift, center,
-                                 covariance_type, cfg)
+        stats = _stats.stats_from_resp(X, sample_weight, blocks, shift, center, cov, cfg)
         return stats, shift.astype(np.float64), True
 
     # 'random_from_data' and 'k-means++': one row per component
@@ -98,9 +83,9 @@ def resp_statistics(data, n_components, covariance_type, init_params, random_sta
                                      sample_weight=sample_weight)
     X_sub = np.ascontiguousarray(X[indices])
     sw_sub = None if sample_weight is None else np.ascontiguousarray(sample_weight[indices])
-    shift = np.tile(center, (n_components, 1)) if tied else X_sub
+    shift = np.tile(center, (n_components, 1)) if common else X_sub
     blocks = [(0, n_components, np.eye(n_components, dtype=dtype))]
-    stats = _stats_from_resp(X_sub, sw_sub, blocks, shift, center, covariance_type, cfg)
+    stats = _stats.stats_from_resp(X_sub, sw_sub, blocks, shift, center, cov, cfg)
     return stats, shift.astype(np.float64), False
 
 
@@ -108,29 +93,26 @@ def initial_params(data, n_components, covariance_type, init_params, random_stat
                    reg_covar, weights_init, means_init, precisions_init):
     """Initial GMMParams in the data's dtype (scikit-learn's
     ``_initialize_parameters``); ``data`` is an in-memory ArrayData."""
-    from ._em import GMMParams
-
     dtype = data.dtype
-    eps = float(np.finfo(dtype).eps)
+    cov = _covariance.get(covariance_type)
     weights = means = covariances = prec_chol = None
     if weights_init is None or means_init is None or precisions_init is None:
         (R, S1, S2), shift, rows_sum_to_one = resp_statistics(
             data, n_components, covariance_type, init_params, random_state)
-        T = None
-        if covariance_type == "tied":
-            T = data.T
+        if cov.uses_scatter:
+            S2 = data.T
             if not rows_sum_to_one:
-                T = T + _maths.tied_origin_correction(
+                S2 = S2 + cov.origin_correction(
                     R, S1, data.center.astype(np.float64), data.total_weight, data.mean)
-        nk, means, covariances = _maths.params_from_stats(
-            R, S1, S2, shift, covariance_type, reg_covar, eps, T=T)
+        nk, means, covariances = cov.params_from_stats(
+            R, S1, S2, shift, reg_covar, float(np.finfo(dtype).eps))
         weights = nk / data.total_weight
         if precisions_init is None:
             try:
-                prec_chol = _maths.compute_precision_cholesky(
-                    covariances, covariance_type, float32=(dtype == np.float32))
+                prec_chol = cov.precision_cholesky(covariances,
+                                                   float32=(dtype == np.float32))
             except ValueError as exc:
-                if covariance_type == "tied" and not rows_sum_to_one:
+                if cov.uses_scatter and not rows_sum_to_one:
                     raise ValueError(str(exc) + TIED_ORIGIN_HINT) from None
                 raise
     if weights_init is not None:
@@ -138,6 +120,6 @@ def initial_params(data, n_components, covariance_type, init_params, random_stat
     if means_init is not None:
         means = means_init
     if precisions_init is not None:
-        prec_chol = _maths.precision_cholesky_from_precisions(precisions_init, covariance_type)
-        covariances = _maths.covariances_from_precisions(prec_chol, covariance_type)
-    return GMMParams(weights, means, covariances, prec_chol).astype(dtype)
+        prec_chol = cov.precision_cholesky_from_precisions(precisions_init)
+        covariances = cov.covariances_from_precision_cholesky(prec_chol)
+    return _stats.GMMParams(weights, means, covariances, prec_chol).astype(dtype)

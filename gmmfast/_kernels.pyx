@@ -28,18 +28,34 @@ log-likelihood accumulate in float64. Nothing allocated here grows with
 n_samples: the per-thread scratch is (chunk_size, n_components) and
 (chunk_size, n_features).
 
-Covariance type codes: 0 full, 1 tied, 2 diag, 3 spherical.
+One block loop serves every job (``_run``: the E-step with statistics,
+prediction, statistics of given responsibilities, the tied scatter): it cuts
+X into blocks, spreads them over OpenMP threads in regions of about
+WORK_PER_CALL multiply-adds, and checks for Ctrl-C between regions. Which
+kernel serves a block is the caller's ``path`` (gmmfast/_dispatch.py owns
+that choice); every entry point checks the path against that table first, so
+a shape that no kernel serves raises instead of computing nothing.
+
+The C entry points and their fused-type wrappers are declared once, in
+gmmfast/_simd.pxd. Covariance type codes (``_dispatch.KERNEL_CODES``):
+0 full, 1 tied, 2 diag, 3 spherical.
 """
 
-cimport cython
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport sqrt
 from libc.stdint cimport int64_t
 from cpython.exc cimport PyErr_CheckSignals
-from scipy.linalg.cython_blas cimport dtrmm, strmm, dsyrk, ssyrk
+
+from gmmfast._simd cimport (
+    GM_SMALL_D_MAX, isize, block, block_stats, exp_array, gram_scratch, log_array,
+    normalize_block, rows_to_lp, scale_rows, scratch_size, stats_gram, syrk_upper,
+    tied_rows_to_lp, tied_stats_rows, trmm_right_upper,
+)
 
 import numpy as np
+
+from gmmfast._dispatch import KERNEL_NAMES, check_path
 
 cdef extern from *:
     """
@@ -55,81 +71,24 @@ cdef extern from *:
     int GMMFAST_HAVE_OPENMP
     int gmmfast_max_threads() noexcept nogil
 
-ctypedef Py_ssize_t isize
-
-cdef extern from "_simd.h" nogil:
-    int GM_SMALL_D_MAX
-    int64_t scratch_size_d(int64_t nb, int64_t D, int64_t K)
-    int64_t scratch_size_f(int64_t nb, int64_t D, int64_t K)
-    double block_d(int cov_type, const double* x, int64_t nb, int64_t D, int64_t K,
-                   const double* means, const double* prec, const double* lognorm,
-                   const double* center, const double* mproj, const double* sw,
-                   double* scratch, double* R, double* S1, double* S2,
-                   double* out_logp, double* out_resp, int64_t* out_labels)
-    double block_f(int cov_type, const float* x, int64_t nb, int64_t D, int64_t K,
-                   const float* means, const float* prec, const double* lognorm,
-                   const float* center, const float* mproj, const double* sw,
-                   float* scratch, double* R, double* S1, double* S2,
-                   float* out_logp, float* out_resp, int64_t* out_labels)
-    void block_stats_d(int cov_type, const double* x, int64_t nb, int64_t D, int64_t K,
-                       const double* wr, const double* shift, double* scratch,
-                       double* R, double* S1, double* S2)
-    void block_stats_f(int cov_type, const float* x, int64_t nb, int64_t D, int64_t K,
-                       const float* wr, const float* shift, float* scratch,
-                       double* R, double* S1, double* S2)
-    double normalize_block_d(double* lp, int64_t nb, int64_t K, const double* sw,
-                             double* out_logp, double* out_resp, int64_t* out_labels,
-                             int weight_resp)
-    double normalize_block_f(float* lp, int64_t nb, int64_t K, const double* sw,
-                             float* out_logp, float* out_resp, int64_t* out_labels,
-                             int weight_resp)
-    void rows_to_lp_d(const double* y, int64_t nb, int64_t D, double c, double* lp_k)
-    void rows_to_lp_f(const float* y, int64_t nb, int64_t D, double c, float* lp_k)
-    void tied_rows_to_lp_d(const double* z, int64_t nb, int64_t D, int64_t K,
-                           const double* mproj, const double* lognorm, double* lp)
-    void tied_rows_to_lp_f(const float* z, int64_t nb, int64_t D, int64_t K,
-                           const float* mproj, const double* lognorm, float* lp)
-    void tied_stats_rows_d(const double* x, int64_t nb, int64_t D, int64_t K,
-                           const double* wr, const double* center, double* R,
-                           double* S1, double* dbuf)
-    void tied_stats_rows_f(const float* x, int64_t nb, int64_t D, int64_t K,
-                           const float* wr, const float* center, double* R,
-                           double* S1, float* dbuf)
-    void scale_rows_d(const double* x, int64_t nb, int64_t D, const double* mu,
-                      const double* r, double* buf, double* Rk, double* S1k, double* s1acc)
-    void scale_rows_f(const float* x, int64_t nb, int64_t D, const float* mu,
-                      const float* r, float* buf, double* Rk, double* S1k, float* s1acc)
-    int64_t gram_scratch_d(int64_t nb, int64_t D)
-    int64_t gram_scratch_f(int64_t nb, int64_t D)
-    void stats_gram_d(const double* x, int64_t nb, int64_t D, int64_t K,
-                      const double* wr, const double* means, double* scratch,
-                      double* R, double* S1, double* S2)
-    void stats_gram_f(const float* x, int64_t nb, int64_t D, int64_t K,
-                      const float* wr, const float* means, float* scratch,
-                      double* R, double* S1, double* S2)
-    void gm_exp_array_d(const double* x, double* y, int64_t n)
-    void gm_log_array_d(const double* x, double* y, int64_t n)
-    void gm_exp_array_f(const float* x, float* y, int64_t n)
-    void gm_log_array_f(const float* x, float* y, int64_t n)
-
-SMALL_D_MAX = GM_SMALL_D_MAX
-
 cdef enum:
     FULL = 0
     TIED = 1
     DIAG = 2
     SPHERICAL = 3
 
-# BLAS path: the scatter S2 by our register tiles up to this many features,
-# by BLAS syrk above (measured crossover; see README "How it works").
-cdef isize GRAM_MAX_FEATURES = 384
+# paths (gmmfast/_dispatch.py)
+cdef enum:
+    VECTOR = 0
+    BLAS_TILES = 1
+    BLAS_SYRK = 2
 
-
-def _set_gram_max_features(isize value):
-    """Change the tiles/syrk crossover (benchmarks only)."""
-    global GRAM_MAX_FEATURES
-    GRAM_MAX_FEATURES = value
-
+# jobs of the block loop
+cdef enum:
+    ESTEP = 0        # log-likelihood and statistics
+    PREDICT = 1      # log p(x), responsibilities and/or labels
+    RESP_STATS = 2   # statistics of given responsibilities
+    SCATTER = 3      # sum w (x - c)(x - c)^T
 
 # Rough amount of work (in multiply-adds) handed to one OpenMP region before
 # control returns to Python to check for Ctrl-C.
@@ -151,81 +110,18 @@ def omp_max_threads():
     return gmmfast_max_threads()
 
 
-# ---------------------------------------------------------------------------
-# Small helpers (nogil)
-# ---------------------------------------------------------------------------
-
-cdef inline void _trmm_right_upper(floating* buf, const floating* U,
-                                   int nb, int D) noexcept nogil:
-    """buf (nb, D) := buf @ U, U (D, D) upper triangular; both row-major.
-
-    Column-major, buf is buf^T (D x nb) and U's storage is U^T (lower), so
-    this is B := U^T B with side='L', uplo='L'.
-    """
-    cdef char side = b'L'
-    cdef char uplo = b'L'
-    cdef char trans = b'N'
-    cdef char diag = b'N'
-    cdef floating one = 1.0
-    if floating is double:
-        dtrmm(&side, &uplo, &trans, &diag, &D, &nb, &one, <double*>U, &D,
-              buf, &D)
-    else:
-        strmm(&side, &uplo, &trans, &diag, &D, &nb, &one, <float*>U, &D,
-              buf, &D)
-
-
-cdef inline void _syrk_upper(const floating* buf, floating* C, int nb, int D,
-                             floating beta) noexcept nogil:
-    """C (D, D) := beta C + buf^T @ buf, buf (nb, D); row-major upper triangle.
-
-    Column-major, buf is A = buf^T (D x nb) and C := A A^T; uplo='L' there is
-    the row-major upper triangle.
-    """
-    cdef char uplo = b'L'
-    cdef char trans = b'N'
-    cdef floating one = 1.0
-    if floating is double:
-        dsyrk(&uplo, &trans, &D, &nb, &one, <double*>buf, &D, &beta, C, &D)
-    else:
-        ssyrk(&uplo, &trans, &D, &nb, &one, <float*>buf, &D, &beta, C, &D)
+def small_d_max():
+    """GM_SMALL_D_MAX as compiled (generated from _dispatch.SMALL_D_MAX)."""
+    return GM_SMALL_D_MAX
 
 
 # ---------------------------------------------------------------------------
 # Block kernels (nogil). A block is rows [0, nb) starting at pointer x.
-# The vectorised path (every type; full and tied up to GM_SMALL_D_MAX
-# features) is C in _simd.h; the BLAS path (full and tied above that) is here.
+# The vector path is C (_simd.h); the BLAS paths (full and tied) are here.
 # ---------------------------------------------------------------------------
 
-cdef inline void _rows_to_lp(const floating* y, isize nb, isize D, double c,
-                             floating* lp_k) noexcept nogil:
-    if floating is double:
-        rows_to_lp_d(y, nb, D, c, lp_k)
-    else:
-        rows_to_lp_f(y, nb, D, c, lp_k)
-
-
-cdef inline double _normalize(floating* lp, isize nb, isize K, const double* sw,
-                              floating* out_logp, floating* out_resp,
-                              int64_t* out_labels, bint weight_resp) noexcept nogil:
-    """lp (K, nb) followed by three (nb,) scratch rows."""
-    if floating is double:
-        return normalize_block_d(lp, nb, K, sw, out_logp, out_resp, out_labels, weight_resp)
-    else:
-        return normalize_block_f(lp, nb, K, sw, out_logp, out_resp, out_labels, weight_resp)
-
-
-cdef isize _scratch_size(bint use_blas, isize nb, isize D, isize K, bint is_double):
-    """Per-thread scratch (elements) for _block and _block_stats_given."""
-    cdef isize vec = scratch_size_d(nb, D, K) if is_double else scratch_size_f(nb, D, K)
-    cdef isize gram = gram_scratch_d(nb, D) if is_double else gram_scratch_f(nb, D)
-    cdef isize blas = (K + 3) * nb + max(nb * D + D * D + D, gram)
-    # stats_from_resp keeps the weighted responsibilities (K, nb) in front
-    return K * nb + (blas if blas > vec else vec)
-
-
 cdef void _block_stats_given(
-    int cov_type, bint use_blas,
+    int cov_type, int path,
     const floating* x,          # IN (nb, D)
     isize nb, isize D, isize K,
     const floating* wr,         # IN (K, nb) w_i * r_ik
@@ -234,26 +130,17 @@ cdef void _block_stats_given(
     floating* scratch,          # scratch, _scratch_size elements
     double* R, double* S1, double* S2,  # OUT += statistics
 ) noexcept nogil:
-    if not use_blas:
-        if floating is double:
-            block_stats_d(cov_type, x, nb, D, K, wr, shift, scratch, R, S1, S2)
-        else:
-            block_stats_f(cov_type, x, nb, D, K, wr, shift, scratch, R, S1, S2)
+    if path == VECTOR:
+        block_stats(cov_type, x, nb, D, K, wr, shift, scratch, R, S1, S2)
         return
     if cov_type == TIED:
-        if floating is double:
-            tied_stats_rows_d(x, nb, D, K, wr, center, R, S1, scratch)
-        else:
-            tied_stats_rows_f(x, nb, D, K, wr, center, R, S1, scratch)
+        tied_stats_rows(x, nb, D, K, wr, center, R, S1, scratch)
         return
-    if D <= GRAM_MAX_FEATURES:
+    if path == BLAS_TILES:
         # S2_k += sum_i r_ik (x_i - c_k)(x_i - c_k)^T by register tiles (C)
-        if floating is double:
-            stats_gram_d(x, nb, D, K, wr, shift, scratch, R, S1, S2)
-        else:
-            stats_gram_f(x, nb, D, K, wr, shift, scratch, R, S1, S2)
+        stats_gram(x, nb, D, K, wr, shift, scratch, R, S1, S2)
         return
-    # larger D: syrk's packing is amortised and it runs near trmm's speed
+    # BLAS_SYRK: syrk's packing is amortised at large D
     cdef isize k, j, l
     cdef floating* buf = scratch
     cdef floating* s2blk = buf + nb * D
@@ -261,15 +148,12 @@ cdef void _block_stats_given(
     cdef double* S2k
     for k in range(K):
         # buf = sqrt(r) (x - c_k); R_k, S1_k accumulated on the way
-        if floating is double:
-            scale_rows_d(x, nb, D, shift + k * D, wr + k * nb, buf, R + k, S1 + k * D, s1acc)
-        else:
-            scale_rows_f(x, nb, D, shift + k * D, wr + k * nb, buf, R + k, S1 + k * D, s1acc)
+        scale_rows(x, nb, D, shift + k * D, wr + k * nb, buf, R + k, S1 + k * D, s1acc)
         # S2_k += buf^T buf  (symmetric rank-nb update, upper triangle)
         if floating is double:
-            _syrk_upper(buf, S2 + k * D * D, <int>nb, <int>D, 1.0)
+            syrk_upper(buf, S2 + k * D * D, <int>nb, <int>D, 1.0)
         else:
-            _syrk_upper(buf, s2blk, <int>nb, <int>D, 0.0)
+            syrk_upper(buf, s2blk, <int>nb, <int>D, 0.0)
             S2k = S2 + k * D * D
             for j in range(D):
                 for l in range(j, D):
@@ -277,7 +161,7 @@ cdef void _block_stats_given(
 
 
 cdef double _block(
-    int cov_type, bint use_blas,
+    int cov_type, int path,
     const floating* x,          # IN (nb, D) block of X
     isize nb, isize D, isize K,
     const floating* means,      # IN (K, D)
@@ -299,14 +183,10 @@ cdef double _block(
     cdef floating* buf
     cdef const floating* mu
     cdef double ll
-    if not use_blas:
-        if floating is double:
-            return block_d(cov_type, x, nb, D, K, means, prec, lognorm, center, mproj,
-                           sw, scratch, R, S1, S2, out_logp, out_resp, out_labels)
-        else:
-            return block_f(cov_type, x, nb, D, K, means, prec, lognorm, center, mproj,
-                           sw, scratch, R, S1, S2, out_logp, out_resp, out_labels)
-    lp = scratch                    # (K, nb) and three (nb,) rows for _normalize
+    if path == VECTOR:
+        return block(cov_type, x, nb, D, K, means, prec, lognorm, center, mproj,
+                     sw, scratch, R, S1, S2, out_logp, out_resp, out_labels)
+    lp = scratch                    # (K, nb) and three (nb,) rows for normalize_block
     buf = scratch + (K + 3) * nb    # (nb, D)
     if cov_type == FULL:
         for k in range(K):
@@ -315,38 +195,36 @@ cdef double _block(
                 for j in range(D):
                     buf[i * D + j] = x[i * D + j] - mu[j]
             # buf := (x - mu_k) U_k ; ||row||^2 = Mahalanobis distance
-            _trmm_right_upper(buf, prec + k * D * D, <int>nb, <int>D)
-            _rows_to_lp(buf, nb, D, lognorm[k], lp + k * nb)
+            trmm_right_upper(buf, prec + k * D * D, <int>nb, <int>D)
+            rows_to_lp(buf, nb, D, lognorm[k], lp + k * nb)
     else:  # TIED: z = (x - c) U, then ||z - (mu_k - c) U||^2
         for i in range(nb):
             for j in range(D):
                 buf[i * D + j] = x[i * D + j] - center[j]
-        _trmm_right_upper(buf, prec, <int>nb, <int>D)
-        if floating is double:
-            tied_rows_to_lp_d(buf, nb, D, K, mproj, lognorm, lp)
-        else:
-            tied_rows_to_lp_f(buf, nb, D, K, mproj, lognorm, lp)
-    ll = _normalize(lp, nb, K, sw, out_logp, out_resp, out_labels, R != NULL)
+        trmm_right_upper(buf, prec, <int>nb, <int>D)
+        tied_rows_to_lp(buf, nb, D, K, mproj, lognorm, lp)
+    ll = normalize_block(lp, nb, K, sw, out_logp, out_resp, out_labels, R != NULL)
     if R != NULL:
-        _block_stats_given(cov_type, True, x, nb, D, K, lp, means, center,
+        _block_stats_given(cov_type, path, x, nb, D, K, lp, means, center,
                            buf, R, S1, S2)
     return ll
 
 
 cdef void _block_scatter(
-    bint use_blas,
+    int path,
     const floating* x,          # IN (nb, D)
     isize nb, isize D,
     const double* sw,           # IN (nb,) or NULL
     const floating* center,     # IN (D,)
     double* T,                  # OUT += (D, D) upper: sum w (x - c)(x - c)^T
-    floating* buf,              # scratch (nb, D)
-    floating* s2blk,            # scratch (D, D)
+    floating* scratch,          # scratch (nb, D) then (D, D)
 ) noexcept nogil:
     cdef isize i, j, l
     cdef floating sr
     cdef double w, rd
-    if use_blas:
+    cdef floating* buf = scratch
+    cdef floating* s2blk = scratch + nb * D
+    if path != VECTOR:
         for i in range(nb):
             sr = 1
             if sw != NULL:
@@ -354,9 +232,9 @@ cdef void _block_scatter(
             for j in range(D):
                 buf[i * D + j] = sr * (x[i * D + j] - center[j])
         if floating is double:
-            _syrk_upper(buf, T, <int>nb, <int>D, 1.0)
+            syrk_upper(buf, T, <int>nb, <int>D, 1.0)
         else:
-            _syrk_upper(buf, s2blk, <int>nb, <int>D, 0.0)
+            syrk_upper(buf, s2blk, <int>nb, <int>D, 0.0)
             for j in range(D):
                 for l in range(j, D):
                     T[j * D + l] += s2blk[j * D + l]
@@ -376,27 +254,140 @@ cdef void _block_scatter(
 
 
 # ---------------------------------------------------------------------------
-# Python-facing wrappers. Inputs are validated by the caller (gmmfast._em).
+# The block loop
 # ---------------------------------------------------------------------------
 
-cdef isize _chunks_per_call(isize chunk_size, isize D, isize K, int n_threads):
-    """Blocks per OpenMP region: about WORK_PER_CALL multiply-adds, and at
-    least one block per thread (the caller sizes blocks so that one block is
-    never more than a fraction of a second)."""
-    cdef isize per_row = K * (D * D + 8) + 8
-    cdef isize c = WORK_PER_CALL // (chunk_size * per_row)
-    if c < n_threads:
-        c = n_threads
-    return c
+ctypedef struct Work:
+    int job, cov_type, path, n_threads
+    isize n, D, K, chunk_size
+    const void* X               # (n, D)
+    const double* sw            # (n,) or NULL
+    const void* means           # (K, D); RESP_STATS: the shift c_k
+    const void* prec
+    const double* lognorm
+    const void* center          # (D,)
+    const void* mproj
+    const void* resp            # RESP_STATS: (n, K)
+    double* R                   # per-thread slabs, rows ``*_stride`` apart
+    double* S1
+    double* S2                  # SCATTER: T
+    isize R_stride, S1_stride, S2_stride
+    void* out_logp
+    void* out_resp
+    int64_t* out_labels
+    double* ll                  # (n_threads, 8): a cache line per thread
+    void* scratch
+    isize scratch_stride
 
 
-cdef bint _path(int cov_type, isize D, bint use_blas):
-    """The BLAS path serves full and tied only; full above GM_SMALL_D_MAX
-    features has no vectorised kernel and always takes it."""
-    if cov_type == FULL and D > GM_SMALL_D_MAX:
-        return True
-    return use_blas and (cov_type == FULL or cov_type == TIED)
+cdef isize _scratch_size(int job, int path, isize nb, isize D, isize K, floating* tag):
+    """Per-thread scratch (elements) of one job's blocks."""
+    if job == SCATTER:
+        return nb * D + D * D
+    cdef isize vec = scratch_size(tag, nb, D, K)
+    cdef isize blas = (K + 3) * nb + max(nb * D + D * D + D, gram_scratch(tag, nb, D))
+    # RESP_STATS keeps the weighted responsibilities (K, nb) in front
+    return K * nb + (vec if path == VECTOR else blas)
 
+
+cdef inline void _one_block(floating* scratch0, Work* w, isize c, int tid) noexcept nogil:
+    cdef isize start = c * w.chunk_size
+    cdef isize nb = min(w.chunk_size, w.n - start)
+    cdef isize D = w.D, K = w.K, i, k
+    cdef const floating* x = <const floating*>w.X + start * D
+    cdef const double* sw = w.sw + start if w.sw != NULL else NULL
+    cdef floating* scratch = scratch0 + tid * w.scratch_stride
+    cdef floating* out_logp = NULL
+    cdef floating* out_resp = NULL
+    cdef int64_t* out_labels = NULL
+    cdef const floating* resp
+    if w.job == SCATTER:
+        _block_scatter(w.path, x, nb, D, sw, <const floating*>w.center,
+                       w.S2 + tid * w.S2_stride, scratch)
+    elif w.job == RESP_STATS:
+        resp = <const floating*>w.resp + start * K
+        for i in range(nb):     # scratch (K, nb) := w_i r_ik
+            for k in range(K):
+                if sw != NULL:
+                    scratch[k * nb + i] = <floating>(resp[i * K + k] * sw[i])
+                else:
+                    scratch[k * nb + i] = resp[i * K + k]
+        _block_stats_given(w.cov_type, w.path, x, nb, D, K, scratch,
+                           <const floating*>w.means, <const floating*>w.center,
+                           scratch + K * nb, w.R + tid * w.R_stride,
+                           w.S1 + tid * w.S1_stride, w.S2 + tid * w.S2_stride)
+    elif w.job == ESTEP:
+        w.ll[tid * 8] += _block(
+            w.cov_type, w.path, x, nb, D, K, <const floating*>w.means,
+            <const floating*>w.prec, w.lognorm, <const floating*>w.center,
+            <const floating*>w.mproj, sw, scratch, w.R + tid * w.R_stride,
+            w.S1 + tid * w.S1_stride, w.S2 + tid * w.S2_stride, NULL, NULL, NULL)
+    else:
+        if w.out_logp != NULL:
+            out_logp = <floating*>w.out_logp + start
+        if w.out_resp != NULL:
+            out_resp = <floating*>w.out_resp + start * K
+        if w.out_labels != NULL:
+            out_labels = w.out_labels + start
+        _block(w.cov_type, w.path, x, nb, D, K, <const floating*>w.means,
+               <const floating*>w.prec, w.lognorm, <const floating*>w.center,
+               <const floating*>w.mproj, NULL, scratch, NULL, NULL, NULL,
+               out_logp, out_resp, out_labels)
+
+
+cdef double _run(floating* tag, Work* w) except? -1.0:
+    """Run ``w``'s job over every block of X; returns sum w log p (ESTEP).
+
+    Blocks go to OpenMP threads in regions of about WORK_PER_CALL
+    multiply-adds (at least one block per thread, never more threads than
+    blocks: idle OpenMP threads only spin), statically, so that a thread
+    count gives bitwise the same sums every time; Ctrl-C is checked between
+    regions."""
+    cdef isize n_chunks = (w.n + w.chunk_size - 1) // w.chunk_size
+    cdef isize per_row = w.K * (w.D * w.D + 8) + 8
+    cdef isize per_call = max(<isize>w.n_threads, WORK_PER_CALL // (w.chunk_size * per_row))
+    cdef isize c0, c1, c
+    cdef int tid
+    cdef double total = 0.0
+    dtype = np.float64 if floating is double else np.float32
+    w.scratch_stride = _scratch_size(w.job, w.path, w.chunk_size, w.D, w.K, tag)
+    cdef floating[:, ::1] scratch = np.empty((w.n_threads, w.scratch_stride), dtype)
+    cdef double[:, ::1] ll = np.zeros((w.n_threads, 8))
+    w.ll = &ll[0, 0]
+    for c0 in range(0, n_chunks, per_call):
+        c1 = min(c0 + per_call, n_chunks)
+        with nogil, parallel(num_threads=min(<isize>w.n_threads, c1 - c0)):
+            tid = threadid()
+            for c in prange(c0, c1, schedule='static'):
+                _one_block(&scratch[0, 0], w, c, tid)
+        PyErr_CheckSignals()
+    for tid in range(w.n_threads):
+        total += ll[tid, 0]
+    return total
+
+
+cdef Work _work(int job, int cov_type, int path, isize n, isize D, isize K,
+                isize chunk_size, int n_threads):
+    check_path(path, KERNEL_NAMES[cov_type], D)
+    cdef Work w
+    w.job, w.cov_type, w.path, w.n_threads = job, cov_type, path, n_threads
+    w.n, w.D, w.K, w.chunk_size = n, D, K, chunk_size
+    w.X = w.means = w.prec = w.center = w.mproj = w.resp = NULL
+    w.sw = w.lognorm = NULL
+    w.R = w.S1 = w.S2 = NULL
+    w.R_stride = w.S1_stride = w.S2_stride = 0
+    w.out_logp = w.out_resp = NULL
+    w.out_labels = NULL
+    return w
+
+
+cdef const double* _weights_ptr(const double[::1] sample_weight):
+    return NULL if sample_weight is None else &sample_weight[0]
+
+
+# ---------------------------------------------------------------------------
+# Python-facing entry points. Inputs are validated by the caller.
+# ---------------------------------------------------------------------------
 
 def e_step(
     const floating[:, ::1] X,           # IN (n_samples, n_features)
@@ -412,51 +403,23 @@ def e_step(
     double[:, ::1] S2,                  # OUT += (n_threads, size of S2)
     isize chunk_size,
     int n_threads,
-    bint use_blas,
+    int path,
 ):
     """E-step and sufficient statistics in one pass over X.
 
     Adds the statistics of X into the per-thread slabs R, S1, S2 (thread t
     owns row t) and returns sum_i w_i log p(x_i) (float64).
     """
-    cdef isize n = X.shape[0]
-    cdef isize D = X.shape[1]
-    cdef isize K = means.shape[0]
-    cdef isize n_chunks = (n + chunk_size - 1) // chunk_size
-    cdef isize per_call = _chunks_per_call(chunk_size, D, K, n_threads)
-    cdef isize c0, c1, c, start, nb
-    cdef int tid
-    cdef bint blas = _path(cov_type, D, use_blas)
-    cdef const double* sw = NULL
-    dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] scratch = np.empty(
-        (n_threads, _scratch_size(blas, chunk_size, D, K, floating is double)), dtype)
-    cdef double[:, ::1] ll = np.zeros((n_threads, 8))  # a cache line per thread
-    cdef double total = 0.0
-    if n == 0:
+    cdef Work w = _work(ESTEP, cov_type, path, X.shape[0], X.shape[1], means.shape[0],
+                        chunk_size, n_threads)
+    if w.n == 0:
         return 0.0
-    if sample_weight is not None:
-        sw = &sample_weight[0]
-
-    for c0 in range(0, n_chunks, per_call):
-        c1 = min(c0 + per_call, n_chunks)
-        # never more threads than blocks: idle OpenMP threads only spin
-        with nogil, parallel(num_threads=min(n_threads, c1 - c0)):
-            tid = threadid()
-            for c in prange(c0, c1, schedule='static'):
-                start = c * chunk_size
-                nb = min(chunk_size, n - start)
-                ll[tid, 0] += _block(cov_type, blas, &X[start, 0], nb, D, K,
-                                  &means[0, 0], &prec[0], &lognorm[0],
-                                  &center[0], &mproj[0, 0],
-                                  sw + start if sw != NULL else NULL,
-                                  &scratch[tid, 0], &R[tid, 0], &S1[tid, 0], &S2[tid, 0],
-                                  NULL, NULL, NULL)
-        PyErr_CheckSignals()
-
-    for tid in range(n_threads):
-        total += ll[tid, 0]
-    return total
+    w.X, w.sw = &X[0, 0], _weights_ptr(sample_weight)
+    w.means, w.prec, w.lognorm = &means[0, 0], &prec[0], &lognorm[0]
+    w.center, w.mproj = &center[0], &mproj[0, 0]
+    w.R, w.S1, w.S2 = &R[0, 0], &S1[0, 0], &S2[0, 0]
+    w.R_stride, w.S1_stride, w.S2_stride = R.shape[1], S1.shape[1], S2.shape[1]
+    return _run(<floating*>NULL, &w)
 
 
 def predict(
@@ -472,47 +435,23 @@ def predict(
     int64_t[::1] out_labels,            # OUT (n_samples,) argmax, or None
     isize chunk_size,
     int n_threads,
-    bint use_blas,
+    int path,
 ):
     """Log-likelihoods, responsibilities and/or labels, one pass, no statistics."""
-    cdef isize n = X.shape[0]
-    cdef isize D = X.shape[1]
-    cdef isize K = means.shape[0]
-    cdef isize n_chunks = (n + chunk_size - 1) // chunk_size
-    cdef isize per_call = _chunks_per_call(chunk_size, D, K, n_threads)
-    cdef isize c0, c1, c, start, nb
-    cdef int tid
-    cdef bint blas = _path(cov_type, D, use_blas)
-    cdef floating* logp_ptr = NULL
-    cdef floating* resp_ptr = NULL
-    cdef int64_t* lab_ptr = NULL
-    dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] scratch = np.empty(
-        (n_threads, _scratch_size(blas, chunk_size, D, K, floating is double)), dtype)
-    if n == 0:
+    cdef Work w = _work(PREDICT, cov_type, path, X.shape[0], X.shape[1], means.shape[0],
+                        chunk_size, n_threads)
+    if w.n == 0:
         return
+    w.X = &X[0, 0]
+    w.means, w.prec, w.lognorm = &means[0, 0], &prec[0], &lognorm[0]
+    w.center, w.mproj = &center[0], &mproj[0, 0]
     if out_logp is not None:
-        logp_ptr = &out_logp[0]
+        w.out_logp = &out_logp[0]
     if out_resp is not None:
-        resp_ptr = &out_resp[0, 0]
+        w.out_resp = &out_resp[0, 0]
     if out_labels is not None:
-        lab_ptr = &out_labels[0]
-
-    for c0 in range(0, n_chunks, per_call):
-        c1 = min(c0 + per_call, n_chunks)
-        # never more threads than blocks: idle OpenMP threads only spin
-        with nogil, parallel(num_threads=min(n_threads, c1 - c0)):
-            tid = threadid()
-            for c in prange(c0, c1, schedule='static'):
-                start = c * chunk_size
-                nb = min(chunk_size, n - start)
-                _block(cov_type, blas, &X[start, 0], nb, D, K,
-                       &means[0, 0], &prec[0], &lognorm[0], &center[0], &mproj[0, 0],
-                       NULL, &scratch[tid, 0], NULL, NULL, NULL,
-                       logp_ptr + start if logp_ptr != NULL else NULL,
-                       resp_ptr + start * K if resp_ptr != NULL else NULL,
-                       lab_ptr + start if lab_ptr != NULL else NULL)
-        PyErr_CheckSignals()
+        w.out_labels = &out_labels[0]
+    _run(<floating*>NULL, &w)
 
 
 def stats_from_resp(
@@ -527,43 +466,21 @@ def stats_from_resp(
     double[:, ::1] S2,                  # OUT += (n_threads, size of S2)
     isize chunk_size,
     int n_threads,
-    bint use_blas,
+    int path,
 ):
     """Sufficient statistics of X for given responsibilities (initialisation).
 
     For tied covariance every row of ``shift`` must be ``center``.
     """
-    cdef isize n = X.shape[0]
-    cdef isize D = X.shape[1]
-    cdef isize K = resp.shape[1]
-    cdef isize n_chunks = (n + chunk_size - 1) // chunk_size
-    cdef isize c, start, nb, i, k
-    cdef int tid
-    cdef bint blas = _path(cov_type, D, use_blas)
-    cdef const double* sw = NULL
-    dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] scratch = np.empty(
-        (n_threads, _scratch_size(blas, chunk_size, D, K, floating is double)), dtype)
-    cdef floating* wr
-    if n == 0:
+    cdef Work w = _work(RESP_STATS, cov_type, path, X.shape[0], X.shape[1], resp.shape[1],
+                        chunk_size, n_threads)
+    if w.n == 0:
         return
-    if sample_weight is not None:
-        sw = &sample_weight[0]
-    with nogil, parallel(num_threads=min(n_threads, n_chunks)):
-        tid = threadid()
-        for c in prange(n_chunks, schedule='static'):
-            start = c * chunk_size
-            nb = min(chunk_size, n - start)
-            wr = &scratch[tid, 0]       # (K, nb)
-            for i in range(nb):
-                for k in range(K):
-                    if sw != NULL:
-                        wr[k * nb + i] = <floating>(resp[start + i, k] * sw[start + i])
-                    else:
-                        wr[k * nb + i] = resp[start + i, k]
-            _block_stats_given(cov_type, blas, &X[start, 0], nb, D, K, wr,
-                               &shift[0, 0], &center[0], wr + K * nb,
-                               &R[tid, 0], &S1[tid, 0], &S2[tid, 0])
+    w.X, w.sw, w.resp = &X[0, 0], _weights_ptr(sample_weight), &resp[0, 0]
+    w.means, w.center = &shift[0, 0], &center[0]
+    w.R, w.S1, w.S2 = &R[0, 0], &S1[0, 0], &S2[0, 0]
+    w.R_stride, w.S1_stride, w.S2_stride = R.shape[1], S1.shape[1], S2.shape[1]
+    _run(<floating*>NULL, &w)
 
 
 def scatter(
@@ -573,63 +490,46 @@ def scatter(
     double[:, ::1] T,                   # OUT += (n_threads, n_features**2) upper
     isize chunk_size,
     int n_threads,
-    bint use_blas,
+    int path,
 ):
     """T += sum_i w_i (x_i - c)(x_i - c)^T (row-major upper triangle)."""
-    cdef isize n = X.shape[0]
-    cdef isize D = X.shape[1]
-    cdef isize n_chunks = (n + chunk_size - 1) // chunk_size
-    cdef isize per_call = _chunks_per_call(chunk_size, D, 1, n_threads)
-    cdef isize c0, c1, c, start, nb
-    cdef int tid
-    cdef const double* sw = NULL
-    dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] buf_scratch = np.empty((n_threads, chunk_size * D), dtype)
-    cdef floating[:, ::1] s2_scratch = np.empty((n_threads, D * D), dtype)
-    if n == 0:
+    cdef Work w = _work(SCATTER, TIED, path, X.shape[0], X.shape[1], 1,
+                        chunk_size, n_threads)
+    if w.n == 0:
         return
-    if sample_weight is not None:
-        sw = &sample_weight[0]
-    for c0 in range(0, n_chunks, per_call):
-        c1 = min(c0 + per_call, n_chunks)
-        # never more threads than blocks: idle OpenMP threads only spin
-        with nogil, parallel(num_threads=min(n_threads, c1 - c0)):
-            tid = threadid()
-            for c in prange(c0, c1, schedule='static'):
-                start = c * chunk_size
-                nb = min(chunk_size, n - start)
-                _block_scatter(use_blas, &X[start, 0], nb, D,
-                               sw + start if sw != NULL else NULL,
-                               &center[0], &T[tid, 0],
-                               &buf_scratch[tid, 0], &s2_scratch[tid, 0])
-        PyErr_CheckSignals()
+    w.X, w.sw, w.center = &X[0, 0], _weights_ptr(sample_weight), &center[0]
+    w.S2, w.S2_stride = &T[0, 0], T.shape[1]
+    _run(<floating*>NULL, &w)
+
+
+def _elementwise(x, bint log):
+    """The kernels' vectorised exp() or log() of a float64/float32 array."""
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    cdef double[::1] xd, yd
+    cdef float[::1] xf, yf
+    if x.size == 0:
+        return y
+    if x.dtype == np.float64:
+        xd, yd = x.reshape(-1), y.reshape(-1)
+        if log:
+            log_array(&xd[0], &yd[0], xd.shape[0])
+        else:
+            exp_array(&xd[0], &yd[0], xd.shape[0])
+    else:
+        xf, yf = x.reshape(-1), y.reshape(-1)
+        if log:
+            log_array(&xf[0], &yf[0], xf.shape[0])
+        else:
+            exp_array(&xf[0], &yf[0], xf.shape[0])
+    return y
 
 
 def _exp(x):
     """The kernels' vectorised exp() (for tests): float64 or float32 array."""
-    x = np.ascontiguousarray(x)
-    y = np.empty_like(x)
-    cdef double[::1] xd, yd
-    cdef float[::1] xf, yf
-    if x.dtype == np.float64:
-        xd, yd = x.reshape(-1), y.reshape(-1)
-        gm_exp_array_d(&xd[0], &yd[0], xd.shape[0])
-    else:
-        xf, yf = x.reshape(-1), y.reshape(-1)
-        gm_exp_array_f(&xf[0], &yf[0], xf.shape[0])
-    return y
+    return _elementwise(x, False)
 
 
 def _log(x):
     """The kernels' vectorised log() (for tests): float64 or float32 array."""
-    x = np.ascontiguousarray(x)
-    y = np.empty_like(x)
-    cdef double[::1] xd, yd
-    cdef float[::1] xf, yf
-    if x.dtype == np.float64:
-        xd, yd = x.reshape(-1), y.reshape(-1)
-        gm_log_array_d(&xd[0], &yd[0], xd.shape[0])
-    else:
-        xf, yf = x.reshape(-1), y.reshape(-1)
-        gm_log_array_f(&xf[0], &yf[0], xf.shape[0])
-    return y
+    return _elementwise(x, True)

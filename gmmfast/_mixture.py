@@ -1,27 +1,19 @@
-"""The scikit-learn-compatible estimator."""
+"""The scikit-learn-compatible estimator: parameters, fitted attributes,
+methods. Fitting and predicting go through the functional core
+(gmmfast/_api.py); the estimator holds the state and never asks what kind of
+array it was given."""
 import math
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import (
-    Interval,
-    InvalidParameterError,
-    Options,
-    StrOptions,
-)
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from . import _dask, _em, _kernels, _maths, _online
-from ._init import initial_params
-from ._validation import (
-    check_means,
-    check_precisions,
-    check_sample_weight,
-    check_weights,
-    check_X_kind,
-)
+from . import _api, _covariance, _online, _persist, _source, _stats
+from ._em import make_result
+from ._threads import blas_single_thread
+from ._validation import check_sample_weight
 
 _FIT_ATTRIBUTES = (
     "weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_",
@@ -30,36 +22,6 @@ _FIT_ATTRIBUTES = (
 )
 # what a failed fit or partial_fit restores
 _STATE_ATTRIBUTES = _FIT_ATTRIBUTES + ("_online_state", "selection_")
-
-
-def predict_arrays(X, kp, cfg, logp=False, resp=False, labels=False):
-    """One pass of the prediction kernel over an in-memory block.
-
-    Parameters
-    ----------
-    X : C-contiguous float32/float64 ndarray of shape (n_samples, n_features)
-    kp : _em.KernelParams in X's dtype
-    cfg : _em.KernelConfig
-    logp, resp, labels : bool
-        Which outputs to compute.
-
-    Returns
-    -------
-    (logp (n_samples,) X.dtype, resp (n_samples, n_components) X.dtype,
-    labels (n_samples,) int64), each None when not asked for.
-    """
-    n_samples = X.shape[0]
-    n_components = kp.means.shape[0]
-    out_logp = np.empty(n_samples, dtype=X.dtype) if logp else None
-    out_resp = np.empty((n_samples, n_components), dtype=X.dtype) if resp else None
-    out_labels = np.empty(n_samples, dtype=np.int64) if labels else None
-    _kernels.predict(X, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
-                     kp.code, out_logp, out_resp, out_labels,
-                     cfg.chunk_size, cfg.n_threads, cfg.use_blas)
-    return out_logp, out_resp, out_labels
-
-# integer parameters: bool is an Integral to Python, never a count to us
-_INTEGER_PARAMETERS = ("n_components", "max_iter", "n_init", "verbose_interval", "n_threads")
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -132,25 +94,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     rule: the stream decides when to stop).
     """
 
-    _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "covariance_type": [StrOptions(set(_maths.COVARIANCE_TYPES))],
-        "tol": [Interval(Real, 0.0, None, closed="left")],
-        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [StrOptions({"kmeans", "random", "random_from_data", "k-means++"})],
-        "weights_init": ["array-like", None],
-        "means_init": ["array-like", None],
-        "precisions_init": ["array-like", None],
-        "random_state": ["random_state"],
-        "warm_start": ["boolean"],
-        "verbose": ["verbose"],
-        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
-        "n_threads": [None, Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
-        "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
-        "learning_offset": [Interval(Real, 0.0, None, closed="left")],
-    }
+    _parameter_constraints: dict = dict(_api.PARAMETER_CONSTRAINTS)
 
     def __init__(
         self,
@@ -196,93 +140,25 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _validate_params(self):
         """scikit-learn's constraint checks, plus: no bool where a count is due."""
         super()._validate_params()
-        for name in _INTEGER_PARAMETERS:
-            value = getattr(self, name)
-            if isinstance(value, (bool, np.bool_)):
-                raise InvalidParameterError(
-                    f"The {name!r} parameter of {type(self).__name__} must be an int, "
-                    f"not a bool. Got {value!r} instead."
-                )
-
-    def _validate_fit_data(self, X, sample_weight, reset=True):
-        """Validate X, sample_weight and the *_init parameters once.
-
-        Returns (X, sample_weight, options for ``_em.fit_em``). The arrays
-        returned are the caller's when they need no conversion (they are
-        only read), copies otherwise; the *_init arrays are always copies.
-        For a Dask X, X and sample_weight are the validated Dask arrays and
-        the options carry the data source (``data``: a ``_dask.DaskData``)
-        and the random state instance that both the initialisation sample
-        and the initialisers draw from.
-        """
-        if _dask.is_dask_array(X):
-            X = _dask.check_dask_array(X, estimator=self, reset=reset,
-                                       ensure_min_samples=2)
-        else:
-            X = check_X_kind(X)
-            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
-                              ensure_min_samples=2, reset=reset)
-        n_samples, n_features = X.shape
-        if n_samples < self.n_components:
-            raise ValueError(
-                "Expected n_samples >= n_components "
-                f"but got n_components = {self.n_components}, "
-                f"n_samples = {n_samples}; pass more samples or fewer components."
-            )
-        if _dask.is_dask_array(X):
-            sample_weight, total_weight = _dask.check_dask_sample_weight(
-                sample_weight, X, self.n_components)
-        else:
-            sample_weight = check_sample_weight(sample_weight, n_samples,
-                                                self.n_components)
-        options = self._fit_options(n_features, X.dtype)
-        if _dask.is_dask_array(X):
-            random_state = check_random_state(self.random_state)
-            options["random_state"] = random_state
-            options["data"] = _dask.DaskData(
-                X, sample_weight, self.covariance_type, self.n_components,
-                random_state, total_weight=total_weight, n_threads=self.n_threads)
-        return X, sample_weight, options
-
-    def _fit_options(self, n_features, dtype):
-        """Options for ``_em.fit_em``, with the *_init parameters validated
-        (and copied) for data of ``dtype``."""
-        return dict(
-            n_components=self.n_components,
-            covariance_type=self.covariance_type,
-            tol=self.tol,
-            reg_covar=self.reg_covar,
-            max_iter=self.max_iter,
-            n_init=self.n_init,
-            init_params=self.init_params,
-            weights_init=None if self.weights_init is None
-            else check_weights(self.weights_init, self.n_components),
-            means_init=None if self.means_init is None
-            else check_means(self.means_init, self.n_components, n_features, dtype),
-            precisions_init=None if self.precisions_init is None
-            else check_precisions(self.precisions_init, self.covariance_type,
-                                  self.n_components, n_features, dtype),
-            random_state=self.random_state,
-            n_threads=self.n_threads,
-            verbose=self.verbose,
-            verbose_interval=self.verbose_interval,
-        )
+        _api.check_integer_parameters(self.get_params(deep=False), type(self).__name__)
 
     def _warm_start_from(self, n_features):
         if not (self.warm_start and hasattr(self, "converged_")):
             return None
         if self.means_.shape != (self.n_components, n_features) or \
-                self.precisions_cholesky_.shape != _maths.covariance_shape(
-                    self.covariance_type, self.n_components, n_features):
+                self.precisions_cholesky_.shape != _covariance.get(
+                    self.covariance_type).shape(self.n_components, n_features):
             raise ValueError(
                 "warm_start=True continues from the previous fit, whose parameters "
                 f"have shape means_={self.means_.shape} and covariance_type was "
                 "different or n_components/n_features changed; set "
                 "warm_start=False to start afresh."
             )
-        params = _em.GMMParams(self.weights_, self.means_, self.covariances_,
-                               self.precisions_cholesky_)
-        return params, self.lower_bound_
+        return self._params(), self.lower_bound_
+
+    def _params(self):
+        return _stats.GMMParams(self.weights_, self.means_, self.covariances_,
+                                self.precisions_cholesky_)
 
     def _fit(self, X, sample_weight, callback=None):
         """Validate, run EM, and switch to the new fit all at once;
@@ -299,14 +175,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             # BLAS on one thread from validation on: a multi-threaded BLAS call
             # (the *_init checks) leaves OpenBLAS's threads spinning for a
             # while, beside the kernels' OpenMP threads
-            with _em.blas_single_thread():
-                X, sample_weight, options = self._validate_fit_data(X, sample_weight)
-                result = _em.fit_em(
-                    X, sample_weight,
-                    warm_start_from=self._warm_start_from(X.shape[1]),
-                    callback=callback,
-                    **options,
-                )
+            with blas_single_thread():
+                X = _source.validate_X(X, self, reset=True, ensure_min_samples=2)
+                result = _api.fit_arrays(
+                    X, sample_weight, self.get_params(deep=False),
+                    warm_start_from=self._warm_start_from(X.shape[1]), callback=callback)
             self._set_result(result)
         except BaseException:
             self._restore_fit_state(saved)
@@ -327,17 +200,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         fit ends any partial_fit stream and any model selection record."""
         self.__dict__.pop("_online_state", None)
         self.__dict__.pop("selection_", None)
-        self.__dict__.update(
-            weights_=result.weights,
-            means_=result.means,
-            covariances_=result.covariances,
-            precisions_cholesky_=result.precisions_cholesky,
-            precisions_=result.precisions,
-            converged_=result.converged,
-            n_iter_=result.n_iter,
-            lower_bound_=result.lower_bound,
-            lower_bounds_=result.lower_bounds,
-        )
+        self.__dict__.update(result.as_dict())
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
@@ -440,8 +303,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         continues_fit = (state is None and self.warm_start
                          and hasattr(self, "converged_"))
         if state is not None or continues_fit:
-            params = _em.GMMParams(self.weights_, self.means_, self.covariances_,
-                                   self.precisions_cholesky_)
+            params = self._params()
             if state is not None and (
                     state.covariance_type != self.covariance_type
                     or state.R.shape[0] != self.n_components):
@@ -453,35 +315,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     f"{self.covariance_type!r}; call fit, or start a new stream "
                     "on a fresh estimator (sklearn.base.clone)."
                 )
-            X = validate_data(self, X, dtype=self.means_.dtype, order="C", reset=False)
+            X = _source.validate_X(X, self, reset=False, dtype=self.means_.dtype)
             sample_weight = check_sample_weight(sample_weight, X.shape[0], 1)
             if continues_fit:
                 self._warm_start_from(X.shape[1])  # shape checks
                 state = _online.state_from_params(params, self.covariance_type,
                                                   self.reg_covar)
-            # appended in place after a successful step: no O(n_batches) copy per call
             lower_bounds = [] if continues_fit else self.lower_bounds_
-            cfg = _em.kernel_config(X.shape[1], self.covariance_type, self.n_threads,
-                                        n_components=self.n_components, dtype=X.dtype)
         else:
-            X, sample_weight, options = self._validate_fit_data(X, sample_weight)
-            cfg = _em.kernel_config(X.shape[1], self.covariance_type, self.n_threads,
-                                        n_components=self.n_components, dtype=X.dtype)
-            with _em.blas_single_thread():
-                params = initial_params(
-                    _em.ArrayData(X, sample_weight, cfg), self.n_components,
-                    self.covariance_type, self.init_params,
-                    check_random_state(self.random_state), self.reg_covar,
-                    options["weights_init"], options["means_init"],
-                    options["precisions_init"],
-                )
+            X = _source.validate_X(X, self, reset=True, ensure_min_samples=2)
+            params, sample_weight = _api.start_stream(X, sample_weight,
+                                                      self.get_params(deep=False))
             lower_bounds = []
+        cfg = _stats.kernel_config(X.shape[1], self.covariance_type, self.n_threads,
+                                   self.n_components, X.dtype)
         params, state, lower_bound, _ = _online.online_step(
             X, sample_weight, params, state,
             covariance_type=self.covariance_type, reg_covar=self.reg_covar, cfg=cfg,
             learning_decay=self.learning_decay, learning_offset=self.learning_offset,
         )
-        self._set_result(_em.make_result(
+        self._set_result(make_result(
             params, self.covariance_type, False, len(lower_bounds) + 1, lower_bound, []))
         lower_bounds.append(lower_bound)
         self.lower_bounds_ = lower_bounds
@@ -489,41 +342,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # -------------------------------------------------------------- predict
 
-    def _kernel_params(self, dtype):
-        """The fitted parameters laid out for the kernels, in ``dtype``."""
-        params = _em.GMMParams(self.weights_, self.means_, self.covariances_,
-                               self.precisions_cholesky_)
-        center = None
-        if self.covariance_type == "tied":
-            center = np.average(self.means_, axis=0, weights=self.weights_)
-        return _em.KernelParams(params, self.covariance_type, dtype, center)
-
     def _predict(self, X, logp=False, resp=False, labels=False, n_threads=None):
-        """One pass of the prediction kernel over validated X.
-
-        A Dask X gives Dask arrays (lazy, one task per row chunk, one
-        kernel thread per task); ask for one output at a time then.
-        """
-        kp = self._kernel_params(X.dtype)
-        if _dask.is_dask_array(X):
-            what = [name for name, asked in
-                    (("logp", logp), ("resp", resp), ("labels", labels)) if asked]
-            (what,) = what
-            out = _dask.predict_lazy(X, kp, self.n_components, what)
-            return tuple(out if asked else None for asked in (logp, resp, labels))
-        cfg = _em.kernel_config(X.shape[1], self.covariance_type,
-                                self.n_threads if n_threads is None else n_threads,
-                                n_components=self.n_components, dtype=X.dtype)
-        with _em.blas_single_thread():
-            return predict_arrays(X, kp, cfg, logp=logp, resp=resp, labels=labels)
+        """One pass of the prediction kernel over validated X (numpy arrays;
+        lazy Dask arrays for a Dask X, one output at a time)."""
+        return _api.predict(self._params(), self.covariance_type, X,
+                            self.n_threads if n_threads is None else n_threads,
+                            logp=logp, resp=resp, labels=labels)
 
     def _check_predict_input(self, X):
         check_is_fitted(self)
-        if _dask.is_dask_array(X):
-            return _dask.check_dask_array(X, estimator=self, reset=False)
-        X = check_X_kind(X)
-        return validate_data(self, X, dtype=[np.float64, np.float32], order="C",
-                             reset=False)
+        return _source.validate_X(X, self, reset=False)
 
     def score_samples(self, X):
         """Log-likelihood log p(x) of each row of X, shape (n_samples,).
@@ -541,19 +369,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _score(self, X, sample_weight=None):
         """score() on validated X (numpy or Dask)."""
-        if _dask.is_dask_array(X):
-            logp = self._predict(X, logp=True)[0]
-            sample_weight, total_weight = _dask.check_dask_sample_weight(
-                sample_weight, X, 1)
-            if sample_weight is None:
-                return float(logp.sum(dtype=np.float64).compute()) / total_weight
-            return float((logp.astype(np.float64) * sample_weight).sum().compute()) \
-                / total_weight
-        sample_weight = check_sample_weight(sample_weight, X.shape[0], 1)
-        logp = self._predict(X, logp=True)[0]
-        if sample_weight is None:
-            return float(np.mean(logp, dtype=np.float64))
-        return float(np.average(logp.astype(np.float64), weights=sample_weight))
+        return _api.predict(self._params(), self.covariance_type, X, self.n_threads,
+                            sample_weight, score=True)
 
     def predict(self, X):
         """Most likely component of each row of X, shape (n_samples,).
@@ -591,26 +408,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "Invalid value for 'n_samples': %d . The sampling requires at "
                 "least one sample." % n_samples
             )
-        _, n_features = self.means_.shape
         rng = check_random_state(self.random_state)
         n_samples_comp = rng.multinomial(n_samples, self.weights_.astype(np.float64))
-        if self.covariance_type == "full":
-            X = np.vstack([
-                rng.multivariate_normal(mean, covariance, int(sample))
-                for (mean, covariance, sample) in zip(
-                    self.means_, self.covariances_, n_samples_comp)
-            ])
-        elif self.covariance_type == "tied":
-            X = np.vstack([
-                rng.multivariate_normal(mean, self.covariances_, int(sample))
-                for (mean, sample) in zip(self.means_, n_samples_comp)
-            ])
-        else:
-            X = np.vstack([
-                mean + rng.standard_normal(size=(sample, n_features)) * np.sqrt(covariance)
-                for (mean, covariance, sample) in zip(
-                    self.means_, self.covariances_, n_samples_comp)
-            ])
+        X = _covariance.get(self.covariance_type).sample(
+            rng, self.means_, self.covariances_, n_samples_comp)
         y = np.concatenate([
             np.full(int(n), i, dtype=np.int64) for i, n in enumerate(n_samples_comp)
         ])
@@ -619,7 +420,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _n_parameters(self):
         """Number of free parameters in the model."""
         _, n_features = self.means_.shape
-        return _maths.n_parameters(self.covariance_type, self.n_components, n_features)
+        return _covariance.get(self.covariance_type).n_parameters(
+            self.n_components, n_features)
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
@@ -653,6 +455,34 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         path : str
             The path written.
         """
-        from ._persist import save_model
+        check_is_fitted(self)
+        fitted = {a: self.__dict__[a] for a in _FIT_ATTRIBUTES if a in self.__dict__}
+        return _persist.write_model(self.get_params(deep=False), fitted, path)
 
-        return save_model(self, path)
+
+def load_model(path):
+    """Read a model saved by ``GaussianMixture.save`` (``gmmfast.load``).
+
+    Never unpickles anything; the file is checked completely before the model
+    is built (see ``GaussianMixture.save``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    gmmfast.GaussianMixture
+        Fitted, with the saved constructor parameters and attributes (arrays
+        in their saved dtype, bit for bit).
+    """
+    return fitted_model(*_persist.read_model(path))
+
+
+def fitted_model(params, fitted):
+    """A GaussianMixture with these constructor parameters and fitted
+    attributes (plain dicts; ``FitResult.as_dict()`` gives the latter, less
+    ``n_features_in_``): what loading, ``select`` and the CLI build."""
+    model = GaussianMixture(**params)
+    model.__dict__.update(fitted)
+    return model

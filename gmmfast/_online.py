@@ -17,13 +17,16 @@ The statistics are the kernel's shifted sums (R, S1, S2; tied: R, S1 and the
 scatter T about one centre). Each batch's statistics are taken around the
 current means (tied: the current mixture mean), so before blending, the
 running statistics are re-centred on the batch's shift by the exact algebra
-of ``_maths.reshift_stats``; nothing here uses raw moments.
+of the covariance objects' ``reshift`` (gmmfast/_covariance.py); nothing here
+uses raw moments.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _em, _maths
+from . import _covariance, _stats
+from ._dispatch import KernelConfig
+from ._threads import blas_single_thread
 
 
 @dataclass
@@ -51,8 +54,8 @@ def step_size(t, learning_decay, learning_offset):
 def state_from_params(params, covariance_type, reg_covar):
     """The statistics a fitted model stands for: the start of a stream that
     continues a ``fit`` (warm start). Counts as the stream's first step."""
-    (R, S1, S2), shift = _maths.stats_from_params(
-        params.weights, params.means, params.covariances, covariance_type, reg_covar)
+    (R, S1, S2), shift = _covariance.get(covariance_type).stats_from_params(
+        params.weights, params.means, params.covariances, reg_covar)
     return OnlineState(covariance_type, R, S1, S2, shift, 1)
 
 
@@ -82,8 +85,8 @@ def online_step(X, sample_weight, params, state, *, covariance_type, reg_covar, 
     # do not start them (the sums agree to rounding)
     n_chunks = -(-X.shape[0] // cfg.chunk_size)
     if n_chunks < cfg.n_threads:
-        cfg = _em.KernelConfig(max(1, n_chunks), cfg.chunk_size, cfg.use_blas)
-    with _em.blas_single_thread():  # the M-step's small solves too
+        cfg = KernelConfig(max(1, n_chunks), cfg.chunk_size, cfg.path)
+    with blas_single_thread():  # the M-step's small solves too
         return _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
                      learning_decay, learning_offset)
 
@@ -91,17 +94,13 @@ def online_step(X, sample_weight, params, state, *, covariance_type, reg_covar, 
 def _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
           learning_decay, learning_offset):
     dtype = X.dtype
+    cov = _covariance.get(covariance_type)
     total_weight = float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
-    center = None
-    if covariance_type == "tied":
-        # the mixture mean: near the data, so the scatter loses no digits
-        center = np.asarray(params.weights, dtype=np.float64) @ np.asarray(
-            params.means, dtype=np.float64) / float(np.sum(params.weights, dtype=np.float64))
-    kp = _em.KernelParams(params, covariance_type, dtype, center)
-    (R, S1, S2), ll = _em.e_step_stats(X, sample_weight, kp, cfg)
-    if covariance_type == "tied":
-        S2 = _em.scatter(X, sample_weight, kp.center, cfg)
-    shift = np.array(kp.shift, dtype=np.float64)
+    kp = _stats.KernelParams(params, covariance_type, dtype)
+    (R, S1, S2), ll = _stats.e_step_stats(X, sample_weight, kp, cfg)
+    if cov.uses_scatter:
+        S2 = _stats.scatter(X, sample_weight, kp.center, cfg)
+    shift = kp.shift.copy()
     batch = (R / total_weight, S1 / total_weight, S2 / total_weight)
 
     if state is None:
@@ -110,19 +109,10 @@ def _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
         n_steps = 1
     else:
         rho = step_size(state.n_steps, learning_decay, learning_offset)
-        old = _maths.reshift_stats(state.R, state.S1, state.S2, state.shift, shift,
-                                   covariance_type)
+        old = cov.reshift(state.R, state.S1, state.S2, state.shift, shift)
         R, S1, S2 = ((1.0 - rho) * o + rho * b for o, b in zip(old, batch))
         n_steps = state.n_steps + 1
-    if covariance_type == "full":
-        S2 = 0.5 * (S2 + np.swapaxes(S2, 1, 2))
-    elif covariance_type == "tied":
-        S2 = 0.5 * (S2 + S2.T)
-
-    T = S2 if covariance_type == "tied" else None
-    nk, means, covariances, prec_chol = _em.params_from_stats(
-        (R, S1, None if covariance_type == "tied" else S2), shift, covariance_type,
-        reg_covar, dtype, T=T)
-    new_params = _em.GMMParams(nk / nk.sum(), means, covariances, prec_chol).astype(dtype)
+    S2 = cov.symmetrize(S2)
+    new_params = _stats.m_step((R, S1, S2), shift, cov, reg_covar, dtype)
     new_state = OnlineState(covariance_type, R, S1, S2, shift, n_steps)
     return new_params, new_state, ll / total_weight, rho

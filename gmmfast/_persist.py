@@ -1,4 +1,6 @@
-"""Saving and loading a fitted GaussianMixture as a plain ``.npz`` file.
+"""Saving and loading a fitted model as a plain ``.npz`` file: plain
+dictionaries in (``write_model``), plain dictionaries out (``read_model``);
+the estimator builds itself from them (gmmfast/_mixture.py).
 
 A model file holds numbers and text only, never pickled objects: it is read
 with ``numpy.load(..., allow_pickle=False)``, so loading an untrusted file
@@ -46,7 +48,8 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from . import _maths
+from . import _api, _covariance
+from ._validation import check_means, check_precisions, check_weights
 
 FORMAT_NAME = "gmmfast.GaussianMixture"
 FORMAT_VERSION = 1
@@ -83,8 +86,8 @@ def _json_value(value):
     return value
 
 
-def save_model(model, path):
-    """Write a fitted GaussianMixture to ``path`` (a plain ``.npz``).
+def write_model(params, fitted, path):
+    """Write a fitted model to ``path`` (a plain ``.npz``).
 
     The file is written to a temporary name in the same folder and renamed
     into place, so an interrupted save never leaves a partial file at
@@ -92,7 +95,9 @@ def save_model(model, path):
 
     Parameters
     ----------
-    model : gmmfast.GaussianMixture, fitted
+    params : dict, every constructor parameter (``get_params()``)
+    fitted : dict, the fitted attributes by name (weights_ ... n_features_in_,
+        and feature_names_in_ when there is one)
     path : str or os.PathLike
         ``.npz`` is appended when missing (as ``numpy.savez`` does).
 
@@ -101,14 +106,13 @@ def save_model(model, path):
     path : str
         The path written.
     """
-    check_is_fitted(model)
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path = path + ".npz"
 
-    params = {}
+    plain = {}
     for name in PLAIN_PARAMS:
-        value = getattr(model, name)
+        value = params[name]
         if name == "random_state" and not (value is None or (
                 isinstance(value, Integral) and not isinstance(value, bool))):
             warnings.warn(
@@ -118,7 +122,7 @@ def save_model(model, path):
                 UserWarning, stacklevel=3,
             )
             value = None
-        params[name] = _json_value(value)
+        plain[name] = _json_value(value)
 
     from . import __version__
 
@@ -126,19 +130,19 @@ def save_model(model, path):
         "format": np.array(FORMAT_NAME),
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
         "gmmfast_version": np.array(__version__),
-        "params": np.array(json.dumps(params, allow_nan=False)),
-        "converged_": np.array(bool(model.converged_)),
-        "n_iter_": np.array(int(model.n_iter_), dtype=np.int64),
-        "lower_bound_": np.array(float(model.lower_bound_), dtype=np.float64),
-        "lower_bounds_": np.asarray(model.lower_bounds_, dtype=np.float64).reshape(-1),
-        "n_features_in_": np.array(int(model.n_features_in_), dtype=np.int64),
+        "params": np.array(json.dumps(plain, allow_nan=False)),
+        "converged_": np.array(bool(fitted["converged_"])),
+        "n_iter_": np.array(int(fitted["n_iter_"]), dtype=np.int64),
+        "lower_bound_": np.array(float(fitted["lower_bound_"]), dtype=np.float64),
+        "lower_bounds_": np.asarray(fitted["lower_bounds_"], dtype=np.float64).reshape(-1),
+        "n_features_in_": np.array(int(fitted["n_features_in_"]), dtype=np.int64),
     }
     for name in PARAM_ARRAYS:
-        entries[name] = np.ascontiguousarray(getattr(model, name))
-    if hasattr(model, "feature_names_in_"):
-        entries["feature_names_in_"] = np.asarray(model.feature_names_in_, dtype=str)
+        entries[name] = np.ascontiguousarray(fitted[name])
+    if "feature_names_in_" in fitted:
+        entries["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=str)
     for name in INIT_PARAMS:
-        value = getattr(model, name)
+        value = params[name]
         if value is not None:
             value = np.asarray(value)
             if value.dtype.kind not in "biuf":
@@ -168,7 +172,7 @@ class _Reject(Exception):
 
 
 def _expected_shapes(n_components, n_features, covariance_type):
-    cov = _maths.covariance_shape(covariance_type, n_components, n_features)
+    cov = _covariance.get(covariance_type).shape(n_components, n_features)
     return {
         "weights_": (n_components,),
         "means_": (n_components, n_features),
@@ -306,10 +310,8 @@ def _parse_params(entries):
     for name, value in params.items():
         if not (value is None or isinstance(value, (bool, int, float, str))):
             raise _Reject(f"parameter {name}={value!r} is not a plain value")
-    from ._mixture import GaussianMixture
-
     try:
-        GaussianMixture(**params)._validate_params()
+        _api.validate_params({**_api.DEFAULTS, **params})
     except (TypeError, ValueError) as exc:
         raise _Reject(f"invalid parameters ({exc})") from None
     return params
@@ -368,7 +370,7 @@ def _check_model(entries, params):
         if not np.all(residual <= _consistency_tol(dtype, 1) * pc * pc * cov):
             raise _Reject(f"covariances_ and precisions_cholesky_ do not match "
                           f"(max |U^2 Sigma - 1| = {residual.max():.3g})")
-    expected = _maths.precisions_from_cholesky(pc, covariance_type)
+    expected = _covariance.get(covariance_type).precisions(pc)
     scale = np.abs(pc).max() ** 2 * n_features
     if np.abs(prec - expected).max() > 64 * eps * scale:
         raise _Reject("precisions_ does not equal precisions_cholesky_ times its "
@@ -398,8 +400,6 @@ def _check_model(entries, params):
         if len(set(names.tolist())) != n_features:
             raise _Reject("feature_names_in_ has duplicate names")
 
-    from ._validation import check_means, check_precisions, check_weights
-
     init_checks = {
         "weights_init": lambda v: check_weights(v, params["n_components"]),
         "means_init": lambda v: check_means(v, params["n_components"], n_features),
@@ -424,21 +424,18 @@ def _consistency_tol(dtype, n_features):
     return 16.0 * (n_features + 2) * float(np.finfo(dtype).eps)
 
 
-def load_model(path):
-    """Read a model written by ``save_model`` / ``GaussianMixture.save``.
+def read_model(path):
+    """Read a model written by ``write_model``: (params, fitted), plain dicts.
 
     Never unpickles anything (``allow_pickle=False``); checks the file
-    completely before building the model.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
+    completely before returning anything.
 
     Returns
     -------
-    gmmfast.GaussianMixture
-        Fitted, with the saved constructor parameters and attributes (arrays
-        in their saved dtype, bit for bit).
+    params : dict, the constructor parameters saved (the ``*_init`` arrays
+        among them when set)
+    fitted : dict, the fitted attributes (arrays in their saved dtype, bit for
+        bit)
 
     Raises
     ------
@@ -456,11 +453,8 @@ def load_model(path):
     except _Reject as exc:
         raise ValueError(f"{path}: cannot load the gmmfast model: {exc}.") from None
 
-    from ._mixture import GaussianMixture
-
-    init = {name: entries["init." + name] for name in INIT_PARAMS
-            if "init." + name in entries}
-    model = GaussianMixture(**params, **init)
+    params.update({name: entries["init." + name] for name in INIT_PARAMS
+                   if "init." + name in entries})
     fitted = {name: entries[name] for name in PARAM_ARRAYS}
     fitted.update(
         converged_=bool(entries["converged_"]),
@@ -471,5 +465,4 @@ def load_model(path):
     )
     if "feature_names_in_" in entries:
         fitted["feature_names_in_"] = entries["feature_names_in_"].astype(object)
-    model.__dict__.update(fitted)
-    return model
+    return params, fitted

@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import validate_data
-
-from . import _em, _maths
-from ._validation import check_sample_weight, check_X_kind, rescale_sample_weight
+from . import _api, _covariance, _source
+from ._mixture import GaussianMixture, fitted_model
+from ._threads import resolve_n_threads
+from ._validation import check_sample_weight, rescale_sample_weight
 
 CRITERIA = ("bic", "aic")
 # n_samples * n_features up to which candidates run side by side by default
@@ -128,11 +128,11 @@ def _check_candidates(n_components, covariance_types, criterion):
     types = list(dict.fromkeys(covariance_types))
     if not types:
         raise ValueError("covariance_types is empty; pass some of "
-                         f"{', '.join(_maths.COVARIANCE_TYPES)}.")
+                         f"{', '.join(_covariance.COVARIANCE_TYPES)}.")
     for t in types:
-        if t not in _maths.COVARIANCE_TYPES:
+        if t not in _covariance.COVARIANCE_TYPES:
             raise ValueError(f"covariance_types holds {t!r}; each must be one of "
-                             f"{', '.join(_maths.COVARIANCE_TYPES)}.")
+                             f"{', '.join(_covariance.COVARIANCE_TYPES)}.")
     if not isinstance(criterion, str) or criterion.lower() not in CRITERIA:
         raise ValueError(f"criterion must be 'bic' or 'aic', got {criterion!r}.")
     return ks, types, criterion.lower()
@@ -192,8 +192,6 @@ def select(X, n_components=range(1, 10),
     cannot be fitted (a collapsed component: "increase reg_covar") is kept in
     the table with its ``error``; selection fails only if every one does.
     """
-    from ._mixture import GaussianMixture
-
     ks, types, criterion = _check_candidates(n_components, covariance_types, criterion)
     for name, why in _NOT_OPTIONS.items():
         if name in options:
@@ -204,9 +202,8 @@ def select(X, n_components=range(1, 10),
 
     max_k = max(ks)
     proto = GaussianMixture(n_components=max_k, covariance_type=types[0], **options)
-    proto._validate_params()
-    X = validate_data(proto, check_X_kind(X), dtype=[np.float64, np.float32],
-                      order="C", ensure_min_samples=2)
+    _api.validate_params(proto.get_params(deep=False))
+    X = _source.validate_X(X, proto, reset=True, ensure_min_samples=2)
     n_samples, n_features = X.shape
     if max_k > n_samples:
         raise ValueError(
@@ -220,7 +217,7 @@ def select(X, n_components=range(1, 10),
     sample_weight = None if raw_weight is None else rescale_sample_weight(raw_weight)
 
     candidates = [(k, t) for t in types for k in ks]
-    n_cores = _em.resolve_n_threads(options.get("n_threads"))
+    n_cores = resolve_n_threads(options.get("n_threads"))
     if n_jobs is None:
         # measured on 2 cores (README): on small data a fit is mostly Python
         # and k-means overhead, and candidates side by side in threads run 2x
@@ -232,33 +229,31 @@ def select(X, n_components=range(1, 10),
     if n_jobs > 1:
         per_job_threads = max(1, n_cores // n_jobs)
 
+    features = {name: getattr(proto, name) for name in ("n_features_in_", "feature_names_in_")
+                if hasattr(proto, name)}
+
     def fit_one(candidate):
         k, cov = candidate
-        est = GaussianMixture(n_components=k, covariance_type=cov,
-                              **{**options, "n_threads": per_job_threads})
-        for name in ("n_features_in_", "feature_names_in_"):
-            if hasattr(proto, name):
-                setattr(est, name, getattr(proto, name))
+        params = {**proto.get_params(deep=False), "n_components": k, "covariance_type": cov}
         row = dict.fromkeys(COLUMNS)
         row.update(n_components=k, covariance_type=cov,
-                   n_parameters=_maths.n_parameters(cov, k, n_features))
+                   n_parameters=_covariance.get(cov).n_parameters(k, n_features))
         start = time.perf_counter()
         try:
-            est._set_result(_em.fit_em(X, sample_weight,
-                                       **est._fit_options(n_features, X.dtype)))
+            result = _api.fit_arrays(X, sample_weight, {**params, "n_threads": per_job_threads})
         except ValueError as exc:
             row.update(bic=math.nan, aic=math.nan, log_likelihood=math.nan,
                        lower_bound=math.nan, n_iter=0, converged=False,
                        fit_seconds=time.perf_counter() - start, error=str(exc))
             return row, None
-        logp = est._predict(X, logp=True)[0].astype(np.float64)
+        logp = _api.predict(result.params, cov, X, per_job_threads,
+                            logp=True)[0].astype(np.float64)
         ll = float(logp.sum() if raw_weight is None else raw_weight @ logp)
         p = row["n_parameters"]
         row.update(bic=-2.0 * ll + p * log_n, aic=-2.0 * ll + 2.0 * p,
-                   log_likelihood=ll, lower_bound=est.lower_bound_, n_iter=est.n_iter_,
-                   converged=est.converged_, fit_seconds=time.perf_counter() - start)
-        est.n_threads = options.get("n_threads")
-        return row, est
+                   log_likelihood=ll, lower_bound=result.lower_bound, n_iter=result.n_iter,
+                   converged=result.converged, fit_seconds=time.perf_counter() - start)
+        return row, fitted_model(params, {**result.as_dict(), **features})
 
     # one filter for all candidates (warnings filters are process-global)
     with warnings.catch_warnings():

@@ -36,9 +36,9 @@
 
 #define GM_INLINE static inline __attribute__((always_inline))
 
-/* Features from which full covariance uses the small-D (register) kernels;
- * above it the Cython BLAS path (trmm + syrk) takes over. */
-#define GM_SMALL_D_MAX 16
+/* GM_SMALL_D_MAX and gm_template_d(): generated from the kernel-path table
+ * (gmmfast/_dispatch.py) by tools/gen_simd_full.py. */
+#include "_simd_sizes.h"
 
 typedef union { double d; int64_t i; uint64_t u; } gm_b64;
 typedef union { float f; int32_t i; uint32_t u; } gm_b32;

@@ -8,27 +8,18 @@
  * the components, Dp = D rounded up to a multiple of 4 (GM(dpad)).
  */
 
-/* Template sizes for the full-covariance register kernels: a D between two
- * of them runs the next one up with zero padding (exact: padded coordinates
- * are 0 in x, in mu and in U). */
-GM_INLINE int GM(template_d)(int64_t D)
-{
-    if (D <= 8) return (int)D;
-    return (int)((D + 1) / 2 * 2); /* 10, 12, 14, 16 */
-}
-
 /* Rows of the two (rows, nb) work arrays: xt (the transposed block, zero
  * padded to the template size) and et (tied: z = (x - c) U; full: the
  * scaled deviations sqrt(r) (x - mu), padded to a multiple of 4). */
 GM_INLINE int64_t GM(xt_rows)(int64_t D)
 {
-    int64_t t = GM(template_d)(D);
+    int64_t t = gm_template_d(D);
     return t > D ? t : D;
 }
 
 GM_INLINE int64_t GM(et_rows)(int64_t D)
 {
-    int64_t t = (GM(template_d)(D) + 3) / 4 * 4;
+    int64_t t = (gm_template_d(D) + 3) / 4 * 4;
     return t > D ? t : D;
 }
 

@@ -201,14 +201,27 @@ def check_sample_weight(sample_weight, n_samples, n_components, rescale=True):
     # infinite one may be an overflow, hence the element-wise look then.
     with np.errstate(over="ignore"):
         total = sw.sum()
-    if not np.isfinite(total) and not np.isfinite(sw).all():
+    finite = bool(np.isfinite(total) or np.isfinite(sw).all())
+    check_weight_values(finite, lambda: (float(sw.min()), int(np.count_nonzero(sw)),
+                                         float(sw.max())), n_components)
+    return rescale_sample_weight(sw, total) if rescale else sw
+
+
+def check_weight_values(finite, reductions, n_components):
+    """The rules every source's sample weights follow, on their reductions
+    (one place for the rules and their messages, whatever holds the weights).
+
+    finite : bool, every weight finite; reductions : callable returning
+    (min, number of non-zero weights, max), called once the weights are
+    known to be finite.
+    """
+    if not finite:
         raise ValueError("sample_weight contains NaN or infinity; pass finite weights.")
-    min_weight = sw.min()
+    min_weight, n_positive, largest = reductions()
     if min_weight < 0:
         raise ValueError(
             f"sample_weight must be non-negative, got min value {min_weight:g}."
         )
-    n_positive = int(np.count_nonzero(sw))
     if n_positive == 0:
         raise ValueError(
             "sample_weight is zero everywhere: at least one sample (and one per "
@@ -220,14 +233,12 @@ def check_sample_weight(sample_weight, n_samples, n_components, rescale=True):
             f"n_components={n_components} components needs at least one sample with "
             "a positive weight; pass more positive weights or fewer components."
         )
-    largest = float(sw.max())
     if largest < np.finfo(np.float64).tiny:
         raise ValueError(
             f"sample_weight is too small: its largest value {largest:g} is subnormal "
             "in float64, so the weights' ratios are imprecise. Pass weights of a "
             "usual magnitude (only their ratios matter)."
         )
-    return rescale_sample_weight(sw, total) if rescale else sw
 
 
 def rescale_sample_weight(sw, total=None):

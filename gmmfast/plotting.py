@@ -6,7 +6,7 @@ no GUI backend), so this works on headless machines and in threads.
 """
 import numpy as np
 
-from . import _maths
+from . import _covariance
 
 
 def _matplotlib():
@@ -27,13 +27,8 @@ def component_covariances(model):
     """Each component's covariance as a full (n_components, D, D) float64 array."""
     cov = np.asarray(model.covariances_, dtype=np.float64)
     n_components, n_features = model.means_.shape
-    if model.covariance_type == "full":
-        return cov
-    if model.covariance_type == "tied":
-        return np.broadcast_to(cov, (n_components, n_features, n_features)).copy()
-    if model.covariance_type == "diag":
-        return np.stack([np.diag(c) for c in cov])
-    return cov[:, None, None] * np.eye(n_features)
+    return np.array(_covariance.get(model.covariance_type).per_component(
+        cov, n_components, n_features), dtype=np.float64)
 
 
 def ellipse_geometry(covariance, n_std):
@@ -131,34 +126,3 @@ def plot_mixture(model, X, ax=None, path=None, n_std=2.0, max_points=20_000,
 def _feature_name(model, i):
     names = getattr(model, "feature_names_in_", None)
     return str(names[i]) if names is not None else f"x{i}"
-
-
-def plot_speedup(rows, path, title="gmmfast vs scikit-learn, seconds per EM iteration"):
-    """Speed-up (scikit-learn / gmmfast time per iteration) against n_features.
-
-    Parameters
-    ----------
-    rows : list of dict with keys n_features, speedup, and label (the
-        N, D, K and covariance type of the row)
-    path : str or path-like, where the figure is saved
-    """
-    Figure, FigureCanvasAgg, _, _ = _matplotlib()
-    fig = Figure(figsize=(6.0, 4.2), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    d = np.array([r["n_features"] for r in rows], dtype=float)
-    s = np.array([r["speedup"] for r in rows], dtype=float)
-    ax.plot(d, s, "o-", color="C0")
-    for r in rows:
-        ax.annotate(f"{r['speedup']:.1f}x\n{r['label']}", (r["n_features"], r["speedup"]),
-                    textcoords="offset points", xytext=(6, 6), fontsize="small")
-    ax.axhline(1.0, color="grey", linewidth=1, linestyle="--")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(d)
-    ax.set_xticklabels([f"{int(v)}" for v in d])
-    ax.set_xlabel("n_features (D)")
-    ax.set_ylabel("speed-up over scikit-learn")
-    ax.set_ylim(0, max(1.5, float(np.nanmax(s)) * 1.3) if np.any(np.isfinite(s)) else 2)
-    ax.set_title(title, fontsize="medium")
-    fig.savefig(path, bbox_inches="tight")
-    return ax

@@ -18,7 +18,7 @@ distributed = pytest.importorskip("distributed",
                                   reason="the Dask tests need the 'dask' extra")
 from dask.callbacks import Callback  # noqa: E402
 
-from gmmfast import GaussianMixture, _dask, _em  # noqa: E402
+from gmmfast import GaussianMixture, _dask, _data, _stats  # noqa: E402
 
 from conftest import COVARIANCE_TYPES, make_blobs, start_params  # noqa: E402
 
@@ -287,10 +287,10 @@ def test_parameters_are_one_node_per_iteration():
     X = da.zeros((n_chunks * 100, n_features), chunks=(100, n_features))
     X_np, centers = make_blobs(200, n_features, n_components)
     start = start_params("full", centers)
-    params = _em.GMMParams(start["weights_init"], start["means_init"],
+    params = _stats.GMMParams(start["weights_init"], start["means_init"],
                            np.linalg.inv(start["precisions_init"]),
                            start["precisions_init"])
-    kp = _em.KernelParams(params, "full", np.float64)
+    kp = _stats.KernelParams(params, "full", np.float64)
     param_bytes = kp.means.nbytes + kp.prec.nbytes
     data = _dask.DaskData(X, None, "full", n_components, np.random.RandomState(0))
     graph = dict(data.e_step_graph(kp).__dask_graph__())
@@ -304,7 +304,7 @@ def test_mean_and_scatter_passes_equal_in_memory(blobs):
         data = _dask.DaskData(_to_dask(X).rechunk({1: -1}),
                               da.from_array(sw, chunks=(_to_dask(X).chunks[0],)),
                               "tied", N_COMPONENTS, np.random.RandomState(0))
-        ref = _em.ArrayData(X, sw, _em.kernel_config(3, "tied", 1))
+        ref = _data.ArrayData(X, sw, _stats.kernel_config(3, "tied", 1))
         np.testing.assert_allclose(data.mean, ref.mean, rtol=1e-13)
         np.testing.assert_allclose(data.T, ref.T, rtol=1e-12)
         assert data.total_weight == pytest.approx(ref.total_weight, rel=1e-14)

@@ -7,7 +7,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import gmmfast
-from gmmfast import GaussianMixture, _em, _maths
+from gmmfast import GaussianMixture, _covariance, _data, _em, _stats
 
 from conftest import COVARIANCE_TYPES, make_blobs
 
@@ -252,7 +252,7 @@ class _Source:
     log-likelihood: what run_em does with it."""
 
     def __init__(self, X, ll):
-        self.inner = _em.ArrayData(X, None, _em.kernel_config(X.shape[1], "full", 1))
+        self.inner = _data.ArrayData(X, None, _stats.kernel_config(X.shape[1], "full", 1))
         self.ll = ll
         self.dtype, self.n_features = X.dtype, X.shape[1]
         self.total_weight, self.center = self.inner.total_weight, self.inner.center
@@ -267,7 +267,7 @@ class _Source:
                                     (np.inf, "the density overflows")])
 def test_em_never_returns_a_non_finite_lower_bound(ll, why):
     X, centers = make_blobs(100, 2, 2, seed=0)
-    params = _em.GMMParams(np.array([0.5, 0.5]), centers, np.tile(np.eye(2), (2, 1, 1)),
+    params = _stats.GMMParams(np.array([0.5, 0.5]), centers, np.tile(np.eye(2), (2, 1, 1)),
                            np.tile(np.eye(2), (2, 1, 1)))
     with pytest.raises(ValueError, match=f"EM failed at iteration 1: the lower bound .* is "
                                          f"{ll}, because .*{why}.*Increase reg_covar"):
@@ -275,11 +275,11 @@ def test_em_never_returns_a_non_finite_lower_bound(ll, why):
 
 
 def test_precision_overflowing_float32_is_reported_not_carried():
-    params = _em.GMMParams(np.array([0.5, 0.5]), np.zeros((2, 2)),
+    params = _stats.GMMParams(np.array([0.5, 0.5]), np.zeros((2, 2)),
                            np.full((2, 2), 1e-80), np.full((2, 2), 1e40))
     with pytest.raises(ValueError, match="increase reg_covar.*passing float64 data"):
-        _em.check_finite_params(params.astype(np.float32), np.float32)
-    _em.check_finite_params(params, np.float64)  # fine in float64
+        _stats.check_finite_params(params.astype(np.float32), np.float32)
+    _stats.check_finite_params(params, np.float64)  # fine in float64
 
 
 @pytest.mark.parametrize("covariance_type", ("diag", "spherical"))
@@ -287,7 +287,7 @@ def test_infinite_covariance_is_ill_defined(covariance_type):
     cov = np.ones((2, 3)) if covariance_type == "diag" else np.ones(2)
     cov[1] = np.inf
     with pytest.raises(ValueError, match="increase reg_covar"):
-        _maths.compute_precision_cholesky(cov, covariance_type)
+        _covariance.get(covariance_type).precision_cholesky(cov)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -309,7 +309,7 @@ def test_functional_api_on_degenerate_data():
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_m_step_guard_shrinks_the_step_not_the_position(covariance_type):
-    """_maths.params_from_stats against the direct formula, for any shift and
+    """The covariance objects' params_from_stats against the direct formula, for any shift and
     anchor: mu = a + sum r (x - a) / (R + 10 eps); the covariance is the
     weighted scatter about mu over n_k, plus reg_covar."""
     rng = np.random.default_rng(0)
@@ -323,12 +323,12 @@ def test_m_step_guard_shrinks_the_step_not_the_position(covariance_type):
     diffs = X[None] - shift[:, None]  # (K, N, D)
     S2 = np.einsum("nk,kni,knj->kij", resp, diffs, diffs)
     S2 = {"full": S2, "diag": np.diagonal(S2, axis1=1, axis2=2).copy(),
-          "spherical": np.trace(S2, axis1=1, axis2=2), "tied": None}[covariance_type]
-    T = (X - shift[0]).T @ (X - shift[0]) if covariance_type == "tied" else None
+          "spherical": np.trace(S2, axis1=1, axis2=2),
+          "tied": (X - shift[0]).T @ (X - shift[0])}[covariance_type]
     eps = 1e-3  # a large guard, to see it
     for anchor in (None, X[:2] + 0.5):
-        nk, means, cov = _maths.params_from_stats(R, S1, S2, shift, covariance_type,
-                                                  1e-6, eps, T=T, anchor=anchor)
+        nk, means, cov = _covariance.get(covariance_type).params_from_stats(
+            R, S1, S2, shift, 1e-6, eps, anchor=anchor)
         a = shift if anchor is None else anchor
         expected = a + (resp.T @ X - R[:, None] * a) / (R + 10 * eps)[:, None]
         np.testing.assert_allclose(means, expected, rtol=1e-12)

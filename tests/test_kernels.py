@@ -3,12 +3,19 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from gmmfast import _em, _kernels, _maths
+from gmmfast import _covariance, _dispatch, _kernels, _stats
+from gmmfast._dispatch import BLAS_SYRK, BLAS_TILES, VECTOR, KernelConfig, serves
 
 from conftest import COVARIANCE_TYPES
 
 CHUNK = 8
 RTOL = {np.float64: 1e-11, np.float32: 2e-4}
+PATHS = (VECTOR, BLAS_TILES, BLAS_SYRK)
+
+
+def served(n_features):
+    """(covariance_type, path) for every path that serves n_features."""
+    return [(c, p) for c in COVARIANCE_TYPES for p in PATHS if serves(p, c, n_features)]
 
 
 def random_params(covariance_type, n_components, n_features, rng):
@@ -28,8 +35,8 @@ def random_params(covariance_type, n_components, n_features, rng):
         cov = rng.uniform(0.5, 2.0, (n_components, n_features))
     else:
         cov = rng.uniform(0.5, 2.0, n_components)
-    prec_chol = _maths.compute_precision_cholesky(cov, covariance_type)
-    return _em.GMMParams(weights, means, cov, prec_chol)
+    prec_chol = _covariance.get(covariance_type).precision_cholesky(cov)
+    return _stats.GMMParams(weights, means, cov, prec_chol)
 
 
 def full_covariances(params, covariance_type, n_components, n_features):
@@ -84,28 +91,27 @@ def reference_stats(X, sample_weight, params, covariance_type, center):
     return (R, S1, S2), float(np.sum(w * logp)), logp, resp
 
 
-def run_kernel(X, sample_weight, params, covariance_type, n_threads, use_blas, chunk=CHUNK):
+def run_kernel(X, sample_weight, params, covariance_type, n_threads, path, chunk=CHUNK):
     center = X.astype(np.float64).mean(axis=0).astype(X.dtype)
-    kp = _em.KernelParams(params.astype(X.dtype), covariance_type, X.dtype, center)
-    cfg = _em.KernelConfig(n_threads, chunk, use_blas)
-    stats, ll = _em.e_step_stats(X, sample_weight, kp, cfg)
+    kp = _stats.KernelParams(params.astype(X.dtype), covariance_type, X.dtype, center)
+    cfg = KernelConfig(n_threads, chunk, path)
+    stats, ll = _stats.e_step_stats(X, sample_weight, kp, cfg)
     return stats, ll, kp
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("covariance_type,path", served(4))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_samples", [1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 3])
 @pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("use_blas", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_e_step_matches_reference(covariance_type, dtype, n_samples, n_threads,
-                                  use_blas, weighted):
+def test_e_step_matches_reference(covariance_type, path, dtype, n_samples, n_threads,
+                                  weighted):
     rng = np.random.default_rng(n_samples)
     n_components, n_features = 3, 4
     params = random_params(covariance_type, n_components, n_features, rng)
     X = rng.normal(size=(n_samples, n_features)).astype(dtype)
     sw = rng.uniform(0, 3, n_samples) if weighted else None
-    (R, S1, S2), ll, kp = run_kernel(X, sw, params, covariance_type, n_threads, use_blas)
+    (R, S1, S2), ll, kp = run_kernel(X, sw, params, covariance_type, n_threads, path)
     # the reference takes the parameters the kernel saw (rounded to dtype)
     ref_params = params.astype(dtype).astype(np.float64)
     (Rr, S1r, S2r), llr, _, _ = reference_stats(
@@ -130,8 +136,10 @@ def test_e_step_every_feature_count(covariance_type, dtype, n_features):
     X = (rng.normal(size=(2 * CHUNK + 3, n_features)) * 1.5).astype(dtype)
     sw = rng.uniform(0, 3, X.shape[0])
     ref_params = params.astype(dtype).astype(np.float64)
-    for use_blas in (False, True):
-        (R, S1, S2), ll, kp = run_kernel(X, sw, params, covariance_type, 2, use_blas)
+    for path in PATHS:
+        if not serves(path, covariance_type, n_features):
+            continue
+        (R, S1, S2), ll, kp = run_kernel(X, sw, params, covariance_type, 2, path)
         (Rr, S1r, S2r), llr, _, _ = reference_stats(
             X, sw, ref_params, covariance_type, kp.center.astype(np.float64))
         rtol = RTOL[dtype] * (10 if dtype == np.float32 else 1)
@@ -170,13 +178,15 @@ def test_predict_kernel_matches_reference(covariance_type, dtype, n_threads):
     params = random_params(covariance_type, n_components, n_features, rng)
     X = (rng.normal(size=(n_samples, n_features)) * 2).astype(dtype)
     center = X.astype(np.float64).mean(axis=0)
-    for use_blas in (False, True):
-        kp = _em.KernelParams(params.astype(dtype), covariance_type, dtype, center)
+    for path in PATHS:
+        if not serves(path, covariance_type, n_features):
+            continue
+        kp = _stats.KernelParams(params.astype(dtype), covariance_type, dtype, center)
         logp = np.empty(n_samples, dtype)
         resp = np.empty((n_samples, n_components), dtype)
         labels = np.empty(n_samples, np.int64)
         _kernels.predict(X, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj, kp.code,
-                         logp, resp, labels, CHUNK, n_threads, use_blas)
+                         logp, resp, labels, CHUNK, n_threads, path)
         wlp = reference_log_prob(X, params.astype(dtype).astype(np.float64), covariance_type)
         ref_logp = logsumexp(wlp, axis=1)
         rtol = RTOL[dtype]
@@ -186,7 +196,7 @@ def test_predict_kernel_matches_reference(covariance_type, dtype, n_threads):
         # each output alone gives the same values
         logp2 = np.empty(n_samples, dtype)
         _kernels.predict(X, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj, kp.code,
-                         logp2, None, None, CHUNK, n_threads, use_blas)
+                         logp2, None, None, CHUNK, n_threads, path)
         np.testing.assert_array_equal(logp, logp2)
 
 
@@ -196,7 +206,7 @@ def test_threads_reproducible_and_consistent(covariance_type):
     rng = np.random.default_rng(5)
     params = random_params(covariance_type, 3, 3, rng)
     X = rng.normal(size=(1000, 3))
-    runs = {nt: [run_kernel(X, None, params, covariance_type, nt, False)[:2]
+    runs = {nt: [run_kernel(X, None, params, covariance_type, nt, VECTOR)[:2]
                  for _ in range(2)] for nt in (1, 2, 3)}
     for nt, (a, b) in runs.items():
         assert a[1] == b[1]
@@ -208,13 +218,13 @@ def test_threads_reproducible_and_consistent(covariance_type):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("use_blas", [False, True])
-def test_scatter_matches_reference(dtype, use_blas):
+@pytest.mark.parametrize("path", PATHS)
+def test_scatter_matches_reference(dtype, path):
     rng = np.random.default_rng(7)
     X = (rng.normal(size=(2 * CHUNK + 3, 5)) + 3).astype(dtype)
     sw = rng.uniform(0, 2, X.shape[0])
     center = X.astype(np.float64).mean(axis=0)
-    T = _em.scatter(X, sw, center, _em.KernelConfig(2, CHUNK, use_blas))
+    T = _stats.scatter(X, sw, center, KernelConfig(2, CHUNK, path))
     c = center.astype(dtype).astype(np.float64)
     Y = X.astype(np.float64) - c
     np.testing.assert_allclose(T, (sw[:, None] * Y).T @ Y, rtol=RTOL[dtype] * 10)
@@ -232,14 +242,15 @@ def test_stats_from_resp_matches_reference(covariance_type, dtype):
     center = shift[0].copy()
     if covariance_type == "tied":
         shift = np.tile(center, (n_components, 1))
-    code = _maths.COV_CODE[covariance_type]
-    cfg = _em.KernelConfig(2, CHUNK, False)
-    for use_blas in (False, True):
-        cfg.use_blas = use_blas
-        R, S1, S2 = _em.alloc_stats(cfg, covariance_type, n_components, n_features)
-        _kernels.stats_from_resp(X, resp, sw, shift, center, code, R, S1, S2,
-                                 CHUNK, 2, use_blas)
-        R, S1, S2 = _em.reduce_stats(R, S1, S2, covariance_type, n_components, n_features)
+    cov = _covariance.get(covariance_type)
+    for path in PATHS:
+        if not serves(path, covariance_type, n_features):
+            continue
+        cfg = KernelConfig(2, CHUNK, path)
+        R, S1, S2 = _stats.alloc_stats(cfg, cov, n_components, n_features)
+        _kernels.stats_from_resp(X, resp, sw, shift, center, cov.code, R, S1, S2,
+                                 CHUNK, 2, path)
+        R, S1, S2 = _stats.reduce_stats(R, S1, S2, cov, n_components, n_features)
         wr = resp.astype(np.float64) * sw[:, None]
         Xd = X.astype(np.float64)
         sd = shift.astype(np.float64)
@@ -248,9 +259,12 @@ def test_stats_from_resp_matches_reference(covariance_type, dtype):
             Y = Xd - sd[k]
             np.testing.assert_allclose(S1[k], wr[:, k] @ Y, rtol=RTOL[dtype] * 10,
                                        atol=RTOL[dtype] * 10)
-            if covariance_type == "full":
-                np.testing.assert_allclose(S2[k], (wr[:, k, None] * Y).T @ Y,
-                                           rtol=RTOL[dtype] * 10, atol=RTOL[dtype] * 10)
+            full = (wr[:, k, None] * Y).T @ Y
+            expected = {"full": full, "diag": np.diag(full), "spherical": np.trace(full),
+                        "tied": None}[covariance_type]
+            if expected is not None:
+                np.testing.assert_allclose(S2[k], expected, rtol=RTOL[dtype] * 10,
+                                           atol=RTOL[dtype] * 10)
 
 
 def test_openmp_enabled():
@@ -262,3 +276,61 @@ def test_openmp_enabled():
     if os.environ.get("GMMFAST_OPENMP") == "0":
         pytest.skip("built without OpenMP on purpose (GMMFAST_OPENMP=0)")
     assert gmmfast.openmp_enabled()
+
+
+def test_path_table_choice():
+    """The table's choice by shape, and the C header generated from it."""
+    assert _kernels.small_d_max() == _dispatch.SMALL_D_MAX
+    for cov in COVARIANCE_TYPES:
+        assert _dispatch.choose_path(cov, 2) == VECTOR
+    assert _dispatch.choose_path("full", _dispatch.SMALL_D_MAX + 1) == BLAS_TILES
+    assert _dispatch.choose_path("full", _dispatch.GRAM_MAX_FEATURES + 1) == BLAS_SYRK
+    assert _dispatch.choose_path("diag", 1000) == VECTOR
+
+
+@pytest.mark.parametrize("covariance_type,path,n_features", [
+    ("full", VECTOR, _dispatch.SMALL_D_MAX + 1), ("tied", VECTOR, _dispatch.SMALL_D_MAX + 1),
+    ("diag", BLAS_TILES, 4), ("spherical", BLAS_SYRK, 4), ("full", 7, 4)])
+def test_unserved_path_is_an_error(covariance_type, path, n_features):
+    """A shape or type no kernel serves raises; it never computes nothing."""
+    rng = np.random.default_rng(0)
+    params = random_params(covariance_type, 2, n_features, rng)
+    X = rng.normal(size=(10, n_features))
+    with pytest.raises(ValueError, match="kernel for covariance_type"):
+        run_kernel(X, None, params, covariance_type, 1, path)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_syrk_path_above_gram_max_features(dtype):
+    """The default path above GRAM_MAX_FEATURES (syrk) against the reference."""
+    n_features = _dispatch.GRAM_MAX_FEATURES + 1
+    rng = np.random.default_rng(2)
+    params = random_params("full", 2, n_features, rng)
+    X = (rng.normal(size=(2 * CHUNK + 1, n_features)) * 0.2).astype(dtype)
+    cfg = _stats.kernel_config(n_features, "full", 2, 2, dtype)
+    assert cfg.path == BLAS_SYRK
+    (R, S1, S2), ll, kp = run_kernel(X, None, params, "full", 2, cfg.path)
+    ref = params.astype(dtype).astype(np.float64)
+    (Rr, S1r, S2r), llr, _, _ = reference_stats(X, None, ref, "full", None)
+    rtol = RTOL[dtype] * (50 if dtype == np.float32 else 10)
+    np.testing.assert_allclose(R, Rr, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(S2, S2r, rtol=rtol, atol=rtol * np.abs(S2r).max())
+    np.testing.assert_allclose(ll, llr, rtol=rtol)
+
+
+def test_generated_headers_are_current():
+    """gmmfast/_simd_full.h and _simd_sizes.h are what tools/gen_simd_full.py
+    writes from the path table."""
+    import importlib.util
+    import os
+
+    root = os.path.join(os.path.dirname(__file__), os.pardir)
+    path = os.path.join(root, "tools", "gen_simd_full.py")
+    if not os.path.exists(path):
+        pytest.skip("not a source checkout")
+    spec = importlib.util.spec_from_file_location("gen_simd_full", path)
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    for out, text in gen.outputs().items():
+        with open(out) as f:
+            assert f.read() == text, f"{out} is stale: run python tools/gen_simd_full.py"

@@ -6,7 +6,7 @@ import pytest
 from sklearn.base import clone
 
 from gmmfast import GaussianMixture
-from gmmfast import _maths
+from gmmfast import _covariance
 
 from conftest import COVARIANCE_TYPES, start_params
 
@@ -132,7 +132,7 @@ def test_reshift_stats_matches_direct_computation(covariance_type, offset):
         new = rng.normal(size=(K, D)) + offset
     stats_old = direct_stats(X, w, resp, old, covariance_type)
     before = [a.copy() for a in stats_old]
-    got = _maths.reshift_stats(*stats_old, old, new, covariance_type)
+    got = _covariance.get(covariance_type).reshift(*stats_old, old, new)
     want = direct_stats(X, w, resp, new, covariance_type)
     for g, v, name in zip(got, want, ("R", "S1", "S2")):
         assert g.shape == v.shape, name
@@ -152,8 +152,8 @@ def test_reshift_there_and_back_is_identity(covariance_type):
           "spherical": rng.uniform(1, 5, K)}[covariance_type]
     a = np.tile(rng.normal(size=D), (K, 1)) if covariance_type == "tied" else rng.normal(size=(K, D))
     b = a + (1.5 if covariance_type == "tied" else rng.normal(size=(K, D)))
-    there = _maths.reshift_stats(R, S1, S2, a, b, covariance_type)
-    back = _maths.reshift_stats(*there, b, a, covariance_type)
+    there = _covariance.get(covariance_type).reshift(R, S1, S2, a, b)
+    back = _covariance.get(covariance_type).reshift(*there, b, a)
     for x, y in zip(back, (R, S1, S2)):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12)
 
@@ -169,10 +169,9 @@ def test_stats_from_params_inverts_the_m_step(covariance_type):
            "tied": A[0] @ A[0].T + np.eye(D),
            "diag": rng.uniform(0.5, 2.0, (K, D)),
            "spherical": rng.uniform(0.5, 2.0, K)}[covariance_type]
-    (R, S1, S2), shift = _maths.stats_from_params(weights, means, cov, covariance_type, reg)
-    T = S2 if covariance_type == "tied" else None
-    nk, m, c = _maths.params_from_stats(R, S1, None if T is not None else S2, shift,
-                                        covariance_type, reg, 0.0, T=T)
+    cov_type = _covariance.get(covariance_type)
+    (R, S1, S2), shift = cov_type.stats_from_params(weights, means, cov, reg)
+    nk, m, c = cov_type.params_from_stats(R, S1, S2, shift, reg, 0.0)
     np.testing.assert_allclose(nk / nk.sum(), weights, rtol=1e-12)
     np.testing.assert_allclose(m, means, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(c, cov, rtol=1e-12, atol=1e-12)
@@ -214,7 +213,7 @@ def test_partial_fit_is_stepwise_em(covariance_type):
         assert gm.n_iter_ == i + 1 and gm.lower_bounds_ == pytest.approx(lls[:i + 1])
         assert gm.converged_ is False
     # the fitted attributes agree with each other, and the model predicts
-    prec = _maths.precisions_from_cholesky(gm.precisions_cholesky_, covariance_type)
+    prec = _covariance.get(covariance_type).precisions(gm.precisions_cholesky_)
     np.testing.assert_allclose(gm.precisions_, prec, rtol=1e-10)
     inv = (np.linalg.inv(gm.covariances_) if covariance_type in ("full", "tied")
            else 1.0 / gm.covariances_)

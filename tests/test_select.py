@@ -51,8 +51,8 @@ def test_picks_true_k_and_full_structure():
     assert best.aic(X) == pytest.approx(table.best["aic"], rel=1e-10)
     for r in table:
         assert r["error"] is None and r["n_iter"] >= 1 and r["fit_seconds"] >= 0
-        assert r["n_parameters"] == gmmfast._maths.n_parameters(
-            r["covariance_type"], r["n_components"], 2)
+        assert r["n_parameters"] == gmmfast._covariance.get(
+            r["covariance_type"]).n_parameters(r["n_components"], 2)
     # the returned model is fitted and usable
     assert best.predict(X).shape == (len(X),)
 

@@ -14,7 +14,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from gmmfast import GaussianMixture, _em, _kernels
+from gmmfast import GaussianMixture, _data, _kernels, _stats, _threads
 
 from conftest import make_blobs
 from interrupt_child import interrupt
@@ -89,15 +89,15 @@ def test_kernels_release_the_gil(kernel):
     X = make_blobs(400_000, 16, 4, seed=0)[0]
     # 12 components (the 4 centres three times): a call of ~0.1 s or more
     centers = np.tile(make_blobs(10, 16, 4, seed=0)[1], (3, 1))
-    params = _em.GMMParams(np.full(12, 1 / 12), centers, np.tile(np.eye(16), (12, 1, 1)),
+    params = _stats.GMMParams(np.full(12, 1 / 12), centers, np.tile(np.eye(16), (12, 1, 1)),
                            np.tile(np.eye(16), (12, 1, 1)))
-    kp = _em.KernelParams(params, "full", X.dtype)
-    cfg = _em.kernel_config(16, "full", 1, chunk_size=len(X))  # one block, one region
+    kp = _stats.KernelParams(params, "full", X.dtype)
+    cfg = _stats.kernel_config(16, "full", 1, chunk_size=len(X))  # one block, one region
     logp = np.empty(len(X))
 
     def call():
         if kernel == "e_step":
-            _em.e_step_stats(X, None, kp, cfg)
+            _stats.e_step_stats(X, None, kp, cfg)
         else:
             _kernels.predict(X, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
                              kp.code, logp, None, None, cfg.chunk_size, cfg.n_threads,
@@ -132,7 +132,7 @@ def test_blas_limit_reference_counting_across_threads():
         seen = {}
 
         def thread_a():
-            with _em.blas_single_thread():
+            with _threads.blas_single_thread():
                 a_in.set()
                 b_in.wait(10)
             seen["after A left"] = _blas_threads()
@@ -140,7 +140,7 @@ def test_blas_limit_reference_counting_across_threads():
 
         def thread_b():
             a_in.wait(10)
-            with _em.blas_single_thread():
+            with _threads.blas_single_thread():
                 b_in.set()
                 a_out.wait(10)
                 seen["inside B"] = _blas_threads()
@@ -153,7 +153,7 @@ def test_blas_limit_reference_counting_across_threads():
         assert set(seen["after A left"].values()) == {1}
         assert set(seen["inside B"].values()) == {1}
         assert _blas_threads() == outside
-        assert _em._blas_state["depth"] == 0
+        assert _threads._blas_state["depth"] == 0
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -177,7 +177,7 @@ def test_blas_limits_restored_after_concurrent_fits():
         watcher.join()
         assert _blas_threads() == before
         assert 1 in seen_during  # the fits did hold BLAS to one thread
-    assert _em._blas_state["depth"] == 0
+    assert _threads._blas_state["depth"] == 0
 
 
 # ------------------------------------------------------------------ Ctrl-C
@@ -225,15 +225,15 @@ def test_kernel_checks_for_signals_between_slices(kernel):
     rng = np.random.default_rng(0)
     n, d, k = 400_000, 15, 512  # register kernels; several seconds for one call
     X = rng.normal(size=(n, d))
-    params = _em.GMMParams(np.full(k, 1 / k), X[:k].copy(), np.tile(np.eye(d), (k, 1, 1)),
+    params = _stats.GMMParams(np.full(k, 1 / k), X[:k].copy(), np.tile(np.eye(d), (k, 1, 1)),
                            np.tile(np.eye(d), (k, 1, 1)))
-    kp = _em.KernelParams(params, "full", X.dtype)
-    cfg = _em.kernel_config(d, "full", 1)
+    kp = _stats.KernelParams(params, "full", X.dtype)
+    cfg = _stats.kernel_config(d, "full", 1)
     logp = np.empty(n)
 
     def call(rows):
         if kernel == "e_step":
-            _em.e_step_stats(X[:rows], None, kp, cfg)
+            _stats.e_step_stats(X[:rows], None, kp, cfg)
         else:
             _kernels.predict(X[:rows], kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
                              kp.code, logp[:rows], None, None, cfg.chunk_size,

@@ -1,4 +1,7 @@
-"""``gmmfast bench``: a quick per-iteration comparison with scikit-learn.
+"""A quick per-iteration comparison with scikit-learn:
+
+    python bench/quickbench.py [--covariance-type full] [--plot speedup.png]
+
 
 A small, self-contained version of ``bench/run.py`` (which runs each library
 in its own process, with more sizes and peers): the same method in one
@@ -105,3 +108,78 @@ def run_bench(covariance_type="full", scale=1.0, repeats=3, lo=2, hi=6, n_thread
         out(f"{n_samples:>9,} {n_features:>4} {n_components:>3} {t_fast * 1e3:>9.3f} ms "
             f"{t_sk * 1e3:>10.3f} ms {row['speedup']:>8.1f}x")
     return rows
+
+
+def plot_speedup(rows, path, title="gmmfast vs scikit-learn, seconds per EM iteration"):
+    """Speed-up (scikit-learn / gmmfast time per iteration) against n_features.
+
+    Parameters
+    ----------
+    rows : list of dict with keys n_features, speedup, and label (the
+        N, D, K and covariance type of the row)
+    path : str or path-like, where the figure is saved
+    """
+    from gmmfast.plotting import _matplotlib
+
+    Figure, FigureCanvasAgg, _, _ = _matplotlib()
+    fig = Figure(figsize=(6.0, 4.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    d = np.array([r["n_features"] for r in rows], dtype=float)
+    s = np.array([r["speedup"] for r in rows], dtype=float)
+    ax.plot(d, s, "o-", color="C0")
+    for r in rows:
+        ax.annotate(f"{r['speedup']:.1f}x\n{r['label']}", (r["n_features"], r["speedup"]),
+                    textcoords="offset points", xytext=(6, 6), fontsize="small")
+    ax.axhline(1.0, color="grey", linewidth=1, linestyle="--")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(d)
+    ax.set_xticklabels([f"{int(v)}" for v in d])
+    ax.set_xlabel("n_features (D)")
+    ax.set_ylabel("speed-up over scikit-learn")
+    ax.set_ylim(0, max(1.5, float(np.nanmax(s)) * 1.3) if np.any(np.isfinite(s)) else 2)
+    ax.set_title(title, fontsize="medium")
+    fig.savefig(path, bbox_inches="tight")
+    return ax
+
+
+def main(argv=None):
+    import argparse
+
+    def positive(kind):
+        def parse(text):
+            value = kind(text)
+            if value <= 0:
+                raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+            return value
+        return parse
+
+    _positive_int, _positive_float = positive(int), positive(float)
+    COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+    parser = argparse.ArgumentParser(
+        description="Seconds per EM iteration of gmmfast and scikit-learn from the same "
+        "start (tol=0, (t(6) - t(2)) / iterations, median of repeats) for D = 2, 16, "
+        "64. The full harness, with more sizes and peers, is bench/run.py.")
+
+    parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full",
+                       help="default: full")
+    parser.add_argument("--scale", type=_positive_float, default=1.0,
+                       help="multiply the sample counts (50k, 20k, 5k) by this (default 1)")
+    parser.add_argument("--repeats", type=_positive_int, default=3,
+                       help="repeats; the median is reported (default 3)")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                       help="gmmfast's OpenMP threads (default: every core)")
+    parser.add_argument("--plot", default=None, metavar="PATH",
+                       help="write the speed-up against D to PATH, e.g. speedup.png")
+    args = parser.parse_args(argv)
+    rows = run_bench(covariance_type=args.covariance_type, scale=args.scale,
+                     repeats=args.repeats, n_threads=args.threads)
+    if args.plot is not None:
+        plot_speedup(rows, args.plot,
+                     title=f"gmmfast vs scikit-learn per EM iteration "
+                           f"({args.covariance_type} covariance)")
+        print(f"wrote {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,496 @@
+"""One object per covariance type: everything that differs between 'full',
+'tied', 'diag' and 'spherical' lives here, and nowhere else.
+
+Each object holds its parameter shapes, the layout of its statistics, the
+M-step from shifted sufficient statistics, the re-centring of statistics on
+another shift, the log-determinant, the parameter count, the conversions
+between covariances, precisions and their Cholesky factors, sampling, and
+the kernel's code and parameter layout. Callers look one up with
+``get(covariance_type)`` and never branch on the name.
+
+Conventions are scikit-learn's: ``precisions_cholesky`` holds, per component,
+the upper-triangular U with precision = U U^T (full, tied), or the square root
+of the precisions (diag, spherical). Everything is computed in float64;
+callers cast to the data's dtype.
+
+Statistics (gmmfast/_kernels.pyx): R_k = sum_i w_i r_ik, S1_k = sum_i w_i r_ik
+(x_i - c_k), and the second-order statistic S2 (full: (K, D, D); diag: (K, D);
+spherical: (K,)) taken around shifts c_k (the current means). 'tied' takes
+every statistic around one centre c and replaces S2 by the scatter
+T = sum_i w_i (x_i - c)(x_i - c)^T, which does not depend on the parameters
+and is computed once per fit (``uses_scatter``).
+
+Adding a covariance type: a subclass here, registered in ``_TYPES``, and
+its kernel in the path table (gmmfast/_dispatch.py) and the C kernels.
+"""
+import numpy as np
+from scipy import linalg
+from scipy.linalg import lapack
+
+from ._dispatch import KERNEL_CODES
+from ._maths import ILL_DEFINED_MESSAGE, FLOAT32_HINT, symmetrize_upper
+
+
+def _cholesky_precisions(stack, message):
+    """U (upper) with U U^T = Sigma^-1 for each Sigma of a (n, D, D) stack."""
+    if not np.all(np.isfinite(stack)):
+        raise ValueError(message)
+    out = np.empty_like(stack)
+    for k in range(stack.shape[0]):
+        # Sigma = L L^T  =>  Sigma^-1 = L^-T L^-1 = U U^T with U = L^-T.
+        # LAPACK directly (potrf, trtri): this runs every M-step, and the
+        # scipy.linalg wrappers' checks cost more than a small factorisation.
+        cov_chol, info = lapack.dpotrf(stack[k], lower=1, clean=1)
+        if info != 0:
+            raise ValueError(message)
+        inv_chol, info = lapack.dtrtri(cov_chol, lower=1)
+        if info != 0 or not np.all(np.isfinite(inv_chol)):
+            # not positive definite, or too close to singular
+            raise ValueError(message)
+        out[k] = inv_chol.T
+    return out
+
+
+def _upper_cholesky(p):
+    """U upper with p = U U^T (flip, lower Cholesky, flip back)."""
+    return np.linalg.cholesky(p[::-1, ::-1])[::-1, ::-1]
+
+
+def _covariances_of_factors(stack):
+    """(U U^T)^-1 = U^-T U^-1 for each U of a (n, D, D) stack."""
+    eye = np.eye(stack.shape[-1])
+    out = np.empty_like(stack)
+    for k in range(stack.shape[0]):
+        u_inv = linalg.solve_triangular(stack[k], eye, lower=False)
+        out[k] = u_inv.T @ u_inv
+    return out
+
+
+class Covariance:
+    """The interface; see the module docstring. Subclasses set ``name``."""
+
+    name = None
+    uses_scatter = False   # tied: S2 is the once-per-fit scatter T
+
+    @property
+    def code(self):
+        """The kernels' covariance type code."""
+        return KERNEL_CODES[self.name]
+
+    # -- shapes --------------------------------------------------------------
+
+    def shape(self, n_components, n_features):
+        """Shape of covariances_/precisions_/precisions_cholesky_."""
+        raise NotImplementedError
+
+    def s2_size(self, n_components, n_features):
+        """Length of one thread's second-order statistics slab."""
+        raise NotImplementedError
+
+    def s2_from_slab(self, S2, n_components, n_features):
+        """The summed slab (flat) as the M-step takes it."""
+        raise NotImplementedError
+
+    def n_covariance_parameters(self, n_components, n_features):
+        raise NotImplementedError
+
+    def n_parameters(self, n_components, n_features):
+        """Free parameters of the mixture (for BIC/AIC)."""
+        return int(self.n_covariance_parameters(n_components, n_features)
+                   + n_features * n_components + n_components - 1)
+
+    # -- conversions -----------------------------------------------------------
+
+    def precision_cholesky(self, covariances, float32=False):
+        """precisions_cholesky_ from covariances_; raises ValueError naming
+        reg_covar when a covariance is not positive definite."""
+        raise NotImplementedError
+
+    def precisions(self, precisions_cholesky):
+        """precisions_ from precisions_cholesky_."""
+        raise NotImplementedError
+
+    def precision_cholesky_from_precisions(self, precisions):
+        raise NotImplementedError
+
+    def covariances_from_precision_cholesky(self, precisions_cholesky):
+        raise NotImplementedError
+
+    def log_det(self, precisions_cholesky, n_components, n_features):
+        """sum_d log U[d, d] per component: -1/2 log det Sigma_k, shape (K,)."""
+        raise NotImplementedError
+
+    def per_component(self, covariances, n_components, n_features):
+        """Each component's full (D, D) covariance, (K, D, D)."""
+        raise NotImplementedError
+
+    # -- kernel layout ---------------------------------------------------------
+
+    def statistics_center(self, means, weights):
+        """The common centre of the statistics (tied), or None: each
+        component's statistics are then taken around its own mean."""
+        return None
+
+    def kernel_layout(self, means, prec, center):
+        """(center (D,), mproj (K, D)) as the kernels take them."""
+        return means[0], means
+
+    def shift(self, means, center):
+        """The c_k the statistics are taken around, float64 (K, D)."""
+        return np.asarray(means, dtype=np.float64)
+
+    # -- M-step and statistics algebra -----------------------------------------
+
+    def params_from_stats(self, R, S1, S2, shift, reg_covar, eps, anchor=None):
+        """M-step from shifted sufficient statistics (all float64).
+
+        R (K,), S1 (K, D), S2 per type (tied: the scatter T); shift (K, D)
+        the c_k they were taken around; eps the data dtype's machine epsilon
+        (n_k = R_k + 10 eps, as scikit-learn); anchor (K, D) or None, where the
+        10 eps guard pulls a mean (None: the shift).
+
+        Returns nk (K,), means (K, D), covariances (per type).
+
+        mu_k = (R_k c_k + S1_k) / n_k and, with d_k = mu_k - c_k,
+        sum_i w_i r_ik (x_i - mu_k)(x_i - mu_k)^T
+            = S2_k - S1_k d_k^T - d_k S1_k^T + R_k d_k d_k^T,
+        exact for any shift and free of cancellation when c_k is near mu_k
+        (never the raw moments E[x x^T] - mu mu^T).
+        """
+        nk = R + 10.0 * eps
+        # mu_k = a_k + sum_i w r (x_i - a_k) / n_k, with the anchor a_k (the
+        # shift, or the previous mean): the guard shrinks the step from the
+        # anchor, not the position. scikit-learn's sum_i w r x_i / n_k pulls
+        # every mean towards the origin by 10 eps / n_k of its distance from
+        # it: far from the origin, in float32, more than a collapsed
+        # component's width, and an empty component jumps to the origin. The
+        # two agree to 10 eps / n_k.
+        if anchor is None:
+            d = S1 / nk[:, None]
+        else:
+            anchor = np.asarray(anchor, dtype=np.float64)
+            # sum w r (x - a) = S1 - R (a - c)
+            d = anchor - shift + (S1 - R[:, None] * (anchor - shift)) / nk[:, None]
+        means = shift + d
+        return nk, means, self._covariances(R, S1, S2, d, nk, reg_covar)
+
+    def _covariances(self, R, S1, S2, d, nk, reg_covar):
+        raise NotImplementedError
+
+    def reshift(self, R, S1, S2, old_shift, new_shift):
+        """Re-centre shifted statistics on another shift (float64, exact).
+
+        With delta_k = c'_k - c_k and x - c'_k = (x - c_k) - delta_k:
+        R' = R, S1'_k = S1_k - R_k delta_k, and
+        S2'_k = S2_k - S1_k delta_k^T - delta_k S1_k^T + R_k delta_k delta_k^T
+        (diag: its diagonal; spherical: its trace; tied: the scatter's, with
+        g = sum_k S1_k and N = sum_k R_k). Returns new arrays.
+        """
+        R = np.asarray(R, dtype=np.float64)
+        S1 = np.asarray(S1, dtype=np.float64)
+        S2 = np.asarray(S2, dtype=np.float64)
+        delta = np.broadcast_to(
+            np.asarray(new_shift, dtype=np.float64) - np.asarray(old_shift, dtype=np.float64),
+            S1.shape)
+        return R.copy(), S1 - R[:, None] * delta, self._reshift_s2(R, S1, S2, delta)
+
+    def _reshift_s2(self, R, S1, S2, delta):
+        raise NotImplementedError
+
+    def symmetrize(self, S2):
+        """S2 after blending (exact symmetry for the matrix types)."""
+        return S2
+
+    def stats_from_params(self, weights, means, covariances, reg_covar):
+        """Statistics per unit weight whose M-step gives back these
+        parameters (up to its 10 eps guard): ((R, S1, S2), shift)."""
+        w = np.asarray(weights, dtype=np.float64)
+        w = w / w.sum()
+        mu = np.asarray(means, dtype=np.float64)
+        cov = np.asarray(covariances, dtype=np.float64)
+        return (w.copy(), np.zeros_like(mu), self._s2_of(w, cov, reg_covar, mu.shape[1])), mu.copy()
+
+    def _s2_of(self, w, cov, reg_covar, n_features):
+        raise NotImplementedError
+
+    def sample(self, rng, means, covariances, counts):
+        """Rows drawn from each component (scikit-learn's algorithm)."""
+        n_features = means.shape[1]
+        return np.vstack([
+            mean + rng.standard_normal(size=(n, n_features)) * np.sqrt(cov)
+            for mean, cov, n in zip(means, covariances, counts)
+        ])
+
+
+class _Matrix(Covariance):
+    """Shared by full and tied: dense (D, D) covariances and Cholesky factors."""
+
+    def _stack(self, a):
+        raise NotImplementedError
+
+    def _unstack(self, stack):
+        raise NotImplementedError
+
+    def precision_cholesky(self, covariances, float32=False):
+        message = ILL_DEFINED_MESSAGE + (FLOAT32_HINT if float32 else "")
+        stack = self._stack(np.asarray(covariances, dtype=np.float64))
+        return self._unstack(_cholesky_precisions(stack, message))
+
+    def precisions(self, precisions_cholesky):
+        pc = np.asarray(precisions_cholesky)
+        return np.matmul(pc, np.swapaxes(pc, -1, -2))
+
+    def precision_cholesky_from_precisions(self, precisions):
+        stack = self._stack(np.asarray(precisions, dtype=np.float64))
+        return self._unstack(np.stack([_upper_cholesky(p) for p in stack]))
+
+    def covariances_from_precision_cholesky(self, precisions_cholesky):
+        stack = self._stack(np.asarray(precisions_cholesky, dtype=np.float64))
+        return self._unstack(_covariances_of_factors(stack))
+
+    def symmetrize(self, S2):
+        return 0.5 * (S2 + np.swapaxes(S2, -1, -2))
+
+
+class Full(_Matrix):
+    name = "full"
+
+    def _stack(self, a):
+        return a
+
+    def _unstack(self, stack):
+        return stack
+
+    def shape(self, n_components, n_features):
+        return (n_components, n_features, n_features)
+
+    def s2_size(self, n_components, n_features):
+        return n_components * n_features * n_features
+
+    def s2_from_slab(self, S2, n_components, n_features):
+        return symmetrize_upper(S2.reshape(n_components, n_features, n_features))
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components * n_features * (n_features + 1) / 2.0
+
+    def log_det(self, precisions_cholesky, n_components, n_features):
+        pc = np.asarray(precisions_cholesky, dtype=np.float64)
+        return np.log(np.diagonal(pc, axis1=1, axis2=2)).sum(axis=1)
+
+    def per_component(self, covariances, n_components, n_features):
+        return covariances
+
+    def _covariances(self, R, S1, S2, d, nk, reg_covar):
+        outer = S1[:, :, None] * d[:, None, :]
+        cov = S2 - outer - np.swapaxes(outer, 1, 2)
+        cov += R[:, None, None] * d[:, :, None] * d[:, None, :]
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        cov /= nk[:, None, None]
+        idx = np.arange(S1.shape[1])
+        cov[:, idx, idx] += reg_covar
+        return cov
+
+    def _reshift_s2(self, R, S1, S2, delta):
+        outer = S1[:, :, None] * delta[:, None, :]
+        S2_new = S2 - outer - np.swapaxes(outer, 1, 2)
+        S2_new += R[:, None, None] * delta[:, :, None] * delta[:, None, :]
+        return S2_new
+
+    def _s2_of(self, w, cov, reg_covar, n_features):
+        return w[:, None, None] * (cov - reg_covar * np.eye(n_features))
+
+    def sample(self, rng, means, covariances, counts):
+        return np.vstack([rng.multivariate_normal(mean, cov, int(n))
+                          for mean, cov, n in zip(means, covariances, counts)])
+
+
+class Tied(_Matrix):
+    """One covariance shared by every component. The statistics are taken
+    around one centre c (the data mean in a fit, the mixture mean in a
+    prediction or an online step); the second-order statistic is the scatter
+    T about c, which the M-step combines with the first-order statistics."""
+
+    name = "tied"
+    uses_scatter = True
+
+    def _stack(self, a):
+        return a[None]
+
+    def _unstack(self, stack):
+        return stack[0]
+
+    def shape(self, n_components, n_features):
+        return (n_features, n_features)
+
+    def s2_size(self, n_components, n_features):
+        return 1  # tied uses the scatter T, computed once per fit
+
+    def s2_from_slab(self, S2, n_components, n_features):
+        return None
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_features * (n_features + 1) / 2.0
+
+    def log_det(self, precisions_cholesky, n_components, n_features):
+        pc = np.asarray(precisions_cholesky, dtype=np.float64)
+        return np.full(n_components, np.log(np.diag(pc)).sum())
+
+    def per_component(self, covariances, n_components, n_features):
+        return np.tile(covariances, (n_components, 1, 1))
+
+    def statistics_center(self, means, weights):
+        # the mixture mean: near the data, so the scatter loses no digits
+        weights = np.asarray(weights, dtype=np.float64)
+        return weights @ np.asarray(means, dtype=np.float64) / float(weights.sum())
+
+    def kernel_layout(self, means, prec, center):
+        c64 = center.astype(np.float64)
+        # (mu_k - c) U: ||(x - mu_k) U||^2 = ||(x - c) U - (mu_k - c) U||^2
+        mproj = (means.astype(np.float64) - c64) @ prec.astype(np.float64)
+        return center, np.ascontiguousarray(mproj, dtype=means.dtype)
+
+    def shift(self, means, center):
+        return np.broadcast_to(np.asarray(center, dtype=np.float64), np.shape(means))
+
+    def _covariances(self, R, S1, T, d, nk, reg_covar):
+        # sum_k sum_i w r (y_i - m_k)(y_i - m_k)^T with y = x - c, m_k = mu_k - c
+        # = T - S1^T m - m^T S1 + sum_k R_k m_k m_k^T   (as sum_k r_ik = 1)
+        cross = S1.T @ d
+        cov = T - cross - cross.T + (R[:, None] * d).T @ d
+        cov = 0.5 * (cov + cov.T)
+        cov /= nk.sum()
+        cov[np.diag_indices_from(cov)] += reg_covar
+        return cov
+
+    def _reshift_s2(self, R, S1, T, delta):
+        # every row's responsibilities sum to one: sum_k S1_k = sum_i w (x - c),
+        # sum_k R_k = sum_i w, and T' = T - g d^T - d g^T + N d d^T
+        d = delta[0]
+        outer = np.outer(S1.sum(axis=0), d)
+        return T - outer - outer.T + R.sum() * np.outer(d, d)
+
+    def stats_from_params(self, weights, means, covariances, reg_covar):
+        w = np.asarray(weights, dtype=np.float64)
+        w = w / w.sum()
+        mu = np.asarray(means, dtype=np.float64)
+        cov = np.asarray(covariances, dtype=np.float64)
+        n_components, n_features = mu.shape
+        c = w @ mu
+        d = mu - c
+        S1 = w[:, None] * d
+        # params_from_stats: Sigma = T - sum_k R_k d_k d_k^T + reg I  (N = 1)
+        T = cov - reg_covar * np.eye(n_features) + S1.T @ d
+        return (w.copy(), S1, 0.5 * (T + T.T)), np.tile(c, (n_components, 1))
+
+    def origin_correction(self, R, S1, center, total_weight, data_mean):
+        """Term that turns the tied scatter about ``center`` into scikit-learn's.
+
+        scikit-learn's tied M-step is (X^T X - sum_k n_k mu_k mu_k^T) / sum n_k,
+        which equals ours only when every row's responsibilities sum to one.
+        Its 'k-means++' and 'random_from_data' initialisations put
+        responsibility on n_components rows only; there scikit-learn's tied
+        covariance is taken about the origin, and this (D, D) term, added to
+        the scatter before dividing by sum n_k, reproduces it exactly.
+        """
+        g = total_weight * (data_mean - center) - S1.sum(axis=0)
+        c = center
+        return (total_weight - R.sum()) * np.outer(c, c) + np.outer(g, c) + np.outer(c, g)
+
+    def sample(self, rng, means, covariances, counts):
+        return np.vstack([rng.multivariate_normal(mean, covariances, int(n))
+                          for mean, n in zip(means, counts)])
+
+
+class _Vector(Covariance):
+    """Shared by diag and spherical: positive variances, U = 1 / sqrt."""
+
+    def precision_cholesky(self, covariances, float32=False):
+        message = ILL_DEFINED_MESSAGE + (FLOAT32_HINT if float32 else "")
+        covariances = np.asarray(covariances, dtype=np.float64)
+        # positive and finite (NaN fails both comparisons)
+        if not np.all((covariances > 0.0) & (covariances < np.inf)):
+            raise ValueError(message)
+        return 1.0 / np.sqrt(covariances)
+
+    def precisions(self, precisions_cholesky):
+        return np.asarray(precisions_cholesky) ** 2
+
+    def precision_cholesky_from_precisions(self, precisions):
+        return np.sqrt(np.asarray(precisions, dtype=np.float64))
+
+    def covariances_from_precision_cholesky(self, precisions_cholesky):
+        return 1.0 / np.asarray(precisions_cholesky, dtype=np.float64) ** 2
+
+
+class Diag(_Vector):
+    name = "diag"
+
+    def shape(self, n_components, n_features):
+        return (n_components, n_features)
+
+    def s2_size(self, n_components, n_features):
+        return n_components * n_features
+
+    def s2_from_slab(self, S2, n_components, n_features):
+        return S2.reshape(n_components, n_features)
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components * n_features
+
+    def log_det(self, precisions_cholesky, n_components, n_features):
+        return np.log(np.asarray(precisions_cholesky, dtype=np.float64)).sum(axis=1)
+
+    def per_component(self, covariances, n_components, n_features):
+        return np.stack([np.diag(c) for c in covariances])
+
+    def _covariances(self, R, S1, S2, d, nk, reg_covar):
+        return (S2 - 2.0 * d * S1 + R[:, None] * d * d) / nk[:, None] + reg_covar
+
+    def _reshift_s2(self, R, S1, S2, delta):
+        return S2 - 2.0 * delta * S1 + R[:, None] * delta * delta
+
+    def _s2_of(self, w, cov, reg_covar, n_features):
+        return w[:, None] * (cov - reg_covar)
+
+
+class Spherical(_Vector):
+    name = "spherical"
+
+    def shape(self, n_components, n_features):
+        return (n_components,)
+
+    def s2_size(self, n_components, n_features):
+        return n_components
+
+    def s2_from_slab(self, S2, n_components, n_features):
+        return S2
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components
+
+    def log_det(self, precisions_cholesky, n_components, n_features):
+        return n_features * np.log(np.asarray(precisions_cholesky, dtype=np.float64))
+
+    def per_component(self, covariances, n_components, n_features):
+        return np.stack([np.eye(n_features) * c for c in covariances])
+
+    def _covariances(self, R, S1, S2, d, nk, reg_covar):
+        n_features = S1.shape[1]
+        trace = S2 - 2.0 * np.einsum("kd,kd->k", d, S1) + R * np.einsum("kd,kd->k", d, d)
+        return trace / (nk * n_features) + reg_covar
+
+    def _reshift_s2(self, R, S1, S2, delta):
+        return (S2 - 2.0 * np.einsum("kd,kd->k", delta, S1)
+                + R * np.einsum("kd,kd->k", delta, delta))
+
+    def _s2_of(self, w, cov, reg_covar, n_features):
+        return w * n_features * (cov - reg_covar)
+
+
+_TYPES = {cls.name: cls() for cls in (Full, Tied, Diag, Spherical)}
+COVARIANCE_TYPES = tuple(_TYPES)
+
+
+def get(covariance_type):
+    """The covariance object of a type name ('full', 'tied', 'diag', 'spherical')."""
+    return _TYPES[covariance_type]

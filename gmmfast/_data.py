@@ -1,0 +1,97 @@
+"""Data sources: what the EM loop, the initialisers and the predictions read.
+
+Every source (arrays in memory or numpy memmaps here; Dask arrays in
+gmmfast/_dask.py; the factory that picks one in gmmfast/_source.py) offers
+the same small interface, so the layers above never ask what kind of array
+they hold:
+
+dtype, n_samples, n_features, total_weight
+e_step(kp)       one pass: ((R, S1, S2), sum_i w_i log p(x_i)); for a
+                 covariance type that uses the scatter (tied), S2 is T
+mean             weighted mean, float64 (D,)
+center           the mean in the data's dtype: the shift of tied statistics
+T                tied scatter sum_i w_i (x_i - c)(x_i - c)^T about center
+init_data()      an in-memory ArrayData the initialisers run on
+predict(kp, logp=, resp=, labels=)   the prediction outputs (numpy, or Dask)
+mean_log_likelihood(kp)              score: the mean (weighted) log p(x)
+
+mean and T are computed at most once (lazily).
+"""
+import numpy as np
+
+from . import _stats
+from ._threads import blas_single_thread
+
+
+class DataSource:
+    """What every source shares: lazy mean and scatter, the scatter standing
+    in for S2 when the covariance type uses it."""
+
+    def __init__(self, dtype, n_samples, n_features):
+        self.dtype = np.dtype(dtype)
+        self.n_samples = n_samples
+        self.n_features = n_features
+        self._mean = None
+        self._T = None
+
+    def e_step(self, kp):
+        (R, S1, S2), ll = self._e_step_pass(kp)
+        return (R, S1, self.T if kp.cov.uses_scatter else S2), ll
+
+    @property
+    def mean(self):
+        if self._mean is None:
+            self._mean = self._compute_mean()
+        return self._mean
+
+    @property
+    def center(self):
+        return self.mean.astype(self.dtype)
+
+    @property
+    def T(self):
+        if self._T is None:
+            self._T = self._compute_scatter()
+        return self._T
+
+
+class ArrayData(DataSource):
+    """Data held in memory, or a numpy memmap read in place.
+
+    X : C-contiguous float32/float64 (n_samples, n_features), validated.
+    sample_weight : float64 (n_samples,) or None, validated.
+    cfg : _dispatch.KernelConfig.
+    """
+
+    def __init__(self, X, sample_weight, cfg):
+        super().__init__(X.dtype, X.shape[0], X.shape[1])
+        self.X = X
+        self.sample_weight = sample_weight
+        self.cfg = cfg
+        self.total_weight = (
+            float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
+        )
+
+    def _e_step_pass(self, kp):
+        return _stats.e_step_stats(self.X, self.sample_weight, kp, self.cfg)
+
+    def _compute_mean(self):
+        return _stats.weighted_mean(self.X, self.sample_weight)
+
+    def _compute_scatter(self):
+        with blas_single_thread():
+            return _stats.scatter(self.X, self.sample_weight, self.center, self.cfg)
+
+    def init_data(self):
+        return self
+
+    def predict(self, kp, logp=False, resp=False, labels=False):
+        with blas_single_thread():
+            return _stats.predict_arrays(self.X, kp, self.cfg, logp=logp, resp=resp,
+                                         labels=labels)
+
+    def mean_log_likelihood(self, kp):
+        logp = self.predict(kp, logp=True)[0]
+        if self.sample_weight is None:
+            return float(np.mean(logp, dtype=np.float64))
+        return float(np.average(logp.astype(np.float64), weights=self.sample_weight))

@@ -1,0 +1,51 @@
+"""The one factory that turns what a user passes (X, sample_weight) into a
+validated data source (gmmfast/_data.py for arrays and memmaps,
+gmmfast/_dask.py for Dask arrays). Above this module nothing asks what kind
+of array it holds."""
+import numpy as np
+from sklearn.utils import check_array
+from sklearn.utils.validation import validate_data
+
+from . import _dask, _stats
+from ._data import ArrayData
+from ._validation import check_sample_weight, check_X_kind
+
+
+def validate_X(X, estimator=None, reset=True, ensure_min_samples=1, dtype=None):
+    """X validated for the kernels: a C-contiguous float32/float64 array (the
+    caller's when it needs no conversion), or a checked Dask array.
+
+    With an ``estimator``, its ``n_features_in_``/``feature_names_in_`` are
+    set (``reset``) or checked, as scikit-learn's ``validate_data`` does.
+    ``dtype`` forces one dtype (a model's, for the batches of a stream).
+    """
+    if _dask.is_dask_array(X):
+        return _dask.check_dask_array(X, estimator=estimator, reset=reset,
+                                      ensure_min_samples=ensure_min_samples)
+    X = check_X_kind(X)
+    dtypes = [np.float64, np.float32] if dtype is None else dtype
+    if estimator is None:
+        return check_array(X, dtype=dtypes, order="C",
+                           ensure_min_samples=ensure_min_samples)
+    return validate_data(estimator, X, dtype=dtypes, order="C",
+                         ensure_min_samples=ensure_min_samples, reset=reset)
+
+
+def make_source(X, sample_weight, *, covariance_type, n_components, n_threads,
+                random_state=None, min_positive_weights=None):
+    """The data source of a validated X (``validate_X``), with its sample
+    weights validated by the one set of rules (gmmfast/_validation.py).
+
+    min_positive_weights : how many rows need a positive weight
+        (default n_components: each component needs one to start from).
+    random_state : a RandomState instance; a Dask source draws its
+        initialisation sample with it.
+    """
+    need = n_components if min_positive_weights is None else min_positive_weights
+    if _dask.is_dask_array(X):
+        sample_weight, total_weight = _dask.check_dask_sample_weight(sample_weight, X, need)
+        return _dask.DaskData(X, sample_weight, covariance_type, n_components,
+                              random_state, total_weight=total_weight, n_threads=n_threads)
+    sample_weight = check_sample_weight(sample_weight, X.shape[0], need)
+    cfg = _stats.kernel_config(X.shape[1], covariance_type, n_threads, n_components, X.dtype)
+    return ArrayData(X, sample_weight, cfg)

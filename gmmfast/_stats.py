@@ -1,0 +1,218 @@
+"""Statistics and the M-step: the kernels' calls, their per-thread slabs, and
+the parameters that come out of the statistics.
+
+This layer sits on the kernels (gmmfast/_kernels.pyx, the path table in
+gmmfast/_dispatch.py) and the covariance objects (gmmfast/_covariance.py);
+the data sources, the initialisers, the EM loop and online EM call it. Inputs
+are trusted (validated at the public boundary).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _covariance, _dispatch, _kernels
+from ._maths import FLOAT32_HINT, ILL_DEFINED_MESSAGE, LOG_2PI, symmetrize_upper
+from ._threads import resolve_n_threads
+
+
+@dataclass
+class GMMParams:
+    """Mixture parameters in the data's dtype (scikit-learn's conventions)."""
+
+    weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, D)
+    covariances: np.ndarray  # per covariance_type
+    precisions_cholesky: np.ndarray  # per covariance_type
+
+    def astype(self, dtype):
+        # values beyond float32 become inf here; check_finite_params reports them
+        with np.errstate(over="ignore"):
+            return GMMParams(
+                *(np.asarray(a, dtype=dtype) for a in (
+                    self.weights, self.means, self.covariances, self.precisions_cholesky))
+            )
+
+
+def kernel_config(n_features, covariance_type, n_threads, n_components=1,
+                  dtype=np.float64):
+    """The kernels' configuration (path, block rows, threads) for this shape;
+    ``n_threads`` None or -1 means every core."""
+    return _dispatch.kernel_config(n_features, covariance_type,
+                                   resolve_n_threads(n_threads), n_components, dtype)
+
+
+def log_norm(weights, precisions_cholesky, cov, n_features):
+    """lognorm_k = log pi_k + log det U_k - D/2 log(2 pi), float64 (K,)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    log_det = cov.log_det(precisions_cholesky, weights.shape[0], n_features)
+    return log_w + log_det - 0.5 * n_features * LOG_2PI
+
+
+class KernelParams:
+    """Parameters laid out for the kernels, in the data's dtype.
+
+    ``center`` is the common centre of the statistics for covariance types
+    that have one (tied); None takes the covariance type's default (the
+    mixture mean for tied).
+    """
+
+    def __init__(self, params, covariance_type, dtype, center=None):
+        cov = _covariance.get(covariance_type)
+        means = np.ascontiguousarray(params.means, dtype=dtype)
+        prec = np.ascontiguousarray(params.precisions_cholesky, dtype=dtype)
+        n_components, n_features = means.shape
+        if center is None:
+            center = cov.statistics_center(params.means, params.weights)
+        if center is not None:
+            center = np.ascontiguousarray(center, dtype=dtype)
+        self.cov = cov
+        self.covariance_type = covariance_type
+        self.code = cov.code
+        self.means = means
+        self.prec = prec.reshape(-1)
+        self.lognorm = log_norm(params.weights, prec, cov, n_features)
+        self.center, self.mproj = cov.kernel_layout(means, prec, center)
+        self.shift = cov.shift(means, self.center)
+
+
+def thread_slabs(n_threads, size):
+    """Zeroed float64 accumulators, one row per thread, each row ``size``
+    values and then padding, so that rows are at least a cache line apart:
+    threads adding into neighbouring rows of one line made 2 threads slower
+    than 1 here (false sharing). Read them with ``[:, :size]``."""
+    stride = (size + 7) // 8 * 8 + 8
+    return np.zeros((n_threads, stride))
+
+
+def alloc_stats(cfg, cov, n_components, n_features):
+    return (
+        thread_slabs(cfg.n_threads, n_components),
+        thread_slabs(cfg.n_threads, n_components * n_features),
+        thread_slabs(cfg.n_threads, cov.s2_size(n_components, n_features)),
+    )
+
+
+def reduce_stats(R, S1, S2, cov, n_components, n_features):
+    """Sum per-thread slabs in a fixed order; shape and symmetrise."""
+    R = R[:, :n_components].sum(axis=0)
+    S1 = S1[:, :n_components * n_features].sum(axis=0).reshape(n_components, n_features)
+    S2 = S2[:, :cov.s2_size(n_components, n_features)].sum(axis=0)
+    return R, S1, cov.s2_from_slab(S2, n_components, n_features)
+
+
+def e_step_stats(X, sample_weight, kp, cfg):
+    """One pass: returns (R, S1, S2) and sum_i w_i log p(x_i)."""
+    n_components, n_features = kp.means.shape
+    R, S1, S2 = alloc_stats(cfg, kp.cov, n_components, n_features)
+    ll = _kernels.e_step(
+        X, sample_weight, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
+        kp.code, R, S1, S2, cfg.chunk_size, cfg.n_threads, cfg.path,
+    )
+    return reduce_stats(R, S1, S2, kp.cov, n_components, n_features), ll
+
+
+def stats_from_resp(X, sample_weight, resp_blocks, shift, center, cov, cfg):
+    """Statistics of given responsibilities, ``resp_blocks`` yielding
+    (start, end, resp rows): R, S1, S2 around ``shift`` (tied: ``center``)."""
+    n_components, n_features = shift.shape
+    R, S1, S2 = alloc_stats(cfg, cov, n_components, n_features)
+    for a, b, resp in resp_blocks:
+        _kernels.stats_from_resp(
+            X[a:b], np.ascontiguousarray(resp, dtype=X.dtype),
+            None if sample_weight is None else sample_weight[a:b],
+            shift, center, cov.code, R, S1, S2, cfg.chunk_size, cfg.n_threads,
+            cfg.path,
+        )
+    return reduce_stats(R, S1, S2, cov, n_components, n_features)
+
+
+def scatter(X, sample_weight, center, cfg):
+    """T = sum_i w_i (x_i - c)(x_i - c)^T, float64 (D, D)."""
+    n_features = X.shape[1]
+    T = thread_slabs(cfg.n_threads, n_features * n_features)
+    _kernels.scatter(X, sample_weight, np.ascontiguousarray(center, dtype=X.dtype),
+                     T, cfg.chunk_size, cfg.n_threads, cfg.path)
+    return symmetrize_upper(T[:, :n_features * n_features].sum(axis=0)
+                            .reshape(n_features, n_features))
+
+
+def predict_arrays(X, kp, cfg, logp=False, resp=False, labels=False):
+    """One pass of the prediction kernel over an in-memory block.
+
+    Parameters
+    ----------
+    X : C-contiguous float32/float64 ndarray of shape (n_samples, n_features)
+    kp : KernelParams in X's dtype
+    cfg : _dispatch.KernelConfig
+    logp, resp, labels : bool
+        Which outputs to compute.
+
+    Returns
+    -------
+    (logp (n_samples,) X.dtype, resp (n_samples, n_components) X.dtype,
+    labels (n_samples,) int64), each None when not asked for.
+    """
+    n_samples = X.shape[0]
+    n_components = kp.means.shape[0]
+    out_logp = np.empty(n_samples, dtype=X.dtype) if logp else None
+    out_resp = np.empty((n_samples, n_components), dtype=X.dtype) if resp else None
+    out_labels = np.empty(n_samples, dtype=np.int64) if labels else None
+    _kernels.predict(X, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
+                     kp.code, out_logp, out_resp, out_labels,
+                     cfg.chunk_size, cfg.n_threads, cfg.path)
+    return out_logp, out_resp, out_labels
+
+
+def weighted_mean(X, sample_weight, block=None):
+    """sum_i w_i x_i / sum_i w_i in float64, without an n_samples-sized copy.
+
+    Rows are read ``block`` at a time (default: about 256 KiB of float64), so
+    a float32 block's float64 copy stays small whatever n_samples (X may be a
+    memmap larger than memory); float64 blocks are not copied.
+    """
+    if block is None:
+        block = max(256, (1 << 18) // (8 * max(1, X.shape[1])))
+    total = np.zeros(X.shape[1])
+    if sample_weight is None:
+        for a in range(0, X.shape[0], block):
+            total += X[a:a + block].sum(axis=0, dtype=np.float64)
+        return total / X.shape[0]
+    for a in range(0, X.shape[0], block):
+        total += sample_weight[a:a + block] @ X[a:a + block].astype(np.float64, copy=False)
+    return total / sample_weight.sum()
+
+
+def check_finite_params(params, dtype):
+    """Raise scikit-learn's 'increase reg_covar' error when a float32
+    parameter is not finite (float32 overflows long before float64, whose
+    parameters come from finite statistics through an M-step that checks the
+    covariances and their Cholesky factors already)."""
+    if dtype != np.float32:
+        return params
+    arrays = (params.weights, params.means, params.covariances, params.precisions_cholesky)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(sum(float(a.sum()) for a in arrays)):
+            return params  # every entry finite (the usual case: one cheap test)
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        raise ValueError(ILL_DEFINED_MESSAGE + FLOAT32_HINT)
+    return params
+
+
+def m_step(stats, shift, cov, reg_covar, dtype, anchor=None, weights_from=None):
+    """Parameters (GMMParams in ``dtype``, checked finite) from summed
+    statistics (R, S1, S2; tied: S2 is the scatter T).
+
+    weights_from : the total weight n_k is divided by, or None for sum n_k
+    (the EM M-step); the initialisation divides by the data's total weight,
+    as scikit-learn does.
+    """
+    R, S1, S2 = stats
+    eps = float(np.finfo(dtype).eps)
+    nk, means, covariances = cov.params_from_stats(
+        R, S1, S2, np.asarray(shift, dtype=np.float64), reg_covar, eps, anchor=anchor)
+    prec_chol = cov.precision_cholesky(covariances, float32=(dtype == np.float32))
+    total = nk.sum() if weights_from is None else weights_from
+    return check_finite_params(
+        GMMParams(nk / total, means, covariances, prec_chol).astype(dtype), dtype)
