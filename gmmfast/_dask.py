@@ -106,6 +106,7 @@ def check_dask_array(X, *, estimator, reset, ensure_min_samples=1):
     """
     from sklearn.utils.validation import _check_feature_names, _check_n_features
 
+    caller = "GaussianMixture" if estimator is None else type(estimator).__name__
     if X.ndim != 2:
         raise ValueError(
             f"Expected a 2-dimensional Dask array X of shape (n_samples, "
@@ -124,16 +125,16 @@ def check_dask_array(X, *, estimator, reset, ensure_min_samples=1):
     if n_samples < ensure_min_samples:
         raise ValueError(
             "Found array with %d sample(s) (shape=%s) while a minimum of %d is "
-            "required by %s." % (n_samples, X.shape, ensure_min_samples,
-                                 type(estimator).__name__)
+            "required by %s." % (n_samples, X.shape, ensure_min_samples, caller)
         )
     if n_features < 1:
         raise ValueError(
             "Found array with 0 feature(s) (shape=%s) while a minimum of 1 is "
-            "required by %s." % (X.shape, type(estimator).__name__)
+            "required by %s." % (X.shape, caller)
         )
-    _check_feature_names(estimator, X, reset=reset)
-    _check_n_features(estimator, X, reset=reset)
+    if estimator is not None:
+        _check_feature_names(estimator, X, reset=reset)
+        _check_n_features(estimator, X, reset=reset)
     if X.numblocks[1] > 1:
         X = X.rechunk({1: -1})
     return X

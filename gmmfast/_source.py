@@ -25,7 +25,7 @@ def validate_X(X, estimator=None, reset=True, ensure_min_samples=1, dtype=None):
     X = check_X_kind(X)
     dtypes = [np.float64, np.float32] if dtype is None else dtype
     if estimator is None:
-        return check_array(X, dtype=dtypes, order="C",
+        return check_array(X, dtype=dtypes, order="C", input_name="X",
                            ensure_min_samples=ensure_min_samples)
     return validate_data(estimator, X, dtype=dtypes, order="C",
                          ensure_min_samples=ensure_min_samples, reset=reset)

@@ -9,10 +9,10 @@ import pytest
 from gmmfast import GaussianMixture
 from gmmfast.__main__ import build_parser, load_data, main
 from gmmfast._demo import demo_data
-from gmmfast._persist import load_model, save_model
+from gmmfast import load as load_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMANDS = ("fit", "predict", "score", "demo", "bench")
+COMMANDS = ("fit", "predict", "score", "demo")
 
 
 def gmmfast_cli(*args, cwd):
@@ -36,7 +36,7 @@ def data_dir(tmp_path_factory):
     (d / "bad.csv").write_text("1,2\n3,oops\n")
     (d / "garbage.npy").write_bytes(b"this is not numpy")
     np.save(d / "objects.npy", np.array([{"a": 1}, None], dtype=object))
-    save_model(GaussianMixture(2, random_state=0).fit(X), d / "premade.npz")
+    GaussianMixture(2, random_state=0).fit(X).save(d / "premade.npz")
     return d
 
 
@@ -170,17 +170,6 @@ def test_csv_header_detection(tmp_path):
     np.testing.assert_array_equal(load_data(str(tmp_path / "h.csv")), [[1, 2, 3], [4, 5, 6]])
     np.testing.assert_array_equal(load_data(str(tmp_path / "n.csv")), [[1, 2, 3], [4, 5, 6]])
     assert load_data(str(tmp_path / "one.csv")).shape == (3, 1)
-
-
-def test_bench_prints_a_table_and_writes_the_plot(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
-    path = tmp_path / "speedup.png"
-    assert main(["bench", "--scale", "0.01", "--repeats", "1", "--threads", "1",
-                 "--plot", str(path)]) == 0
-    out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if line.rstrip().endswith("x")]
-    assert [int(r.split()[1]) for r in rows] == [2, 16, 64]
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_console_script_is_declared():

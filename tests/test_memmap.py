@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from gmmfast import GaussianMixture
+from gmmfast import GaussianMixture, _source
 from gmmfast._validation import check_sample_weight
 
 from conftest import make_blobs, start_params
@@ -61,9 +61,13 @@ def test_validation_does_not_copy_memmap(memmaps, dtype):
     X = memmaps[160_000][dtype]
     weights = memmaps[160_000]["weights"]
     assert isinstance(X, np.memmap) and not X.flags.writeable
-    gm = GaussianMixture(N_COMPONENTS)
-    (X_valid, sw_valid, _), peak = _peak_during(
-        lambda: gm._validate_fit_data(X, weights))
+    def validate():
+        X_valid = _source.validate_X(X, GaussianMixture(N_COMPONENTS), ensure_min_samples=2)
+        data = _source.make_source(X_valid, weights, covariance_type="full",
+                                   n_components=N_COMPONENTS, n_threads=1)
+        return data.X, data.sample_weight
+
+    (X_valid, sw_valid), peak = _peak_during(validate)
     assert np.shares_memory(X_valid, X)
     assert np.shares_memory(sw_valid, weights)
     assert X_valid.dtype == np.dtype(dtype)

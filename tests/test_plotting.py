@@ -1,4 +1,4 @@
-"""Pictures: plot_mixture, the demo's --plot, the bench plot helper."""
+"""Pictures: plot_mixture and the demo's --plot."""
 import sys
 
 import numpy as np
@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError  # noqa: E402
 
 from gmmfast import GaussianMixture  # noqa: E402
 from gmmfast.__main__ import main  # noqa: E402
-from gmmfast.plotting import ellipse_geometry, plot_mixture, plot_speedup  # noqa: E402
+from gmmfast.plotting import ellipse_geometry, plot_mixture  # noqa: E402
 
 from conftest import COVARIANCE_TYPES, make_blobs  # noqa: E402
 
@@ -95,11 +95,3 @@ def test_demo_writes_its_picture(tmp_path, capsys):
     assert main(["demo", "--n-samples", "4000", "--no-compare", "--plot", str(path)]) == 0
     assert f"wrote {path}" in capsys.readouterr().out
     assert path.read_bytes()[:8] == PNG
-
-
-def test_plot_speedup(tmp_path):
-    rows = [dict(n_features=d, speedup=s, label=f"D={d}") for d, s in [(2, 10.0), (16, 4.0)]]
-    path = tmp_path / "s.svg"
-    ax = plot_speedup(rows, path)
-    assert path.read_text().lstrip().startswith("<?xml")
-    np.testing.assert_allclose(ax.lines[0].get_ydata(), [10.0, 4.0])

@@ -92,7 +92,8 @@ def test_kernels_release_the_gil(kernel):
     params = _stats.GMMParams(np.full(12, 1 / 12), centers, np.tile(np.eye(16), (12, 1, 1)),
                            np.tile(np.eye(16), (12, 1, 1)))
     kp = _stats.KernelParams(params, "full", X.dtype)
-    cfg = _stats.kernel_config(16, "full", 1, chunk_size=len(X))  # one block, one region
+    cfg = _stats.kernel_config(16, "full", 1)
+    cfg.chunk_size = len(X)  # one block, one region
     logp = np.empty(len(X))
 
     def call():
@@ -101,7 +102,7 @@ def test_kernels_release_the_gil(kernel):
         else:
             _kernels.predict(X, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
                              kp.code, logp, None, None, cfg.chunk_size, cfg.n_threads,
-                             cfg.use_blas)
+                             cfg.path)
 
     ticks = []
     worker = threading.Thread(target=call)
@@ -237,7 +238,7 @@ def test_kernel_checks_for_signals_between_slices(kernel):
         else:
             _kernels.predict(X[:rows], kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
                              kp.code, logp[:rows], None, None, cfg.chunk_size,
-                             cfg.n_threads, cfg.use_blas)
+                             cfg.n_threads, cfg.path)
 
     t = time.perf_counter()
     call(n // 40)

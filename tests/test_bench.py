@@ -1,0 +1,32 @@
+"""bench/quickbench.py, the quick comparison with scikit-learn (a development
+tool outside the package): it runs, prints its table and draws its plot."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, os.pardir, "bench"))
+
+quickbench = pytest.importorskip("quickbench")
+
+
+def test_quickbench_prints_a_table_and_writes_the_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "speedup.png"
+    quickbench.main(["--scale", "0.01", "--repeats", "1", "--threads", "1",
+                     "--plot", str(path)])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.rstrip().endswith("x")]
+    assert [int(r.split()[1]) for r in rows] == [2, 16, 64]
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_speedup(tmp_path):
+    pytest.importorskip("matplotlib")
+    rows = [dict(n_features=d, speedup=s, label=f"D={d}") for d, s in [(2, 10.0), (16, 4.0)]]
+    path = tmp_path / "s.svg"
+    ax = quickbench.plot_speedup(rows, path)
+    assert path.read_text().lstrip().startswith("<?xml")
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [10.0, 4.0])
