@@ -10,7 +10,7 @@ from ._em import FitResult
 from ._select import SelectionTable, select
 from ._mixture import load_model as load
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["GaussianMixture", "FitResult", "SelectionTable", "fit", "load", "select",
            "openmp_enabled", "__version__"]

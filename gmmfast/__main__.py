@@ -16,7 +16,8 @@ import os
 import sys
 import warnings
 
-from . import _api
+from . import _api, _covariance
+from ._demo import run_demo
 from ._mixture import fitted_model, load_model
 
 EXIT_ERROR = 1
@@ -194,8 +195,6 @@ def cmd_score(args):
 
 
 def cmd_demo(args):
-    from ._demo import run_demo
-
     run_demo(args.n_samples, args.random_state, compare=not args.no_compare,
              plot=args.plot)
     return 0
@@ -205,7 +204,7 @@ def cmd_demo(args):
 # Parser
 # ---------------------------------------------------------------------------
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+COVARIANCE_TYPES = _covariance.COVARIANCE_TYPES
 
 
 def build_parser():

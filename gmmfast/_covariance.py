@@ -71,6 +71,11 @@ class Covariance:
 
     name = None
     uses_scatter = False   # tied: S2 is the once-per-fit scatter T
+    matrix = False         # dense (D, D) covariances and triangular factors
+
+    def stack(self, a):
+        """The matrix types' per-component (n, D, D) view of a parameter."""
+        raise TypeError(f"{self.name} covariances are not matrices")
 
     @property
     def code(self):
@@ -225,15 +230,14 @@ class Covariance:
 class _Matrix(Covariance):
     """Shared by full and tied: dense (D, D) covariances and Cholesky factors."""
 
-    def _stack(self, a):
-        raise NotImplementedError
+    matrix = True
 
     def _unstack(self, stack):
         raise NotImplementedError
 
     def precision_cholesky(self, covariances, float32=False):
         message = ILL_DEFINED_MESSAGE + (FLOAT32_HINT if float32 else "")
-        stack = self._stack(np.asarray(covariances, dtype=np.float64))
+        stack = self.stack(np.asarray(covariances, dtype=np.float64))
         return self._unstack(_cholesky_precisions(stack, message))
 
     def precisions(self, precisions_cholesky):
@@ -241,11 +245,11 @@ class _Matrix(Covariance):
         return np.matmul(pc, np.swapaxes(pc, -1, -2))
 
     def precision_cholesky_from_precisions(self, precisions):
-        stack = self._stack(np.asarray(precisions, dtype=np.float64))
+        stack = self.stack(np.asarray(precisions, dtype=np.float64))
         return self._unstack(np.stack([_upper_cholesky(p) for p in stack]))
 
     def covariances_from_precision_cholesky(self, precisions_cholesky):
-        stack = self._stack(np.asarray(precisions_cholesky, dtype=np.float64))
+        stack = self.stack(np.asarray(precisions_cholesky, dtype=np.float64))
         return self._unstack(_covariances_of_factors(stack))
 
     def symmetrize(self, S2):
@@ -255,7 +259,7 @@ class _Matrix(Covariance):
 class Full(_Matrix):
     name = "full"
 
-    def _stack(self, a):
+    def stack(self, a):
         return a
 
     def _unstack(self, stack):
@@ -313,7 +317,7 @@ class Tied(_Matrix):
     name = "tied"
     uses_scatter = True
 
-    def _stack(self, a):
+    def stack(self, a):
         return a[None]
 
     def _unstack(self, stack):

@@ -36,7 +36,7 @@ import numpy as np
 from . import _stats
 from ._data import ArrayData, DataSource
 from ._threads import blas_single_thread
-from ._validation import check_sample_weight, check_weight_values
+from ._validation import check_sample_weight, check_weight_layout, check_weight_values
 
 # per-chunk statistics summed this many at a time in the tree reduction
 SPLIT_EVERY = 8
@@ -171,15 +171,7 @@ def check_dask_sample_weight(sample_weight, X, n_components):
     sw = sample_weight
     if sw.ndim == 1:
         _check_known_chunks(sw, "sample_weight")
-    if sw.ndim != 1 or sw.shape[0] != n_samples:
-        raise ValueError(
-            f"sample_weight must have shape (n_samples,) = ({n_samples},), "
-            f"got shape {sw.shape}."
-        )
-    if sw.dtype.kind not in "biuf":
-        raise TypeError(
-            f"sample_weight must be an array of real numbers, got dtype {sw.dtype}."
-        )
+    check_weight_layout(sw, n_samples)
     sw = sw.astype(np.float64).rechunk(row_chunks)
     all_finite, total = dask.compute(da.isfinite(sw).all(), sw.sum())
     check_weight_values(bool(all_finite), lambda: tuple(

@@ -3,6 +3,12 @@ import time
 import warnings
 
 import numpy as np
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+from ._kernels import openmp_enabled
+from ._mixture import GaussianMixture
+from ._version import __version__
+from .plotting import _matplotlib, plot_mixture
 
 TRUE_WEIGHTS = np.array([0.3, 0.7])
 TRUE_MEANS = np.array([[0.0, 0.0], [10.0, 10.0]])
@@ -39,17 +45,13 @@ def per_iteration_seconds(make_model, X, lo=2, hi=6, repeats=3):
 def run_demo(n_samples=1_000_000, random_state=0, compare=True, out=print, plot=None):
     """Fit the demo mixture, print recovered vs true parameters and timings;
     with ``plot`` (a path), also draw the fit there (needs matplotlib)."""
-    import gmmfast
-
     if plot is not None:
-        from .plotting import _matplotlib
-
         _matplotlib()  # fail before the fit, not after
     X = demo_data(n_samples, random_state)
-    out(f"gmmfast {gmmfast.__version__} demo: {n_samples:,} samples, 2 features, "
-        f"2 components (OpenMP: {gmmfast.openmp_enabled()})")
+    out(f"gmmfast {__version__} demo: {n_samples:,} samples, 2 features, "
+        f"2 components (OpenMP: {openmp_enabled()})")
     start = time.perf_counter()
-    gm = gmmfast.GaussianMixture(n_components=2, random_state=random_state).fit(X)
+    gm = GaussianMixture(n_components=2, random_state=random_state).fit(X)
     elapsed = time.perf_counter() - start
     out(f"fit (k-means init + EM): {elapsed:.3f} s, {gm.n_iter_} iterations, "
         f"converged={gm.converged_}, lower bound {gm.lower_bound_:.6f}")
@@ -64,14 +66,10 @@ def run_demo(n_samples=1_000_000, random_state=0, compare=True, out=print, plot=
         rc = np.array2string(gm.covariances_[j]).replace("\n", "")
         out(f"cov {k}:     {tc:<28} {rc}")
     if plot is not None:
-        from .plotting import plot_mixture
-
         plot_mixture(gm, X, path=plot)
         out(f"\nwrote {plot}")
 
     if compare:
-        from sklearn.mixture import GaussianMixture as SkGaussianMixture
-
         # same start for both: perturbed true means, identity covariances
         start_params = dict(
             weights_init=np.array([0.5, 0.5]),
@@ -80,7 +78,7 @@ def run_demo(n_samples=1_000_000, random_state=0, compare=True, out=print, plot=
             tol=0.0,
         )
         t_fast = per_iteration_seconds(
-            lambda it: gmmfast.GaussianMixture(2, max_iter=it, **start_params), X)
+            lambda it: GaussianMixture(2, max_iter=it, **start_params), X)
         t_sk = per_iteration_seconds(
             lambda it: SkGaussianMixture(2, max_iter=it, **start_params), X)
         out("\nseconds per EM iteration (same start, median of 3):")

@@ -49,6 +49,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from . import _api, _covariance
+from ._version import __version__
 from ._validation import check_means, check_precisions, check_weights
 
 FORMAT_NAME = "gmmfast.GaussianMixture"
@@ -123,8 +124,6 @@ def write_model(params, fitted, path):
             )
             value = None
         plain[name] = _json_value(value)
-
-    from . import __version__
 
     entries = {
         "format": np.array(FORMAT_NAME),
@@ -346,9 +345,9 @@ def _check_model(entries, params):
     pc = entries["precisions_cholesky_"].astype(np.float64)
     cov = entries["covariances_"].astype(np.float64)
     prec = entries["precisions_"].astype(np.float64)
-    if covariance_type in ("full", "tied"):
-        pcs = pc if covariance_type == "full" else pc[None]
-        covs = cov if covariance_type == "full" else cov[None]
+    cov_type = _covariance.get(covariance_type)
+    if cov_type.matrix:
+        pcs, covs = cov_type.stack(pc), cov_type.stack(cov)
         eye = np.eye(n_features)
         for k, (u, c) in enumerate(zip(pcs, covs)):
             if np.any(np.tril(u, -1) != 0) or np.any(np.diagonal(u) <= 0):
@@ -370,7 +369,7 @@ def _check_model(entries, params):
         if not np.all(residual <= _consistency_tol(dtype, 1) * pc * pc * cov):
             raise _Reject(f"covariances_ and precisions_cholesky_ do not match "
                           f"(max |U^2 Sigma - 1| = {residual.max():.3g})")
-    expected = _covariance.get(covariance_type).precisions(pc)
+    expected = cov_type.precisions(pc)
     scale = np.abs(pc).max() ** 2 * n_features
     if np.abs(prec - expected).max() > 64 * eps * scale:
         raise _Reject("precisions_ does not equal precisions_cholesky_ times its "

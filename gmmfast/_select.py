@@ -139,7 +139,7 @@ def _check_candidates(n_components, covariance_types, criterion):
 
 
 def select(X, n_components=range(1, 10),
-           covariance_types=("full", "tied", "diag", "spherical"), criterion="bic",
+           covariance_types=_covariance.COVARIANCE_TYPES, criterion="bic",
            *, sample_weight=None, n_jobs=None, **options):
     """Fit every candidate and return the best by BIC or AIC.
 

@@ -15,6 +15,8 @@ import scipy.sparse as sp
 from scipy import linalg
 from sklearn.utils import check_array
 
+from . import _covariance
+
 # dtype kinds accepted as numbers: bool, signed/unsigned int, float
 _NUMERIC_KINDS = "biuf"
 
@@ -186,16 +188,8 @@ def check_sample_weight(sample_weight, n_samples, n_components, rescale=True):
             raise TypeError(
                 f"sample_weight must be an array of real numbers ({exc})."
             ) from None
-    if sw.dtype.kind not in "biuf":
-        raise TypeError(
-            f"sample_weight must be an array of real numbers, got dtype {sw.dtype}."
-        )
+    check_weight_layout(sw, n_samples)
     sw = np.ascontiguousarray(sw, dtype=np.float64)
-    if sw.ndim != 1 or sw.shape[0] != n_samples:
-        raise ValueError(
-            f"sample_weight must have shape (n_samples,) = ({n_samples},), "
-            f"got shape {sw.shape}."
-        )
     # Reductions only: no n_samples-sized temporaries (sw may be a memmap
     # larger than memory). A finite sum means every weight is finite; an
     # infinite one may be an overflow, hence the element-wise look then.
@@ -205,6 +199,19 @@ def check_sample_weight(sample_weight, n_samples, n_components, rescale=True):
     check_weight_values(finite, lambda: (float(sw.min()), int(np.count_nonzero(sw)),
                                          float(sw.max())), n_components)
     return rescale_sample_weight(sw, total) if rescale else sw
+
+
+def check_weight_layout(sw, n_samples):
+    """Real numbers, shape (n_samples,): for any array with dtype and shape."""
+    if sw.dtype.kind not in "biuf":
+        raise TypeError(
+            f"sample_weight must be an array of real numbers, got dtype {sw.dtype}."
+        )
+    if sw.ndim != 1 or sw.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight must have shape (n_samples,) = ({n_samples},), "
+            f"got shape {sw.shape}."
+        )
 
 
 def check_weight_values(finite, reductions, n_components):
@@ -318,14 +325,9 @@ def check_precisions(precisions, covariance_type, n_components, n_features, dtyp
     without a chance to answer Ctrl-C). Eigenvalues are computed only to
     report a failure.
     """
-    precisions = _as_float_array(precisions, "precisions_init",
-                                 allow_nd=covariance_type == "full")
-    shape = {
-        "full": (n_components, n_features, n_features),
-        "tied": (n_features, n_features),
-        "diag": (n_components, n_features),
-        "spherical": (n_components,),
-    }[covariance_type]
+    cov = _covariance.get(covariance_type)
+    shape = cov.shape(n_components, n_features)
+    precisions = _as_float_array(precisions, "precisions_init", allow_nd=len(shape) > 2)
     _check_shape(precisions, shape, "precisions_init (%s)" % covariance_type)
     finfo = np.finfo(np.float64 if dtype is None else dtype)
 
@@ -336,7 +338,7 @@ def check_precisions(precisions, covariance_type, n_components, n_features, dtyp
             f"precisions between {1.0 / finfo.max:g} and {finfo.max:g}."
         )
 
-    if covariance_type in ("diag", "spherical"):
+    if not cov.matrix:
         if np.any(precisions <= 0.0):
             raise ValueError(
                 "'%s precision' should be positive: precisions_init has min value "
@@ -349,10 +351,9 @@ def check_precisions(precisions, covariance_type, n_components, n_features, dtyp
             raise overflow_error("", "small")
         return precisions
 
-    stack = precisions if covariance_type == "full" else precisions[None]
     eye = np.eye(n_features)
-    for k, p in enumerate(stack):
-        where = f"[{k}]" if covariance_type == "full" else ""
+    for k, p in enumerate(cov.stack(precisions)):
+        where = f"[{k}]" if precisions.ndim > 2 else ""
         p = p.astype(np.float64)
         if not np.allclose(p, p.T):
             raise ValueError(
