@@ -25,7 +25,7 @@ GRID = [(50_000, 2, 4), (20_000, 16, 8), (5_000, 64, 8)]
 
 def make_data(n_samples, n_features, n_components, seed=0, dtype=np.float64):
     """Overlapping components (centres at scale 3/sqrt(D), unit noise) and
-    perturbed centres to start from (shared/benchmarking.md)."""
+    perturbed centres to start from (bench/README.md)."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=3.0 / np.sqrt(n_features), size=(n_components, n_features))
     labels = rng.integers(0, n_components, n_samples)

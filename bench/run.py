@@ -1,6 +1,6 @@
 """Seconds per EM iteration: gmmfast side by side with scikit-learn and peers.
 
-Method (shared/benchmarking.md): overlapping components (centres at scale
+Method (bench/README.md): overlapping components (centres at scale
 3/sqrt(D), unit noise), the same start for every library that takes one
 (perturbed centres, identity covariances, equal weights), tol disabled, and
 

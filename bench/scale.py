@@ -204,7 +204,7 @@ def main(argv=None):
     import distributed
 
     import gmmfast
-    from gmmfast._em import resolve_n_threads
+    from gmmfast._threads import resolve_n_threads
 
     sizes = ([int(float(s)) for s in args.sizes.split(",")] if args.sizes
              else FULL_SIZES if args.full else QUICK_SIZES)
