@@ -49,7 +49,7 @@ from cpython.exc cimport PyErr_CheckSignals
 
 from gmmfast._simd cimport (
     GM_SMALL_D_MAX, isize, block, block_stats, exp_array, gram_scratch, log_array,
-    normalize_block, rows_to_lp, scale_rows, scratch_size, stats_gram, syrk_upper,
+    normalize_block, rows_to_lp, scale_rows, scratch_size, stats_gram, syrk_add_upper,
     tied_rows_to_lp, tied_stats_rows, trmm_right_upper,
 )
 
@@ -141,23 +141,15 @@ cdef void _block_stats_given(
         stats_gram(x, nb, D, K, wr, shift, scratch, R, S1, S2)
         return
     # BLAS_SYRK: syrk's packing is amortised at large D
-    cdef isize k, j, l
+    cdef isize k
     cdef floating* buf = scratch
     cdef floating* s2blk = buf + nb * D
     cdef floating* s1acc = s2blk + D * D
-    cdef double* S2k
     for k in range(K):
         # buf = sqrt(r) (x - c_k); R_k, S1_k accumulated on the way
         scale_rows(x, nb, D, shift + k * D, wr + k * nb, buf, R + k, S1 + k * D, s1acc)
         # S2_k += buf^T buf  (symmetric rank-nb update, upper triangle)
-        if floating is double:
-            syrk_upper(buf, S2 + k * D * D, <int>nb, <int>D, 1.0)
-        else:
-            syrk_upper(buf, s2blk, <int>nb, <int>D, 0.0)
-            S2k = S2 + k * D * D
-            for j in range(D):
-                for l in range(j, D):
-                    S2k[j * D + l] += s2blk[j * D + l]
+        syrk_add_upper(buf, S2 + k * D * D, s2blk, <int>nb, <int>D)
 
 
 cdef double _block(
@@ -231,13 +223,7 @@ cdef void _block_scatter(
                 sr = <floating>sqrt(sw[i])
             for j in range(D):
                 buf[i * D + j] = sr * (x[i * D + j] - center[j])
-        if floating is double:
-            syrk_upper(buf, T, <int>nb, <int>D, 1.0)
-        else:
-            syrk_upper(buf, s2blk, <int>nb, <int>D, 0.0)
-            for j in range(D):
-                for l in range(j, D):
-                    T[j * D + l] += s2blk[j * D + l]
+        syrk_add_upper(buf, T, s2blk, <int>nb, <int>D)
         return
     for i in range(nb):
         w = 1

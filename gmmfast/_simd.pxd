@@ -194,6 +194,20 @@ cdef inline void syrk_upper(const floating* buf, floating* C, int nb, int D,
         ssyrk(&uplo, &trans, &D, &nb, &one, <float*>buf, &D, &beta, C, &D)
 
 
+cdef inline void syrk_add_upper(const floating* buf, double* C, floating* scratch,
+                                int nb, int D) noexcept nogil:
+    """C (D, D) float64 upper triangle += buf^T @ buf, buf (nb, D); float32
+    through ``scratch`` (D, D) and an add (the accumulators are float64)."""
+    cdef isize j, l
+    if floating is double:
+        syrk_upper(buf, C, nb, D, 1.0)
+    else:
+        syrk_upper(buf, scratch, nb, D, 0.0)
+        for j in range(D):
+            for l in range(j, D):
+                C[j * D + l] += scratch[j * D + l]
+
+
 cdef inline void exp_array(floating* x, floating* y, isize n) noexcept nogil:
     if floating is double:
         gm_exp_array_d(x, y, n)
