@@ -321,7 +321,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 self._warm_start_from(X.shape[1])  # shape checks
                 state = _online.state_from_params(params, self.covariance_type,
                                                   self.reg_covar)
-            lower_bounds = [] if continues_fit else self.lower_bounds_
+            # a new list: copies of the estimator must not see this batch
+            lower_bounds = [] if continues_fit else list(self.lower_bounds_)
         else:
             X = _source.validate_X(X, self, reset=True, ensure_min_samples=2)
             params, sample_weight = _api.start_stream(X, sample_weight,

@@ -388,8 +388,6 @@ def _check_model(entries, params):
         raise _Reject("lower_bound_ is not the last of lower_bounds_")
     if n_iter == 0 and not (np.isfinite(lower_bound) or lower_bound == -np.inf):
         raise _Reject(f"lower_bound_ is {lower_bound}")
-    if n_iter > params["max_iter"]:
-        raise _Reject(f"n_iter_={n_iter} exceeds max_iter={params['max_iter']}")
 
     if "feature_names_in_" in entries:
         names = entries["feature_names_in_"]

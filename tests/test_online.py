@@ -398,3 +398,27 @@ def test_bad_sample_weight_in_later_batch_raises_and_keeps_the_stream():
     with pytest.raises(ValueError, match="sample_weight is zero everywhere"):
         gm.partial_fit(rng.normal(size=(5, 2)), sample_weight=np.zeros(5))
     assert gm._online_state is state and gm.n_iter_ == 1
+
+
+@pytest.mark.parametrize("make_copy", ["copy", "deepcopy", "pickle", "load"])
+def test_fitted_attributes_never_alias_across_copies(make_copy, tmp_path):
+    """A copy keeps its own record: one more partial_fit on the original
+    leaves the copy's lower_bounds_ (and every other attribute) as it was."""
+    import copy
+    import pickle
+
+    import gmmfast
+
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    gm = GaussianMixture(2, random_state=0)
+    gm.partial_fit(X[:100]).partial_fit(X[100:200])
+    twin = {"copy": copy.copy, "deepcopy": copy.deepcopy,
+            "pickle": lambda m: pickle.loads(pickle.dumps(m)),
+            "load": lambda m: gmmfast.load(m.save(tmp_path / "m.npz"))}[make_copy](gm)
+    before = {k: (list(v) if isinstance(v, list) else np.copy(v))
+              for k, v in vars(twin).items() if k.endswith("_") and not k.startswith("_")}
+    gm.partial_fit(X[200:])
+    assert gm.n_iter_ == 3 and len(gm.lower_bounds_) == 3
+    assert twin.n_iter_ == 2 and len(twin.lower_bounds_) == 2
+    for k, v in before.items():
+        np.testing.assert_array_equal(getattr(twin, k), v, err_msg=k)

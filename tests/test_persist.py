@@ -132,6 +132,45 @@ def test_max_iter_zero_model_round_trips(tmp_path):
     _assert_same_model(gm, gmmfast.load(gm.save(tmp_path / "m.npz")), X)
 
 
+def _stream(covariance_type, dtype, n_batches, **params):
+    X = make_blobs(300, 3, 3, seed=0, dtype=dtype)[0]
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0, **params)
+    for b in range(n_batches):
+        gm.partial_fit(X[100 * (b % 3):100 * (b % 3) + 100])
+    return gm, X
+
+
+def _reachable_states(covariance_type, dtype):
+    """Every kind of state the estimator can be saved in (name, model, X)."""
+    states = [("fit",) + _fit(covariance_type, dtype),
+              ("max_iter=0",) + _fit(covariance_type, dtype, max_iter=0),
+              ("max_iter=2, not converged",) + _fit(covariance_type, dtype, max_iter=2, tol=0),
+              ("n_init=2",) + _fit(covariance_type, dtype, n_init=2)]
+    for n_batches in (1, 3, 7):  # streams longer than max_iter among them
+        states.append((f"partial_fit x{n_batches}",)
+                      + _stream(covariance_type, dtype, n_batches, max_iter=2))
+    gm, X = _fit(covariance_type, dtype, warm_start=True, max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(X)  # warm start: continues the first fit
+    states.append(("warm start", gm, X))
+    gm, X = _fit(covariance_type, dtype, warm_start=True, max_iter=2)
+    for b in range(3):
+        gm.partial_fit(X[:100])  # a stream continuing a fit
+    states.append(("warm start + partial_fit x3", gm, X))
+    return states
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_every_reachable_state_saves_and_loads(covariance_type, dtype, tmp_path):
+    """A file that save() writes, load() accepts: every state the estimator
+    reaches (a stream of more batches than max_iter used to be refused)."""
+    for name, gm, X in _reachable_states(covariance_type, dtype):
+        loaded = gmmfast.load(gm.save(tmp_path / "m.npz"))
+        _assert_same_model(gm, loaded, X)
+
+
 def test_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch):
     gm, X = _fit()
     path = gm.save(tmp_path / "m.npz")
