@@ -140,20 +140,60 @@ def test_weights_reach_the_initialisation():
 
 # ----------------------------------------------------- far from the origin
 
+def _far_tolerances(dtype, offset, n_samples):
+    """How close a fit of X + offset (in dtype) must come to the fit of X.
+
+    The data themselves differ: fl(x + offset) - offset - fl(x) is up to half
+    an ulp of the offset, u = ulp(offset) / 2, uniform, independent of x. It
+    moves a variance by 2 cov(x, delta) + var(delta): at most about
+    2 sigma (u / sqrt 3) / sqrt(n_k) + u^2 / 3 relative to sigma^2 = 1
+    (make_blobs' unit noise), and a mean by u / sqrt(3 n_k), on top of the
+    means' own rounding at the offset (half an ulp). The shifted sums add
+    about (block rows) eps relative. So: means within one ulp of the offset,
+    covariances and weights within 8x the data term plus 256 eps.
+    """
+    eps = float(np.finfo(dtype).eps)
+    ulp = float(np.spacing(dtype(offset)))
+    n_k = n_samples / 4  # the smallest component of make_blobs(3000, 3, 2) has more
+    u = ulp / 2
+    data = 2 * (u / np.sqrt(3)) / np.sqrt(n_k) + u * u / 3
+    return dict(means=ulp, covariances=8 * data + 256 * eps, weights=8 * data + 256 * eps)
+
+
+def _raw_moment_variances(X, resp):
+    """sum r x^2 / n_k - mu^2 in X's dtype: the raw moments gmmfast never uses
+    (scikit-learn's diag, spherical and tied M-steps)."""
+    nk = resp.sum(axis=0)
+    mu = (resp.T @ X) / nk[:, None]
+    return (resp.T @ (X * X)) / nk[:, None] - mu * mu
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-@pytest.mark.parametrize("dtype,offset,rtol", [(np.float64, 1e8, 1e-5), (np.float32, 1e4, 2e-2)])
-def test_stable_far_from_origin(covariance_type, dtype, offset, rtol):
-    """Shifted statistics: an offset changes the means, not the covariances."""
+@pytest.mark.parametrize("dtype,offset", [(np.float64, 1e8), (np.float32, 1e4)])
+def test_stable_far_from_origin(covariance_type, dtype, offset):
+    """Shifted statistics: an offset changes the means, not the covariances.
+    Raw moments from the same responsibilities fail the same tolerance."""
     X, centers = make_blobs(3000, 3, 2, seed=8)
     kwargs = dict(n_components=2, covariance_type=covariance_type, max_iter=20, tol=0.0)
     start = start_params(covariance_type, centers)
     base = quiet_fit(GaussianMixture(**kwargs, **start), X.astype(dtype))
     start["means_init"] = start["means_init"] + offset
-    far = quiet_fit(GaussianMixture(**kwargs, **start), (X + offset).astype(dtype))
+    X_far = (X + offset).astype(dtype)
+    far = quiet_fit(GaussianMixture(**kwargs, **start), X_far)
+    tol = _far_tolerances(dtype, offset, len(X))
     assert np.all(np.isfinite(far.covariances_))
-    np.testing.assert_allclose(far.means_ - offset, base.means_, atol=rtol * 10)
-    np.testing.assert_allclose(far.covariances_, base.covariances_, rtol=rtol * 10)
-    np.testing.assert_allclose(far.weights_, base.weights_, atol=rtol)
+    np.testing.assert_allclose(far.means_.astype(np.float64) - offset, base.means_,
+                               rtol=0, atol=tol["means"])
+    # relative to the variances' size (off-diagonal entries are small)
+    np.testing.assert_allclose(far.covariances_, base.covariances_, rtol=0,
+                               atol=tol["covariances"] * np.abs(base.covariances_).max())
+    np.testing.assert_allclose(far.weights_, base.weights_, rtol=0, atol=tol["weights"])
+    # a known-wrong method (raw moments, in the data's dtype) fails it
+    variances = _raw_moment_variances(X_far, far.predict_proba(X_far))
+    reference = _raw_moment_variances(X.astype(np.float64),
+                                      base.predict_proba(X.astype(dtype)).astype(np.float64))
+    rel = np.abs(variances - reference) / np.abs(reference)
+    assert rel.max() > 100 * tol["covariances"], rel.max()
     # the default (k-means) start works there too, with positive variances
     gm = quiet_fit(GaussianMixture(2, covariance_type=covariance_type, random_state=0),
                    (X + offset).astype(dtype))
