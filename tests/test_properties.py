@@ -22,7 +22,10 @@ from gmmfast import GaussianMixture
 from conftest import COVARIANCE_TYPES
 
 EXAMPLES = int(os.environ.get("GMMFAST_HYPOTHESIS_EXAMPLES", "100"))
+# the default run draws the same examples every time (CI is reproducible);
+# a longer hunt (GMMFAST_HYPOTHESIS_EXAMPLES) draws new ones
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
+                    derandomize="GMMFAST_HYPOTHESIS_EXAMPLES" not in os.environ,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -74,33 +77,61 @@ def problems(draw, kinds=("blobs", "duplicates", "constant column", "integers"),
     return X, sample_weight, params
 
 
-def _fit(X, sample_weight, params):
+def _may_raise(X, params):
+    """Where a legal input may get the reg_covar error (the README's
+    Reliability section says so):
+
+    - scikit-learn's 'tied' start from single points ('k-means++',
+      'random_from_data') is taken about the origin, and far from it that
+      covariance loses every digit;
+    - float32 data too few or too degenerate to keep every component's
+      covariance full-rank (fewer distinct rows than 3 n_components
+      (n_features + 1), where EM can shrink a component onto n_features
+      points, or a constant column), where reg_covar is below float32's
+      resolution at the data's spread (reg_covar < eps * spread^2).
+    """
+    if (params["covariance_type"] == "tied"
+            and params["init_params"] in ("k-means++", "random_from_data")):
+        return True
+    if X.dtype != np.float32:
+        return False
+    X64 = X.astype(np.float64)
+    distinct = np.unique(X64, axis=0).shape[0]
+    degenerate = (distinct < 3 * params["n_components"] * (X.shape[1] + 1)
+                  or np.any(np.ptp(X64, axis=0) == 0))
+    spread = float(np.ptp(X64, axis=0).max())
+    reg = params.get("reg_covar", 1e-6)
+    return degenerate and reg < float(np.finfo(np.float32).eps) * spread ** 2
+
+
+def _fit(X, sample_weight, params, outcomes, may_raise=_may_raise):
+    """The fitted model, or None after the reg_covar error where ``may_raise``
+    allows it; ``outcomes`` counts both."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         try:
-            return GaussianMixture(**params).fit(X, sample_weight=sample_weight)
+            gm = GaussianMixture(**params).fit(X, sample_weight=sample_weight)
         except ValueError as exc:
             # the one error a legal input may get: it names the fix
             assert "increase reg_covar" in str(exc), str(exc)
+            assert may_raise(X, params), (str(exc), X.dtype, X.shape, params)
             event("ill-defined covariance error (names reg_covar)")
+            outcomes.append(False)
             return None
+    outcomes.append(True)
+    return gm
 
 
-def _rounding_scale(gm, X):
-    """How large the lower bound's rounding can be, relative to eps.
+def _check_outcomes(outcomes, max_error_fraction):
+    """Most drawn examples fit: errors are a small, stated minority."""
+    assert outcomes, "no example ran"
+    errors = outcomes.count(False)
+    assert errors <= max_error_fraction * len(outcomes), (errors, len(outcomes))
 
-    Each sample's term is -1/2 (x - mu)^T Sigma^-1 (x - mu) + log-det terms.
-    x - mu is computed in the data's dtype (error eps |x|), and the
-    covariance from statistics rounded at eps |x - mean|^2, which a thin
-    covariance (reg_covar-sized eigenvalue) magnifies by 1/lambda_min. So:
-    1 + |lower bound| + D * ||Sigma^-1|| * spread * (spread + size), over the
-    components that hold weight (an empty component's terms do not count).
-    """
-    X = X.astype(np.float64)
-    spread = np.sqrt(((X - X.mean(axis=0)) ** 2).sum(axis=1).max())
-    size = np.sqrt((X ** 2).sum(axis=1).max())
+
+def _largest_precision(gm):
+    """The largest eigenvalue of a precision among components holding weight."""
     prec = np.asarray(gm.precisions_, dtype=np.float64)
-    n_features = X.shape[1]
     if gm.covariance_type == "full":
         lam = np.linalg.eigvalsh(prec).max(axis=1)
     elif gm.covariance_type == "tied":
@@ -109,15 +140,48 @@ def _rounding_scale(gm, X):
         lam = prec.max(axis=1)
     else:
         lam = prec
-    lam = lam[gm.weights_ > 1e-6].max()
-    return n_features * lam * spread * (spread + size)
+    return lam[gm.weights_ > 1e-6].max()
+
+
+def _rounding_allowance(gm, X, lb):
+    """How much rounding can lower the lower bound from one iteration to the
+    next, (n_iter - 1,) in nats per sample.
+
+    The lower bound is the mean of log p(x_i) evaluated in the data's dtype:
+    lognorm_k - 1/2 m_ik, with the Mahalanobis term m_ik = ||(x_i - mu_k) U_k||^2
+    from D^2 multiply-adds, then a log-sum-exp. Each value carries about
+    eps (|log p(x_i)| + (D + 2) m_ik) of rounding, and at an M-step's
+    parameters the responsibility-weighted mean of m_ik is D (the trace
+    identity), so the mean carries eps (|lb| + (D + 2) D); two iterations are
+    compared, 4x margin: 8 eps (1 + |lb_t| + |lb_t+1| + (D + 2) D).
+    The parameters themselves are rounded to the dtype: a mean far from the
+    origin by eps |mu| / 2 per coordinate. Its first-order effect on the mean
+    log-likelihood vanishes at a stationary point (the only place EM's
+    increase is small enough for rounding to show), the second order is
+    1/2 lambda_max D (eps |mu|_max / 2)^2 per iteration: twice that.
+    """
+    eps = float(np.finfo(X.dtype).eps)
+    n_features = X.shape[1]
+    evaluation = 8 * eps * (1.0 + np.abs(lb[:-1]) + np.abs(lb[1:])
+                            + (n_features + 2) * n_features)
+    mu_max = float(np.abs(np.asarray(gm.means_, dtype=np.float64)).max())
+    means = _largest_precision(gm) * n_features * (eps * mu_max) ** 2 / 4
+    return evaluation + means
+
+
+def test_outputs_finite_and_responsibilities_sum_to_one():
+    outcomes = []
+    _outputs_finite_and_responsibilities_sum_to_one(outcomes)
+    # measured: 5 of 300 drawn examples (1.7%) raise, most of them tied from
+    # k-means++/random_from_data
+    _check_outcomes(outcomes, max_error_fraction=0.05)
 
 
 @SETTINGS
-@given(problems())
-def test_outputs_finite_and_responsibilities_sum_to_one(problem):
+@given(problem=problems())
+def _outputs_finite_and_responsibilities_sum_to_one(outcomes, problem):
     X, sample_weight, params = problem
-    gm = _fit(X, sample_weight, params)
+    gm = _fit(X, sample_weight, params, outcomes)
     if gm is None:
         return
     for name in ("weights_", "means_", "covariances_", "precisions_cholesky_",
@@ -141,10 +205,17 @@ def test_outputs_finite_and_responsibilities_sum_to_one(problem):
     assert np.isfinite(gm.bic(X)) and np.isfinite(gm.aic(X))
 
 
+def test_lower_bound_never_decreases_beyond_rounding():
+    outcomes = []
+    _lower_bound_never_decreases_beyond_rounding(outcomes)
+    # measured: 3 of 300 drawn examples (1%) collapse a covariance
+    _check_outcomes(outcomes, max_error_fraction=0.05)
+
+
 @SETTINGS
-@given(problems(kinds=("blobs",), per_component=4, scales=(1e-3, 1.0, 1e3),
-                offsets=(0.0, 10.0, 1e3), inits=("kmeans", "random")))
-def test_lower_bound_never_decreases_beyond_rounding(problem):
+@given(problem=problems(kinds=("blobs",), per_component=4, scales=(1e-3, 1.0, 1e3),
+                        offsets=(0.0, 10.0, 1e3), inits=("kmeans", "random")))
+def _lower_bound_never_decreases_beyond_rounding(outcomes, problem):
     """EM never decreases the likelihood. That holds for reg_covar=0 only:
     adding reg_covar to the covariances makes the M-step differ from the
     likelihood's maximiser (by an amount that depends on n_k), and then the
@@ -154,12 +225,12 @@ def test_lower_bound_never_decreases_beyond_rounding(problem):
     reg_covar error, which is allowed."""
     X, sample_weight, params = problem
     params = dict(params, tol=0.0, max_iter=max(params["max_iter"], 10), reg_covar=0.0)
-    gm = _fit(X, sample_weight, params)
+    # with reg_covar=0 a component may collapse onto a few points: allowed
+    gm = _fit(X, sample_weight, params, outcomes, may_raise=lambda X, params: True)
     if gm is None:
         return
     lb = np.asarray(gm.lower_bounds_)
     assert len(lb) == gm.n_iter_
     drops = lb[:-1] - lb[1:]
-    eps = float(np.finfo(X.dtype).eps)
-    allowed = 64 * eps * (1.0 + np.abs(lb[1:]) + _rounding_scale(gm, X))
+    allowed = _rounding_allowance(gm, X, lb)
     assert np.all(drops <= allowed), (lb, drops, allowed)
