@@ -24,10 +24,14 @@ def fit_both(X, sample_weight=None, **kwargs):
     return sk, gf
 
 
-def assert_same_model(sk, gf, rtol=1e-8):
+def assert_same_model(sk, gf, rtol=1e-8, first_bound_rtol=None):
+    """first_bound_rtol: the first lower bound's tolerance where scikit-learn's
+    start carries more rounding than the fit (see its caller)."""
     assert gf.n_iter_ == sk.n_iter_
     assert gf.converged_ == sk.converged_
-    np.testing.assert_allclose(gf.lower_bounds_, sk.lower_bounds_, rtol=rtol, atol=rtol)
+    first = rtol if first_bound_rtol is None else first_bound_rtol
+    np.testing.assert_allclose(gf.lower_bounds_[:1], sk.lower_bounds_[:1], rtol=first, atol=first)
+    np.testing.assert_allclose(gf.lower_bounds_[1:], sk.lower_bounds_[1:], rtol=rtol, atol=rtol)
     np.testing.assert_allclose(gf.lower_bound_, sk.lower_bound_, rtol=rtol, atol=rtol)
     for name in ATTRS:
         a, b = getattr(gf, name), getattr(sk, name)
@@ -71,7 +75,14 @@ def test_same_random_state_same_model(init_params, covariance_type):
     X = make_blobs(1500, 3, 3, seed=4, offset=2.0)[0]
     sk, gf = fit_both(X, n_components=3, covariance_type=covariance_type,
                       init_params=init_params, random_state=42, max_iter=25)
-    assert_same_model(sk, gf, rtol=1e-7)
+    # From one point per component (k-means++, random_from_data) the start's
+    # diag/spherical variances are reg_covar-sized, and scikit-learn's are raw
+    # moments E[x^2] - mu^2 at |x| ~ 3: relative rounding ~ eps 3^2 / 1e-6, 2e-9,
+    # which the first lower bound (Mahalanobis terms over reg_covar) carries
+    # (measured 1.5e-8); every later bound and every parameter agrees to 1e-8.
+    single_point = init_params in ("k-means++", "random_from_data")
+    raw_start = single_point and covariance_type in ("diag", "spherical")
+    assert_same_model(sk, gf, first_bound_rtol=5e-8 if raw_start else None)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -97,7 +108,7 @@ def test_n_init_picks_the_same_best():
     X = make_blobs(2000, 2, 4, seed=6)[0]
     sk, gf = fit_both(X, n_components=4, n_init=4, init_params="random", random_state=3,
                       max_iter=50)
-    assert_same_model(sk, gf, rtol=1e-7)
+    assert_same_model(sk, gf)
 
 
 def test_warm_start_continues_like_sklearn():
