@@ -17,6 +17,8 @@ mean_log_likelihood(kp)              score: the mean (weighted) log p(x)
 
 mean and T are computed at most once (lazily).
 """
+import os
+
 import numpy as np
 
 from . import _stats
@@ -55,12 +57,27 @@ class DataSource:
         return self._T
 
 
+def _mapped_files(*arrays):
+    """(path, bytes the mapping needs) of each numpy memmap behind ``arrays``."""
+    files = []
+    for a in arrays:
+        while a is not None and not isinstance(a, np.memmap):
+            a = getattr(a, "base", None)
+        if isinstance(a, np.memmap) and getattr(a, "filename", None):
+            files.append((a.filename, int(a.offset) + int(a.nbytes)))
+    return files
+
+
 class ArrayData(DataSource):
     """Data held in memory, or a numpy memmap read in place.
 
     X : C-contiguous float32/float64 (n_samples, n_features), validated.
     sample_weight : float64 (n_samples,) or None, validated.
     cfg : _dispatch.KernelConfig.
+
+    A memmapped file that shrinks under a fit would make the next read of a
+    vanished page a bus error (the process killed); each pass checks first that
+    every mapped file still holds the bytes it maps, and raises otherwise.
     """
 
     def __init__(self, X, sample_weight, cfg):
@@ -71,14 +88,31 @@ class ArrayData(DataSource):
         self.total_weight = (
             float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
         )
+        self._files = _mapped_files(X, sample_weight)
+
+    def _check_files(self):
+        for path, needed in self._files:
+            try:
+                size = os.stat(path).st_size
+            except OSError as exc:
+                raise OSError(f"the memory-mapped file {path} behind X or sample_weight "
+                              f"cannot be read any more ({exc}).") from None
+            if size < needed:
+                raise OSError(
+                    f"the memory-mapped file {path} behind X or sample_weight shrank to "
+                    f"{size} bytes during the fit, but its array needs {needed}: it was "
+                    "truncated or rewritten. Fit again once the file is complete.")
 
     def _e_step_pass(self, kp):
+        self._check_files()
         return _stats.e_step_stats(self.X, self.sample_weight, kp, self.cfg)
 
     def _compute_mean(self):
+        self._check_files()
         return _stats.weighted_mean(self.X, self.sample_weight)
 
     def _compute_scatter(self):
+        self._check_files()
         with blas_single_thread():
             return _stats.scatter(self.X, self.sample_weight, self.center, self.cfg)
 
@@ -86,6 +120,7 @@ class ArrayData(DataSource):
         return self
 
     def predict(self, kp, logp=False, resp=False, labels=False):
+        self._check_files()
         with blas_single_thread():
             return _stats.predict_arrays(self.X, kp, self.cfg, logp=logp, resp=resp,
                                          labels=labels)

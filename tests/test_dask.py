@@ -402,3 +402,64 @@ def test_memmap_through_dask_initialises_on_a_sample(tmp_path):
             tracemalloc.stop()
     assert gm.n_iter_ == 3
     assert peak < X.nbytes // 3, (peak, X.nbytes)  # 10 MB of data, a ~1 MB sample
+
+
+# ----------------------------------------------------------- faults
+
+def _own_cluster():
+    """A cluster of this test's own (2 worker processes behind nannies), so
+    that killing a worker touches nothing else."""
+    return distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                    memory_limit="1GiB", dashboard_address=None)
+
+
+def _kill_one_worker(client):
+    """SIGKILL one worker process of ``client``'s cluster (its nanny restarts
+    it); returns the pid killed."""
+    import os
+    import signal
+
+    pids = client.run(os.getpid)  # {worker address: pid}, processes we started
+    pid = sorted(pids.values())[0]
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def test_worker_killed_during_fit_and_predict_gives_the_same_answers():
+    """A worker process dies in the middle of a fit (its persisted chunks of X
+    with it): Dask recomputes the lost chunks, and the fit ends with the
+    parameters of the fit without the fault. The same for a prediction."""
+    import threading
+
+    import gmmfast
+
+    X, centers = make_blobs(40_000, 3, N_COMPONENTS, seed=11)
+    start = start_params("full", centers)
+    kwargs = dict(tol=0.0, max_iter=12, **start)
+    with _own_cluster() as cluster, distributed.Client(cluster) as client:
+        Xd = da.from_array(X, chunks=(2_500, 3)).persist()
+        distributed.wait(Xd)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            reference = gmmfast.fit(Xd, N_COMPONENTS, **kwargs)
+        killed = {}
+
+        def kill_soon(n_iter, lower_bound):
+            if n_iter == 3:  # during the next iterations' passes over the chunks
+                threading.Timer(0.05, lambda: killed.setdefault(
+                    "pid", _kill_one_worker(client))).start()
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            got = gmmfast.fit(Xd, N_COMPONENTS, callback=kill_soon, **kwargs)
+        assert "pid" in killed
+        for name in ("weights", "means", "covariances", "precisions_cholesky"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(reference, name))
+        assert got.lower_bounds == reference.lower_bounds and got.n_iter == reference.n_iter
+
+        gm = _fit_quietly(GaussianMixture(N_COMPONENTS, **kwargs), Xd)
+        expected = gm.predict(X)
+        client.wait_for_workers(2, timeout=60)
+        labels = gm.predict(Xd)
+        _kill_one_worker(client)  # its chunks of X are lost before the compute
+        np.testing.assert_array_equal(labels.compute(), expected)

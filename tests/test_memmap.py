@@ -5,6 +5,7 @@ bounded by the kernels' block buffers, not by n_samples: fitting a memmap
 4x longer allocates no more (tracemalloc sees every numpy allocation; the
 mapped file itself is not an allocation).
 """
+import os
 import tracemalloc
 import warnings
 
@@ -126,3 +127,24 @@ def test_memmap_fit_equals_in_memory(memmaps, covariance_type):
     for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
         np.testing.assert_array_equal(getattr(on_disk, name), getattr(in_memory, name))
     np.testing.assert_array_equal(on_disk.predict(X[:500]), in_memory.predict(X[:500]))
+
+
+def test_file_truncated_under_a_running_fit_is_a_clear_error(tmp_path):
+    """A memmapped file cut short between two iterations: OSError naming the
+    file before the next pass reads a vanished page (a bus error would kill
+    the process)."""
+    import gmmfast
+
+    X, centers = make_blobs(20_000, 3, N_COMPONENTS, seed=3)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    Xm = np.load(path, mmap_mode="r")
+    start = dict(weights_init=np.full(N_COMPONENTS, 1 / N_COMPONENTS), means_init=centers,
+                 precisions_init=np.tile(np.eye(3), (N_COMPONENTS, 1, 1)))
+
+    def cut(n_iter, lower_bound):
+        if n_iter == 2:
+            os.truncate(path, 4096)
+
+    with pytest.raises(OSError, match=r"x\.npy .*shrank to 4096 bytes during the fit"):
+        gmmfast.fit(Xm, N_COMPONENTS, tol=0.0, max_iter=10, callback=cut, **start)
