@@ -1,8 +1,11 @@
 """Adapters: one EM fit of a fixed number of iterations, from a given start.
 
 Each adapter's ``fit`` returns the number of iterations the library reports
-having run (oneDAL stops early when the log-likelihood change is exactly 0,
-even with accuracyThreshold=0, so the count is read back, never assumed).
+having run, read back, never assumed: oneDAL stops early when the
+log-likelihood change is exactly 0, even with accuracyThreshold=0; mlpack's
+count comes from its log (max_iterations=n runs n - 1); OpenCV reports none,
+so its ``fit`` returns None and ``count_iterations`` reads the count off the
+results, outside the timing.
 """
 import numpy as np
 
@@ -102,7 +105,7 @@ class OpenCV:
     def supports(self, covariance_type, dtype):
         return covariance_type in ("full", "diag", "spherical")
 
-    def fit(self, X, start, covariance_type, n_iter, n_threads):
+    def _train(self, X, start, covariance_type, n_iter, n_threads):
         import cv2
 
         cv2.setNumThreads(n_threads)
@@ -118,9 +121,26 @@ class OpenCV:
             "diag": cv2.ml.EM_COV_MAT_DIAGONAL,
             "spherical": cv2.ml.EM_COV_MAT_SPHERICAL,
         }[covariance_type])
-        em.setTermCriteria((cv2.TERM_CRITERIA_COUNT, n_iter, 0.0))
+        # COUNT and EPS with epsilon 0: stop at n_iter, or earlier only when
+        # the log-likelihood decreases (OpenCV's loop, modules/ml/src/em.cpp)
+        em.setTermCriteria((cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, n_iter, 0.0))
         em.trainM(X, probs)
-        return n_iter  # OpenCV does not report its count; COUNT-only criteria
+        return em
+
+    def fit(self, X, start, covariance_type, n_iter, n_threads):
+        self._train(X, start, covariance_type, n_iter, n_threads)
+        return None  # OpenCV does not report its count: see count_iterations
+
+    def count_iterations(self, X, start, covariance_type, n_iter, n_threads):
+        """The E-steps a run of n_iter did, read off its result: a run that
+        stopped early ends where the run one iteration shorter ends."""
+        means = self._train(X, start, covariance_type, n_iter, n_threads).getMeans()
+        while n_iter > 1:
+            shorter = self._train(X, start, covariance_type, n_iter - 1, n_threads).getMeans()
+            if not np.array_equal(means, shorter):
+                return n_iter
+            n_iter -= 1
+        return n_iter
 
 
 class MlPack:
@@ -137,16 +157,32 @@ class MlPack:
         return covariance_type in ("full", "diag")
 
     def fit(self, X, start, covariance_type, n_iter, n_threads):
+        import os
+        import re
+        import sys
+        import tempfile
+
         import mlpack
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(n_threads):
-            mlpack.gmm_train(gaussians=start["means_init"].shape[0],
-                             input_=np.asarray(X, dtype=np.float64),
-                             max_iterations=n_iter, tolerance=0.0, seed=0,
-                             diagonal_covariance=covariance_type == "diag",
-                             no_force_positive=True)
-        return n_iter  # runs max_iterations with tolerance 0
+        # its count, read back from its own log (mlpack prints one line per EM
+        # iteration with verbose=True; max_iterations=n runs n - 1 of them)
+        with tempfile.TemporaryFile(mode="w+") as log, threadpool_limits(n_threads):
+            sys.stdout.flush()
+            saved = os.dup(1)
+            os.dup2(log.fileno(), 1)
+            try:
+                mlpack.gmm_train(gaussians=start["means_init"].shape[0],
+                                 input_=np.asarray(X, dtype=np.float64),
+                                 max_iterations=n_iter, tolerance=0.0, seed=0,
+                                 diagonal_covariance=covariance_type == "diag",
+                                 no_force_positive=True, verbose=True)
+            finally:
+                sys.stdout.flush()
+                os.dup2(saved, 1)
+                os.close(saved)
+            log.seek(0)
+            return len(re.findall(r"EMFit::Estimate\(\): iteration \d+", log.read()))
 
 
 LIBRARIES = {cls.name: cls for cls in (GmmFast, ScikitLearn, OneDAL, OpenCV, MlPack)}

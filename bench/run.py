@@ -154,6 +154,9 @@ def time_library(lib, X, start, covariance_type, n_threads, lo, hi):
             t0 = time.perf_counter()
             iters[n_iter] = lib.fit(X, start, covariance_type, n_iter, n_threads)
             times[n_iter] = time.perf_counter() - t0
+            if iters[n_iter] is None:  # not reported: read off the results, untimed
+                iters[n_iter] = lib.count_iterations(X, start, covariance_type, n_iter,
+                                                     n_threads)
     if iters[hi] <= iters[lo]:
         return float("nan"), iters
     return (times[hi] - times[lo]) / (iters[hi] - iters[lo]), iters
