@@ -59,6 +59,8 @@ ctypedef Py_ssize_t isize
 
 cdef extern from "_simd.h" nogil:
     int GM_SMALL_D_MAX
+    int GM_PORTABLE_BUILD
+    int GM_CLONES_BUILD
     int64_t scratch_size_d(int64_t nb, int64_t D, int64_t K)
     int64_t scratch_size_f(int64_t nb, int64_t D, int64_t K)
     double block_d(int cov_type, const double* x, int64_t nb, int64_t D, int64_t K,
@@ -144,6 +146,18 @@ def openmp_enabled():
 def debug_build():
     """True when compiled with GMMFAST_DEBUG=1 (bounds checks on)."""
     return bool(GMMFAST_DEBUG)
+
+
+def portable_build():
+    """True when the vector kernels are the plain-C path (GMMFAST_PORTABLE=1,
+    or a compiler without GCC vector extensions)."""
+    return bool(GM_PORTABLE_BUILD)
+
+
+def isa_dispatch():
+    """True when the kernels are compiled per instruction set and picked at
+    load time (target_clones)."""
+    return bool(GM_CLONES_BUILD)
 
 
 def omp_max_threads():

@@ -17,8 +17,17 @@
  * Accuracy: within 2 ulp of libm over the ranges used (tests compare).
  *
  * The entry points are compiled once per instruction set (AVX-512, AVX2,
- * baseline x86-64) and picked at load time (GCC target_clones), so one build
- * runs everywhere and uses the widest vectors the machine has.
+ * baseline x86-64) and picked at load time (target_clones, GCC and clang >= 14
+ * on x86-64 Linux/glibc), so one build runs everywhere and uses the widest
+ * vectors the machine has. Elsewhere they are compiled once, for the
+ * compiler's target (GMMFAST_NATIVE=1 in setup.py: -march=native).
+ *
+ * Two paths for the few routines written with GCC vector extensions
+ * (GM(gram_upper)): the vector one (GCC, clang) and a plain-C one
+ * (GM_PORTABLE: loops under `#pragma omp simd`), which compilers without
+ * the extensions (MSVC) get, and which GMMFAST_PORTABLE=1 in setup.py
+ * selects for testing. Everything compiler-specific is in the "compat"
+ * block below.
  */
 #ifndef GMMFAST_SIMD_H
 #define GMMFAST_SIMD_H
@@ -27,14 +36,73 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    !defined(GMMFAST_NO_CLONES) && defined(__linux__)
-#define GM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* ---- compat: every per-compiler spelling lives here ------------------- */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GM_GNUC_LIKE 1 /* GCC, clang, Apple clang, icx: GNU C extensions */
 #else
-#define GM_CLONES
+#define GM_GNUC_LIKE 0 /* MSVC and others: standard C only */
 #endif
 
+/* GM_PORTABLE (setup.py: GMMFAST_PORTABLE=1) selects the plain-C path;
+ * compilers without GCC vector extensions get it whatever was asked. */
+#if !GM_GNUC_LIKE && !defined(GM_PORTABLE)
+#define GM_PORTABLE 1
+#endif
+#ifdef GM_PORTABLE
+#define GM_PORTABLE_BUILD 1
+#else
+#define GM_PORTABLE_BUILD 0
+#endif
+
+/* Forced inlining. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define GM_INLINE static __forceinline
+#elif GM_GNUC_LIKE
 #define GM_INLINE static inline __attribute__((always_inline))
+#else
+#define GM_INLINE static inline
+#endif
+
+/* Loop unrolling hint for a loop with a constant trip count. */
+#define GM_PRAGMA(x) _Pragma(#x)
+#if defined(__clang__)
+#define GM_UNROLL(n) GM_PRAGMA(clang loop unroll_count(n))
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define GM_UNROLL(n) GM_PRAGMA(GCC unroll n)
+#else
+#define GM_UNROLL(n)
+#endif
+
+/* Runtime ISA dispatch: target_clones needs ifunc (ELF, glibc's loader).
+ * GCC >= 6 and clang >= 14 have it on x86-64; __GLIBC__ comes from
+ * <math.h> above. The portable path is compiled once (as MSVC would). */
+#if defined(__clang__)
+#define GM_CLONES_COMPILER (__clang_major__ >= 14)
+#elif defined(__GNUC__)
+#define GM_CLONES_COMPILER (__GNUC__ >= 6)
+#else
+#define GM_CLONES_COMPILER 0
+#endif
+#if GM_CLONES_COMPILER && defined(__x86_64__) && defined(__linux__) && \
+    defined(__GLIBC__) && !defined(GMMFAST_NO_CLONES) && !defined(GM_PORTABLE)
+#define GM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define GM_CLONES_BUILD 1
+#else
+#define GM_CLONES
+#define GM_CLONES_BUILD 0
+#endif
+
+/* Two-input vector shuffle with constant lane indices (the vector path
+ * only): clang spells it __builtin_shufflevector with the indices as
+ * arguments, GCC __builtin_shuffle with an index vector of type IV. */
+#if defined(__clang__)
+#define GM_SHUFFLE(IV, a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#elif defined(__GNUC__)
+#define GM_SHUFFLE(IV, a, b, ...) __builtin_shuffle(a, b, (IV){__VA_ARGS__})
+#endif
+
+/* ---- end of compat ------------------------------------------------------ */
 
 /* Features from which full covariance uses the small-D (register) kernels;
  * above it the Cython BLAS path (trmm + syrk) takes over. */
@@ -75,6 +143,19 @@ GM_INLINE double gm_exp_d(double x)
     return x < -708.0 ? 0.0 : y;
 }
 
+/* gm_log_d and gm_log_f are the FreeBSD/musl log and logf (fdlibm's
+ * e_log.c and e_logf.c): their algorithm and coefficients Lg1..Lg7, under
+ * this notice (also in LICENSE):
+ *
+ * ====================================================
+ * Copyright (C) 1993 by Sun Microsystems, Inc. All rights reserved.
+ *
+ * Developed at SunPro, a Sun Microsystems, Inc. business.
+ * Permission to use, copy, modify, and distribute this
+ * software is freely granted, provided that this notice
+ * is preserved.
+ * ====================================================
+ */
 GM_INLINE double gm_log_d(double x)
 {
     /* x > 0 and normal (callers guarantee it). musl/FreeBSD log. */
