@@ -64,10 +64,12 @@
 #define GM_INLINE static inline
 #endif
 
-/* Loop unrolling hint for a loop with a constant trip count. */
+/* Unroll an inner loop of constant trip count n (so that the loop around it
+ * vectorises). clang: full unrolling, which runs before its vectoriser
+ * (unroll_count(n) runs after it, and the outer loop stayed scalar). */
 #define GM_PRAGMA(x) _Pragma(#x)
 #if defined(__clang__)
-#define GM_UNROLL(n) GM_PRAGMA(clang loop unroll_count(n))
+#define GM_UNROLL(n) GM_PRAGMA(clang loop unroll(full))
 #elif defined(__GNUC__) && __GNUC__ >= 8
 #define GM_UNROLL(n) GM_PRAGMA(GCC unroll n)
 #else
