@@ -20,7 +20,8 @@ GMMFAST_PORTABLE "1" compiles the plain-C kernels (GM_PORTABLE in
 Compilers (as scikit-learn's build finds OpenMP): GCC -fopenmp; clang
 -fopenmp (LLVM's libomp, e.g. Debian's libomp-dev); Apple clang
 -Xpreprocessor -fopenmp -lomp (Homebrew's libomp, found under
-$(brew --prefix libomp) or /opt/homebrew/opt/libomp, /usr/local/opt/libomp);
+$GMMFAST_LIBOMP_PREFIX, $(brew --prefix libomp), /opt/homebrew/opt/libomp or
+/usr/local/opt/libomp);
 Intel icx/icc -qopenmp / -fiopenmp; MSVC /openmp. Other flags are probed
 (-fno-math-errno, -Wno-psabi, -fopenmp-simd without OpenMP) rather than
 assumed. CC selects the compiler on Unix as usual.
