@@ -228,7 +228,8 @@ def _extensions():
     ext = Extension(
         "gmmfast._kernels",
         ["gmmfast/_kernels.pyx"],
-        depends=["gmmfast/_simd.h", "gmmfast/_simd_impl.h", "gmmfast/_simd_full.h"],
+        depends=["gmmfast/_simd.h", "gmmfast/_simd_dtypes.h", "gmmfast/_simd_impl.h",
+                 "gmmfast/_simd_full.h"],
         include_dirs=[numpy.get_include(), "gmmfast"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
         + ([("CYTHON_DEBUG_BUILD", "1")] if debug else [])

@@ -74,6 +74,6 @@ int main(void)
         }
     bad += check("gram_upper float64 (abs)", g1, 1e-13);
     bad += check("gram_upper float32 (abs)", g2, 1e-5);
-    printf("portable build: %d, clones: %d\n", GM_PORTABLE_BUILD, GM_CLONES_BUILD);
+    printf("portable build: %d, isa dispatch: \"%s\"\n", GM_PORTABLE_BUILD, GM_ISA_DISPATCH);
     return bad;
 }

@@ -60,7 +60,7 @@ ctypedef Py_ssize_t isize
 cdef extern from "_simd.h" nogil:
     int GM_SMALL_D_MAX
     int GM_PORTABLE_BUILD
-    int GM_CLONES_BUILD
+    const char* GM_ISA_DISPATCH
     int64_t scratch_size_d(int64_t nb, int64_t D, int64_t K)
     int64_t scratch_size_f(int64_t nb, int64_t D, int64_t K)
     double block_d(int cov_type, const double* x, int64_t nb, int64_t D, int64_t K,
@@ -155,9 +155,9 @@ def portable_build():
 
 
 def isa_dispatch():
-    """True when the kernels are compiled per instruction set and picked at
-    load time (target_clones)."""
-    return bool(GM_CLONES_BUILD)
+    """How the kernels pick an instruction set at load time: "target_clones"
+    (ifunc), "cpu_supports" (function pointers), or "" (compiled once)."""
+    return GM_ISA_DISPATCH.decode()
 
 
 def omp_max_threads():
