@@ -48,7 +48,7 @@ from libc.stdint cimport int64_t
 from cpython.exc cimport PyErr_CheckSignals
 
 from gmmfast._simd cimport (
-    GM_SMALL_D_MAX, isize, block, block_stats, exp_array, gram_scratch, log_array,
+    GM_ISA_DISPATCH, GM_PORTABLE_BUILD, GM_SMALL_D_MAX, isize, block, block_stats, exp_array, gram_scratch, log_array,
     normalize_block, rows_to_lp, scale_rows, scratch_size, stats_gram, syrk_add_upper,
     tied_rows_to_lp, tied_stats_rows, trmm_right_upper,
 )
@@ -103,6 +103,18 @@ def openmp_enabled():
 def debug_build():
     """True when compiled with GMMFAST_DEBUG=1 (bounds checks on)."""
     return bool(GMMFAST_DEBUG)
+
+
+def portable_build():
+    """True when the vector kernels are the plain-C path (GMMFAST_PORTABLE=1,
+    or a compiler without GCC vector extensions)."""
+    return bool(GM_PORTABLE_BUILD)
+
+
+def isa_dispatch():
+    """How the kernels pick an instruction set at load time: "target_clones"
+    (ifunc), "cpu_supports" (function pointers), or "" (compiled once)."""
+    return GM_ISA_DISPATCH.decode()
 
 
 def omp_max_threads():

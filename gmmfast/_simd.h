@@ -17,8 +17,19 @@
  * Accuracy: within 2 ulp of libm over the ranges used (tests compare).
  *
  * The entry points are compiled once per instruction set (AVX-512, AVX2,
- * baseline x86-64) and picked at load time (GCC target_clones), so one build
- * runs everywhere and uses the widest vectors the machine has.
+ * baseline x86-64) and picked at load time, so one build runs everywhere and
+ * uses the widest vectors the machine has: by target_clones (ifunc; GCC and
+ * clang >= 14 on x86-64 Linux/glibc), or on other x86-64 GCC/clang targets by
+ * __builtin_cpu_supports through function pointers (GM_ISA_FNPTR).
+ * Elsewhere (aarch64, MSVC) they are compiled once, for the compiler's
+ * target (GMMFAST_NATIVE=1 in setup.py: -march=native).
+ *
+ * Two paths for the few routines written with GCC vector extensions
+ * (GM(gram_upper)): the vector one (GCC, clang) and a plain-C one
+ * (GM_PORTABLE: loops under `#pragma omp simd`), which compilers without
+ * the extensions (MSVC) get, and which GMMFAST_PORTABLE=1 in setup.py
+ * selects for testing. Everything compiler-specific is in the "compat"
+ * block below.
  */
 #ifndef GMMFAST_SIMD_H
 #define GMMFAST_SIMD_H
@@ -27,14 +38,104 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    !defined(GMMFAST_NO_CLONES) && defined(__linux__)
-#define GM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* ---- compat: every per-compiler spelling lives here ------------------- */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GM_GNUC_LIKE 1 /* GCC, clang, Apple clang, icx: GNU C extensions */
 #else
-#define GM_CLONES
+#define GM_GNUC_LIKE 0 /* MSVC and others: standard C only */
 #endif
 
+/* GM_PORTABLE (setup.py: GMMFAST_PORTABLE=1) selects the plain-C path;
+ * compilers without GCC vector extensions get it whatever was asked. */
+#if !GM_GNUC_LIKE && !defined(GM_PORTABLE)
+#define GM_PORTABLE 1
+#endif
+#ifdef GM_PORTABLE
+#define GM_PORTABLE_BUILD 1
+#else
+#define GM_PORTABLE_BUILD 0
+#endif
+
+/* Forced inlining. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define GM_INLINE static __forceinline
+#elif GM_GNUC_LIKE
 #define GM_INLINE static inline __attribute__((always_inline))
+#else
+#define GM_INLINE static inline
+#endif
+
+/* Unroll an inner loop of constant trip count n (so that the loop around it
+ * vectorises). clang: full unrolling, which runs before its vectoriser
+ * (unroll_count(n) runs after it, and the outer loop stayed scalar). */
+#define GM_PRAGMA(x) _Pragma(#x)
+#if defined(__clang__)
+#define GM_UNROLL(n) GM_PRAGMA(clang loop unroll(full))
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define GM_UNROLL(n) GM_PRAGMA(GCC unroll n)
+#else
+#define GM_UNROLL(n)
+#endif
+
+/* Runtime ISA dispatch: target_clones needs ifunc (ELF, glibc's loader).
+ * GCC >= 6 and clang >= 14 have it on x86-64; __GLIBC__ comes from
+ * <math.h> above. The portable path is compiled once (as MSVC would). */
+#if defined(__clang__)
+#define GM_CLONES_COMPILER (__clang_major__ >= 14)
+#elif defined(__GNUC__)
+#define GM_CLONES_COMPILER (__GNUC__ >= 6)
+#else
+#define GM_CLONES_COMPILER 0
+#endif
+#if GM_CLONES_COMPILER && defined(__x86_64__) && defined(__linux__) && \
+    defined(__GLIBC__) && !defined(GMMFAST_NO_CLONES) && !defined(GM_PORTABLE) && \
+    !(defined(GM_ISA_FNPTR) && GM_ISA_FNPTR)
+#define GM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define GM_CLONES_BUILD 1
+#else
+#define GM_CLONES
+#define GM_CLONES_BUILD 0
+#endif
+
+/* Elsewhere on x86-64 with GCC or clang (macOS, musl, clang < 14; or
+ * -DGM_ISA_FNPTR=1 to test it): the kernels compiled once per instruction
+ * set under target pragmas, the entry points' names standing for a choice
+ * by __builtin_cpu_supports (GM_PICK below). */
+#ifndef GM_ISA_FNPTR
+#if !GM_CLONES_BUILD && GM_GNUC_LIKE && defined(__x86_64__) && \
+    !defined(GMMFAST_NO_CLONES) && !defined(GM_PORTABLE)
+#define GM_ISA_FNPTR 1
+#else
+#define GM_ISA_FNPTR 0
+#endif
+#endif
+#if defined(__clang__)
+#define GM_TARGET_PUSH(t) \
+    GM_PRAGMA(clang attribute push(__attribute__((target(t))), apply_to = function))
+#define GM_TARGET_POP GM_PRAGMA(clang attribute pop)
+#elif defined(__GNUC__)
+#define GM_TARGET_PUSH(t) GM_PRAGMA(GCC push_options) GM_PRAGMA(GCC target(t))
+#define GM_TARGET_POP GM_PRAGMA(GCC pop_options)
+#endif
+#if GM_CLONES_BUILD
+#define GM_ISA_DISPATCH "target_clones"
+#elif GM_ISA_FNPTR
+#define GM_ISA_DISPATCH "cpu_supports"
+#else
+#define GM_ISA_DISPATCH ""
+#endif
+
+/* Two-input vector shuffle with constant lane indices (the vector path
+ * only): clang spells it __builtin_shufflevector with the indices as
+ * arguments, GCC __builtin_shuffle with an index vector of type IV. */
+#if defined(__clang__)
+#define GM_SHUFFLE(IV, a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#elif defined(__GNUC__)
+#define GM_SHUFFLE(IV, a, b, ...) __builtin_shuffle(a, b, (IV){__VA_ARGS__})
+#endif
+
+/* ---- end of compat ------------------------------------------------------ */
 
 /* GM_SMALL_D_MAX and gm_template_d(): generated from the kernel-path table
  * (gmmfast/_dispatch.py) by tools/gen_simd_full.py. */
@@ -75,6 +176,19 @@ GM_INLINE double gm_exp_d(double x)
     return x < -708.0 ? 0.0 : y;
 }
 
+/* gm_log_d and gm_log_f are the FreeBSD/musl log and logf (fdlibm's
+ * e_log.c and e_logf.c): their algorithm and coefficients Lg1..Lg7, under
+ * this notice (also in LICENSE):
+ *
+ * ====================================================
+ * Copyright (C) 1993 by Sun Microsystems, Inc. All rights reserved.
+ *
+ * Developed at SunPro, a Sun Microsystems, Inc. business.
+ * Permission to use, copy, modify, and distribute this
+ * software is freely granted, provided that this notice
+ * is preserved.
+ * ====================================================
+ */
 GM_INLINE double gm_log_d(double x)
 {
     /* x > 0 and normal (callers guarantee it). musl/FreeBSD log. */
@@ -171,34 +285,62 @@ GM_CLONES static void gm_log_array_f(const float* x, float* y, int64_t n)
     for (int64_t i = 0; i < n; i++) y[i] = gm_log_f(x[i]);
 }
 
-/* ---- the two dtypes ----------------------------------------------------- */
+/* ---- the two dtypes (gmmfast/_simd_dtypes.h), once or once per ISA ------ */
 
-#define REAL double
-#define GM_IS_DOUBLE 1
-#define GM(name) name##_d
-#define GM_EXP gm_exp_d
-#define GM_LOG gm_log_d
-#define GM_SQRT sqrt
-#include "_simd_impl.h"
-#undef REAL
-#undef GM_IS_DOUBLE
-#undef GM
-#undef GM_EXP
-#undef GM_LOG
-#undef GM_SQRT
+#define GM_CAT3(a, b, c) a##b##c
+#define GM_XCAT3(a, b, c) GM_CAT3(a, b, c)
 
-#define REAL float
-#define GM_IS_DOUBLE 0
-#define GM(name) name##_f
-#define GM_EXP gm_exp_f
-#define GM_LOG gm_log_f
-#define GM_SQRT sqrtf
-#include "_simd_impl.h"
-#undef REAL
-#undef GM_IS_DOUBLE
-#undef GM
-#undef GM_EXP
-#undef GM_LOG
-#undef GM_SQRT
+#if GM_ISA_FNPTR
+GM_TARGET_PUSH("avx512f")
+#define GM_SFX _avx512f
+#include "_simd_dtypes.h"
+#undef GM_SFX
+GM_TARGET_POP
+GM_TARGET_PUSH("avx2")
+#define GM_SFX _avx2
+#include "_simd_dtypes.h"
+#undef GM_SFX
+GM_TARGET_POP
+#define GM_SFX _base
+#include "_simd_dtypes.h"
+#undef GM_SFX
+
+/* 2: AVX-512F, 1: AVX2, 0: baseline; checked once (a race between threads
+ * at the first call writes the same value). */
+static int gm_isa_level(void)
+{
+    static volatile int level = -1;
+    if (level < 0) {
+        __builtin_cpu_init();
+        level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return level;
+}
+#define GM_PICK(f) (gm_isa_level() == 2 ? f##_avx512f : gm_isa_level() == 1 ? f##_avx2 : f##_base)
+#define scratch_size_d GM_PICK(scratch_size_d)
+#define scratch_size_f GM_PICK(scratch_size_f)
+#define block_d GM_PICK(block_d)
+#define block_f GM_PICK(block_f)
+#define block_stats_d GM_PICK(block_stats_d)
+#define block_stats_f GM_PICK(block_stats_f)
+#define normalize_block_d GM_PICK(normalize_block_d)
+#define normalize_block_f GM_PICK(normalize_block_f)
+#define rows_to_lp_d GM_PICK(rows_to_lp_d)
+#define rows_to_lp_f GM_PICK(rows_to_lp_f)
+#define tied_rows_to_lp_d GM_PICK(tied_rows_to_lp_d)
+#define tied_rows_to_lp_f GM_PICK(tied_rows_to_lp_f)
+#define tied_stats_rows_d GM_PICK(tied_stats_rows_d)
+#define tied_stats_rows_f GM_PICK(tied_stats_rows_f)
+#define scale_rows_d GM_PICK(scale_rows_d)
+#define scale_rows_f GM_PICK(scale_rows_f)
+#define gram_scratch_d GM_PICK(gram_scratch_d)
+#define gram_scratch_f GM_PICK(gram_scratch_f)
+#define stats_gram_d GM_PICK(stats_gram_d)
+#define stats_gram_f GM_PICK(stats_gram_f)
+#define gram_upper_d GM_PICK(gram_upper_d)
+#define gram_upper_f GM_PICK(gram_upper_f)
+#else
+#include "_simd_dtypes.h"
+#endif
 
 #endif /* GMMFAST_SIMD_H */

@@ -11,6 +11,8 @@ ctypedef Py_ssize_t isize
 
 cdef extern from "_simd.h" nogil:
     int GM_SMALL_D_MAX
+    int GM_PORTABLE_BUILD          # 1: the plain-C vector path
+    const char* GM_ISA_DISPATCH    # "target_clones", "cpu_supports" or ""
     int64_t scratch_size_d(int64_t nb, int64_t D, int64_t K)
     int64_t scratch_size_f(int64_t nb, int64_t D, int64_t K)
     double block_d(int cov_type, const double* x, int64_t nb, int64_t D, int64_t K,

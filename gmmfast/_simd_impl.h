@@ -29,7 +29,7 @@ GM_INLINE void GM(transpose_const)(const REAL* x, int64_t nb, const int D, REAL*
 {
     #pragma omp simd
     for (int64_t i = 0; i < nb; i++) {
-        #pragma GCC unroll 16
+        GM_UNROLL(16)
         for (int j = 0; j < D; j++) xt[j * nb + i] = x[i * D + j];
     }
 }
@@ -54,7 +54,7 @@ GM_INLINE void GM(transpose_in)(const REAL* x, int64_t nb, int64_t D, int64_t ro
             REAL* xd = xt + j * nb;
             #pragma omp simd
             for (int64_t i = 0; i < nb; i++) {
-                #pragma GCC unroll 8
+                GM_UNROLL(8)
                 for (int q = 0; q < 8; q++) xd[q * nb + i] = xs[i * D + q];
             }
         }
@@ -77,15 +77,14 @@ GM_INLINE void GM(transpose_in)(const REAL* x, int64_t nb, int64_t D, int64_t ro
  * horizontal sums at the end of a tile are then one transposing shuffle tree
  * for all 16 accumulators instead of a spill and 8 scalar adds each
  * (measured 40% faster at D = 16, 128 rows). */
+#ifndef GM_PORTABLE
 typedef REAL GM(vec) __attribute__((vector_size(64)));
 #define GM_VL ((int64_t)(64 / sizeof(REAL)))
 
-GM_INLINE GM(vec) GM(vload)(const REAL* p)
-{
-    GM(vec) v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
+/* v := the GM_VL values at p (unaligned). A macro, not a function returning
+ * a vector: clang rejects 64-byte vector returns in the clones without
+ * AVX-512 ("changes the ABI"). */
+#define GM_VLOAD(v, p) memcpy(&(v), (p), sizeof(v))
 
 /* t[q] = sum of the lanes of a[q], q < 16: a transposing tree of two-input
  * shuffles (15 adds and 30 shuffles for all 16, against 16 separate trees of
@@ -94,19 +93,17 @@ GM_INLINE void GM(hsum16)(const GM(vec)* a, REAL* t)
 {
 #if GM_IS_DOUBLE
     typedef long long iv __attribute__((vector_size(64)));
-    const iv h0 = {0, 1, 2, 3, 8, 9, 10, 11}, h1 = {4, 5, 6, 7, 12, 13, 14, 15};
-    const iv q0 = {0, 1, 8, 9, 4, 5, 12, 13}, q1 = {2, 3, 10, 11, 6, 7, 14, 15};
-    const iv e0 = {0, 8, 2, 10, 4, 12, 6, 14}, e1 = {1, 9, 3, 11, 5, 13, 7, 15};
+    (void)sizeof(iv); /* clang: only GCC's GM_SHUFFLE names it */
     GM(vec) z[8], w[4], r[2];
     for (int p = 0; p < 8; p++)
-        z[p] = __builtin_shuffle(a[2 * p], a[2 * p + 1], h0)
-             + __builtin_shuffle(a[2 * p], a[2 * p + 1], h1);
+        z[p] = GM_SHUFFLE(iv, a[2 * p], a[2 * p + 1], 0, 1, 2, 3, 8, 9, 10, 11)
+             + GM_SHUFFLE(iv, a[2 * p], a[2 * p + 1], 4, 5, 6, 7, 12, 13, 14, 15);
     for (int p = 0; p < 4; p++)
-        w[p] = __builtin_shuffle(z[2 * p], z[2 * p + 1], q0)
-             + __builtin_shuffle(z[2 * p], z[2 * p + 1], q1);
+        w[p] = GM_SHUFFLE(iv, z[2 * p], z[2 * p + 1], 0, 1, 8, 9, 4, 5, 12, 13)
+             + GM_SHUFFLE(iv, z[2 * p], z[2 * p + 1], 2, 3, 10, 11, 6, 7, 14, 15);
     for (int p = 0; p < 2; p++)
-        r[p] = __builtin_shuffle(w[2 * p], w[2 * p + 1], e0)
-             + __builtin_shuffle(w[2 * p], w[2 * p + 1], e1);
+        r[p] = GM_SHUFFLE(iv, w[2 * p], w[2 * p + 1], 0, 8, 2, 10, 4, 12, 6, 14)
+             + GM_SHUFFLE(iv, w[2 * p], w[2 * p + 1], 1, 9, 3, 11, 5, 13, 7, 15);
     /* r[0] = sums of a0 a4 a2 a6 a1 a5 a3 a7, r[1] the same plus 8 */
     static const int order[8] = {0, 4, 2, 6, 1, 5, 3, 7};
     for (int l = 0; l < 8; l++) {
@@ -115,25 +112,35 @@ GM_INLINE void GM(hsum16)(const GM(vec)* a, REAL* t)
     }
 #else
     typedef int iv __attribute__((vector_size(64)));
-    const iv h0 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
-    const iv h1 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
-    const iv q0 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
-    const iv q1 = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31};
-    const iv e0 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
-    const iv e1 = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
-    const iv o0 = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
-    const iv o1 = {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31};
+    (void)sizeof(iv);
+    /* lane indices into the concatenation (a, b) of the two inputs */
+#define GM_H0 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define GM_H1 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define GM_Q0 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define GM_Q1 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define GM_E0 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define GM_E1 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define GM_O0 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define GM_O1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
     GM(vec) z[8], w[4], q[2], r;
     for (int p = 0; p < 8; p++)
-        z[p] = __builtin_shuffle(a[2 * p], a[2 * p + 1], h0)
-             + __builtin_shuffle(a[2 * p], a[2 * p + 1], h1);
+        z[p] = GM_SHUFFLE(iv, a[2 * p], a[2 * p + 1], GM_H0)
+             + GM_SHUFFLE(iv, a[2 * p], a[2 * p + 1], GM_H1);
     for (int p = 0; p < 4; p++)
-        w[p] = __builtin_shuffle(z[2 * p], z[2 * p + 1], q0)
-             + __builtin_shuffle(z[2 * p], z[2 * p + 1], q1);
+        w[p] = GM_SHUFFLE(iv, z[2 * p], z[2 * p + 1], GM_Q0)
+             + GM_SHUFFLE(iv, z[2 * p], z[2 * p + 1], GM_Q1);
     for (int p = 0; p < 2; p++)
-        q[p] = __builtin_shuffle(w[2 * p], w[2 * p + 1], e0)
-             + __builtin_shuffle(w[2 * p], w[2 * p + 1], e1);
-    r = __builtin_shuffle(q[0], q[1], o0) + __builtin_shuffle(q[0], q[1], o1);
+        q[p] = GM_SHUFFLE(iv, w[2 * p], w[2 * p + 1], GM_E0)
+             + GM_SHUFFLE(iv, w[2 * p], w[2 * p + 1], GM_E1);
+    r = GM_SHUFFLE(iv, q[0], q[1], GM_O0) + GM_SHUFFLE(iv, q[0], q[1], GM_O1);
+#undef GM_H0
+#undef GM_H1
+#undef GM_Q0
+#undef GM_Q1
+#undef GM_E0
+#undef GM_E1
+#undef GM_O0
+#undef GM_O1
     static const int order[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
     for (int l = 0; l < 16; l++) t[order[l]] = r[l];
 #endif
@@ -148,8 +155,10 @@ GM_CLONES static void GM(gram_upper)(const REAL* et, int64_t nb, int64_t dp, REA
             GM(vec) a[16];
             for (int q = 0; q < 16; q++) a[q] = (GM(vec)){0};
             for (int64_t i = 0; i < nv; i += GM_VL) {
-                GM(vec) x0 = GM(vload)(e0 + i), x1 = GM(vload)(e1 + i);
-                GM(vec) x2 = GM(vload)(e2 + i), x3 = GM(vload)(e3 + i);
+                GM(vec) x0, x1;
+                GM_VLOAD(x0, e0 + i); GM_VLOAD(x1, e1 + i);
+                GM(vec) x2, x3;
+                GM_VLOAD(x2, e2 + i); GM_VLOAD(x3, e3 + i);
                 a[0] += x0 * x0; a[1] += x0 * x1; a[2] += x0 * x2; a[3] += x0 * x3;
                 a[5] += x1 * x1; a[6] += x1 * x2; a[7] += x1 * x3;
                 a[10] += x2 * x2; a[11] += x2 * x3;
@@ -173,10 +182,14 @@ GM_CLONES static void GM(gram_upper)(const REAL* et, int64_t nb, int64_t dp, REA
             GM(vec) a[16];
             for (int q = 0; q < 16; q++) a[q] = (GM(vec)){0};
             for (int64_t i = 0; i < nv; i += GM_VL) {
-                GM(vec) x0 = GM(vload)(e0 + i), x1 = GM(vload)(e1 + i);
-                GM(vec) x2 = GM(vload)(e2 + i), x3 = GM(vload)(e3 + i);
-                GM(vec) y0 = GM(vload)(f0 + i), y1 = GM(vload)(f1 + i);
-                GM(vec) y2 = GM(vload)(f2 + i), y3 = GM(vload)(f3 + i);
+                GM(vec) x0, x1;
+                GM_VLOAD(x0, e0 + i); GM_VLOAD(x1, e1 + i);
+                GM(vec) x2, x3;
+                GM_VLOAD(x2, e2 + i); GM_VLOAD(x3, e3 + i);
+                GM(vec) y0, y1;
+                GM_VLOAD(y0, f0 + i); GM_VLOAD(y1, f1 + i);
+                GM(vec) y2, y3;
+                GM_VLOAD(y2, f2 + i); GM_VLOAD(y3, f3 + i);
                 a[0] += x0 * y0; a[1] += x0 * y1; a[2] += x0 * y2; a[3] += x0 * y3;
                 a[4] += x1 * y0; a[5] += x1 * y1; a[6] += x1 * y2; a[7] += x1 * y3;
                 a[8] += x2 * y0; a[9] += x2 * y1; a[10] += x2 * y2; a[11] += x2 * y3;
@@ -199,6 +212,38 @@ GM_CLONES static void GM(gram_upper)(const REAL* et, int64_t nb, int64_t dp, REA
     }
 }
 #undef GM_VL
+#undef GM_VLOAD
+
+#else /* GM_PORTABLE: the same tiles as plain loops (any C compiler) */
+
+GM_CLONES static void GM(gram_upper)(const REAL* et, int64_t nb, int64_t dp, REAL* gram)
+{
+    for (int64_t jb = 0; jb < dp; jb += 4) {
+        const REAL *e0 = et + jb * nb, *e1 = e0 + nb, *e2 = e1 + nb, *e3 = e2 + nb;
+        for (int64_t lb = jb; lb < dp; lb += 4) {
+            const REAL *f0 = et + lb * nb, *f1 = f0 + nb, *f2 = f1 + nb, *f3 = f2 + nb;
+            REAL t00 = 0, t01 = 0, t02 = 0, t03 = 0, t10 = 0, t11 = 0, t12 = 0, t13 = 0;
+            REAL t20 = 0, t21 = 0, t22 = 0, t23 = 0, t30 = 0, t31 = 0, t32 = 0, t33 = 0;
+            #pragma omp simd reduction(+:t00, t01, t02, t03, t10, t11, t12, t13, \
+                                          t20, t21, t22, t23, t30, t31, t32, t33)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL x0 = e0[i], x1 = e1[i], x2 = e2[i], x3 = e3[i];
+                const REAL y0 = f0[i], y1 = f1[i], y2 = f2[i], y3 = f3[i];
+                t00 += x0 * y0; t01 += x0 * y1; t02 += x0 * y2; t03 += x0 * y3;
+                t10 += x1 * y0; t11 += x1 * y1; t12 += x1 * y2; t13 += x1 * y3;
+                t20 += x2 * y0; t21 += x2 * y1; t22 += x2 * y2; t23 += x2 * y3;
+                t30 += x3 * y0; t31 += x3 * y1; t32 += x3 * y2; t33 += x3 * y3;
+            }
+            const REAL t[16] = {t00, t01, t02, t03, t10, t11, t12, t13,
+                                t20, t21, t22, t23, t30, t31, t32, t33};
+            for (int q = 0; q < 4; q++)
+                for (int r = lb == jb ? q : 0; r < 4; r++)
+                    gram[(jb + q) * dp + lb + r] = t[q * 4 + r];
+        }
+    }
+}
+
+#endif /* GM_PORTABLE */
 
 #include "_simd_full.h"
 
