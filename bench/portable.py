@@ -9,7 +9,7 @@ kernels (vector vs GMMFAST_PORTABLE=1, gcc vs clang) one after the other:
 Each run writes bench/results/portable-NAME.json; --compare prints B / A per
 row (above 1: B is slower). One thread, tol disabled, per-iteration =
 (t(hi) - t(lo)) / (iters(hi) - iters(lo)) as in bench/run.py, the median of
---repeats. The data and start are gmmfast._quickbench's (bench/run.py's).
+--repeats. The data and start are bench/quickbench.py's (bench/run.py's).
 """
 import argparse
 import json
@@ -22,6 +22,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
+sys.path.insert(0, HERE)
+
+from quickbench import make_data, start_for  # noqa: E402
 
 # (n_samples, n_features, n_components): the register kernels (D <= 16,
 # gram tiles in the statistics from D = 5), and the BLAS path (D = 64)
@@ -31,7 +34,6 @@ TYPES = ("full", "tied", "diag", "spherical")
 
 def per_iteration(X, n_components, covariance_type, means0, repeats, lo=2, hi=6):
     import gmmfast
-    from gmmfast._quickbench import start_for
 
     start = dict(start_for(covariance_type, means0), covariance_type=covariance_type, tol=0.0)
 
@@ -54,7 +56,6 @@ def per_iteration(X, n_components, covariance_type, means0, repeats, lo=2, hi=6)
 
 def run(name, repeats, dtypes):
     from gmmfast import _kernels
-    from gmmfast._quickbench import make_data
 
     info = dict(name=name, portable=bool(getattr(_kernels, "portable_build", lambda: False)()),
                 isa_dispatch=bool(getattr(_kernels, "isa_dispatch", lambda: False)()),
