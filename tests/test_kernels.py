@@ -130,19 +130,25 @@ def test_e_step_matches_reference(covariance_type, path, dtype, n_samples, n_thr
 @pytest.mark.parametrize("n_features", [1, 2, 3, 5, 8, 9, 11, 13, 16, 17, 24])
 def test_e_step_every_feature_count(covariance_type, dtype, n_features):
     """Each register-kernel size (and its zero padding) and the BLAS path."""
-    rng = np.random.default_rng(n_features)
-    n_components = 3
-    params = random_params(covariance_type, n_components, n_features, rng)
-    X = (rng.normal(size=(2 * CHUNK + 3, n_features)) * 1.5).astype(dtype)
+    check_every_path(covariance_type, dtype, n_features, CHUNK, 2 * CHUNK + 3,
+                     seed=n_features, rtol=RTOL[dtype] * (10 if dtype == np.float32 else 1))
+
+
+def check_every_path(covariance_type, dtype, n_features, chunk, n_samples, seed, rtol):
+    """The E-step statistics of every path that serves this shape against the
+    reference, with weights, in blocks of ``chunk`` rows."""
+    rng = np.random.default_rng(seed)
+    params = random_params(covariance_type, 3, n_features, rng)
+    X = (rng.normal(size=(n_samples, n_features)) * 1.5).astype(dtype)
     sw = rng.uniform(0, 3, X.shape[0])
     ref_params = params.astype(dtype).astype(np.float64)
     for path in PATHS:
         if not serves(path, covariance_type, n_features):
             continue
-        (R, S1, S2), ll, kp = run_kernel(X, sw, params, covariance_type, 2, path)
+        (R, S1, S2), ll, kp = run_kernel(X, sw, params, covariance_type, 2, path,
+                                         chunk=chunk)
         (Rr, S1r, S2r), llr, _, _ = reference_stats(
             X, sw, ref_params, covariance_type, kp.center.astype(np.float64))
-        rtol = RTOL[dtype] * (10 if dtype == np.float32 else 1)
         np.testing.assert_allclose(R, Rr, rtol=rtol, atol=rtol)
         np.testing.assert_allclose(S1, S1r, rtol=rtol, atol=rtol * max(1, np.abs(S1r).max()))
         if S2r is not None:

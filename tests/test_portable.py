@@ -11,7 +11,7 @@ from gmmfast import _kernels
 from gmmfast._dispatch import BLAS_SYRK, BLAS_TILES
 
 from conftest import COVARIANCE_TYPES
-from test_kernels import PATHS, RTOL, random_params, reference_stats, run_kernel, serves
+from test_kernels import RTOL, check_every_path, random_params, reference_stats, run_kernel
 
 
 
@@ -30,26 +30,10 @@ def test_build_flags():
 @pytest.mark.parametrize("n_features", [1, 4, 5, 7, 12, 16, 17, 37])
 @pytest.mark.parametrize("chunk", [37, 128])
 def test_e_step_vector_blocks(covariance_type, dtype, n_features, chunk):
-    rng = np.random.default_rng(100 + n_features)
-    n_components = 3
-    params = random_params(covariance_type, n_components, n_features, rng)
-    X = (rng.normal(size=(2 * chunk + 19, n_features)) * 1.5).astype(dtype)
-    sw = rng.uniform(0, 3, X.shape[0])
-    ref_params = params.astype(dtype).astype(np.float64)
-    for path in PATHS:
-        if not serves(path, covariance_type, n_features):
-            continue
-        (R, S1, S2), ll, kp = run_kernel(X, sw, params, covariance_type, 2, path,
-                                         chunk=chunk)
-        (Rr, S1r, S2r), llr, _, _ = reference_stats(
-            X, sw, ref_params, covariance_type, kp.center.astype(np.float64))
-        # float32 sums over a block of 128 rows: a few times the 8-row error
-        rtol = RTOL[dtype] * (30 if dtype == np.float32 else 1)
-        np.testing.assert_allclose(R, Rr, rtol=rtol, atol=rtol)
-        np.testing.assert_allclose(S1, S1r, rtol=rtol, atol=rtol * max(1, np.abs(S1r).max()))
-        if S2r is not None:
-            np.testing.assert_allclose(S2, S2r, rtol=rtol, atol=rtol * np.abs(S2r).max())
-        np.testing.assert_allclose(ll, llr, rtol=rtol)
+    # float32 sums over a block of 128 rows: a few times the 8-row error
+    check_every_path(covariance_type, dtype, n_features, chunk, 2 * chunk + 19,
+                     seed=100 + n_features,
+                     rtol=RTOL[dtype] * (30 if dtype == np.float32 else 1))
 
 
 def test_gram_tiles_and_syrk():
