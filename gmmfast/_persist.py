@@ -46,7 +46,6 @@ import zipfile
 from numbers import Integral
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
 from . import _api, _covariance
 from ._version import __version__

@@ -13,7 +13,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import gmmfast
-from gmmfast import GaussianMixture, _persist
+from gmmfast import GaussianMixture
 
 from conftest import COVARIANCE_TYPES, make_blobs
 

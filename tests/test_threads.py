@@ -15,7 +15,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from gmmfast import GaussianMixture, _data, _kernels, _stats, _threads
+from gmmfast import GaussianMixture, _kernels, _stats, _threads
 
 from conftest import make_blobs
 from interrupt_child import interrupt
