@@ -42,6 +42,7 @@ PARAMETER_CONSTRAINTS = {
     "n_threads": [None, Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
     "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
     "learning_offset": [Interval(Real, 0.0, None, closed="left")],
+    "nan_policy": [StrOptions({"raise", "marginalize"})],
 }
 
 DEFAULTS = dict(
@@ -49,6 +50,7 @@ DEFAULTS = dict(
     n_init=1, init_params="kmeans", weights_init=None, means_init=None,
     precisions_init=None, random_state=None, warm_start=False, verbose=0,
     verbose_interval=10, n_threads=None, learning_decay=0.6, learning_offset=2.0,
+    nan_policy="raise",
 )
 
 # integer parameters: bool is an Integral to Python, never a count to us
@@ -81,12 +83,14 @@ def check_n_samples(n_samples, n_components):
         )
 
 
-def fit_arrays(X, sample_weight, params, *, warm_start_from=None, callback=None):
+def fit_arrays(X, sample_weight, params, *, warm_start_from=None, callback=None,
+               feature_names=None):
     """EM on validated X (``_source.validate_X``) with validated ``params``
     (every parameter, by name); returns a ``FitResult``.
 
     warm_start_from : (GMMParams, lower_bound) or None.
     callback : callable(n_iter, lower_bound) or None, after every iteration.
+    feature_names : X's column names (for the messages about missing values).
     """
     n_samples, n_features = X.shape
     n_components = params["n_components"]
@@ -95,7 +99,8 @@ def fit_arrays(X, sample_weight, params, *, warm_start_from=None, callback=None)
     random_state = check_random_state(params["random_state"])
     data = _source.make_source(
         X, sample_weight, covariance_type=covariance_type, n_components=n_components,
-        n_threads=params["n_threads"], random_state=random_state)
+        n_threads=params["n_threads"], random_state=random_state,
+        nan_policy=params["nan_policy"], fitting=True, feature_names=feature_names)
     init = check_init_arrays(params, n_features, X.dtype)
     return _em.fit_em(
         data, n_components=n_components, covariance_type=covariance_type,
@@ -128,18 +133,19 @@ def start_stream(X, sample_weight, params):
     check_n_samples(X.shape[0], n_components)
     data = _source.make_source(
         X, sample_weight, covariance_type=params["covariance_type"],
-        n_components=n_components, n_threads=params["n_threads"])
+        n_components=n_components, n_threads=params["n_threads"],
+        nan_policy=params["nan_policy"], fitting=True)
     init = check_init_arrays(params, X.shape[1], X.dtype)
     with blas_single_thread():
         start = initial_params(
-            data, n_components, params["covariance_type"], params["init_params"],
+            data.init_data(), n_components, params["covariance_type"], params["init_params"],
             check_random_state(params["random_state"]), params["reg_covar"],
             init["weights_init"], init["means_init"], init["precisions_init"])
     return start, data.sample_weight
 
 
 def predict(params, covariance_type, X, n_threads=None, sample_weight=None, *,
-            logp=False, resp=False, labels=False, score=False):
+            logp=False, resp=False, labels=False, score=False, nan_policy="raise"):
     """Predictions of fitted ``params`` (GMMParams) on validated X: the tuple
     (logp, resp, labels), each None unless asked for (numpy arrays, or lazy
     Dask arrays for a Dask X), or with ``score`` the mean (weighted)
@@ -147,7 +153,8 @@ def predict(params, covariance_type, X, n_threads=None, sample_weight=None, *,
     kp = KernelParams(params, covariance_type, X.dtype)
     data = _source.make_source(
         X, sample_weight, covariance_type=covariance_type,
-        n_components=kp.means.shape[0], n_threads=n_threads, min_positive_weights=1)
+        n_components=kp.means.shape[0], n_threads=n_threads, min_positive_weights=1,
+        nan_policy=nan_policy)
     if score:
         return data.mean_log_likelihood(kp)
     return data.predict(kp, logp=logp, resp=resp, labels=labels)
@@ -172,7 +179,7 @@ def fit(X, n_components=1, *, sample_weight=None, callback=None, **options):
         Any other constructor parameter of :class:`gmmfast.GaussianMixture`
         (covariance_type, tol, reg_covar, max_iter, n_init, init_params,
         weights_init, means_init, precisions_init, random_state, verbose,
-        verbose_interval, n_threads). ``warm_start`` is not accepted here.
+        verbose_interval, n_threads, nan_policy). ``warm_start`` is not accepted here.
 
     Returns
     -------
@@ -192,5 +199,6 @@ def fit(X, n_components=1, *, sample_weight=None, callback=None, **options):
         raise TypeError(f"gmmfast.fit() got an unexpected keyword argument {unknown[0]!r}")
     params = {**DEFAULTS, **options, "n_components": n_components}
     validate_params(params, "GaussianMixture")
-    X = _source.validate_X(X, ensure_min_samples=2)
+    X = _source.validate_X(X, ensure_min_samples=2,
+                           allow_nan=params["nan_policy"] == "marginalize")
     return fit_arrays(X, sample_weight, params, callback=callback)

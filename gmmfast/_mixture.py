@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _api, _covariance, _online, _persist, _source, _stats
+from . import _api, _covariance, _missing, _online, _persist, _source, _stats
 from ._em import make_result
 from ._threads import blas_single_thread
 from ._validation import check_sample_weight
@@ -73,6 +73,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ``partial_fit`` only: t0 in the step size above. Larger gives the
         start of the stream (the first batch, or the ``fit`` a warm start
         continues) more weight.
+    nan_policy : {'raise', 'marginalize'}, default='raise'
+        'raise' refuses NaN in X (scikit-learn's behaviour). 'marginalize'
+        treats NaN entries as missing at random: ``fit``, ``partial_fit`` and
+        every prediction use each row's observed coordinates (exact EM on the
+        observed-data likelihood), and ``impute`` fills the NaN in. +-inf is
+        refused under both. See README, "Missing values".
 
     Attributes
     ----------
@@ -116,6 +122,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_threads=None,
         learning_decay=0.6,
         learning_offset=2.0,
+        nan_policy="raise",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -134,6 +141,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.n_threads = n_threads
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
+        self.nan_policy = nan_policy
 
     # ------------------------------------------------------------------ fit
 
@@ -176,10 +184,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             # (the *_init checks) leaves OpenBLAS's threads spinning for a
             # while, beside the kernels' OpenMP threads
             with blas_single_thread():
-                X = _source.validate_X(X, self, reset=True, ensure_min_samples=2)
+                X = _source.validate_X(X, self, reset=True, ensure_min_samples=2,
+                                       allow_nan=self._allow_nan)
                 result = _api.fit_arrays(
                     X, sample_weight, self.get_params(deep=False),
-                    warm_start_from=self._warm_start_from(X.shape[1]), callback=callback)
+                    warm_start_from=self._warm_start_from(X.shape[1]), callback=callback,
+                    feature_names=getattr(self, "feature_names_in_", None))
             self._set_result(result)
         except BaseException:
             self._restore_fit_state(saved)
@@ -315,7 +325,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     f"{self.covariance_type!r}; call fit, or start a new stream "
                     "on a fresh estimator (sklearn.base.clone)."
                 )
-            X = _source.validate_X(X, self, reset=False, dtype=self.means_.dtype)
+            X = _source.validate_X(X, self, reset=False, dtype=self.means_.dtype,
+                                   allow_nan=self._allow_nan)
             sample_weight = check_sample_weight(sample_weight, X.shape[0], 1)
             if continues_fit:
                 self._warm_start_from(X.shape[1])  # shape checks
@@ -324,7 +335,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             # a new list: copies of the estimator must not see this batch
             lower_bounds = [] if continues_fit else list(self.lower_bounds_)
         else:
-            X = _source.validate_X(X, self, reset=True, ensure_min_samples=2)
+            X = _source.validate_X(X, self, reset=True, ensure_min_samples=2,
+                                   allow_nan=self._allow_nan)
             params, sample_weight = _api.start_stream(X, sample_weight,
                                                       self.get_params(deep=False))
             lower_bounds = []
@@ -334,6 +346,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             X, sample_weight, params, state,
             covariance_type=self.covariance_type, reg_covar=self.reg_covar, cfg=cfg,
             learning_decay=self.learning_decay, learning_offset=self.learning_offset,
+            missing=self._allow_nan and _missing.has_nan(X),
         )
         self._set_result(make_result(
             params, self.covariance_type, False, len(lower_bounds) + 1, lower_bound, []))
@@ -348,11 +361,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         lazy Dask arrays for a Dask X, one output at a time)."""
         return _api.predict(self._params(), self.covariance_type, X,
                             self.n_threads if n_threads is None else n_threads,
-                            logp=logp, resp=resp, labels=labels)
+                            logp=logp, resp=resp, labels=labels,
+                            nan_policy=self.nan_policy)
+
+    @property
+    def _allow_nan(self):
+        return self.nan_policy == "marginalize"
 
     def _check_predict_input(self, X):
         check_is_fitted(self)
-        return _source.validate_X(X, self, reset=False)
+        return _source.validate_X(X, self, reset=False, allow_nan=self._allow_nan)
 
     def score_samples(self, X):
         """Log-likelihood log p(x) of each row of X, shape (n_samples,).
@@ -371,7 +389,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _score(self, X, sample_weight=None):
         """score() on validated X (numpy or Dask)."""
         return _api.predict(self._params(), self.covariance_type, X, self.n_threads,
-                            sample_weight, score=True)
+                            sample_weight, score=True, nan_policy=self.nan_policy)
 
     def predict(self, X):
         """Most likely component of each row of X, shape (n_samples,).

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import _covariance, _stats
 from ._dispatch import KernelConfig
+from ._missing import MissingArrayData
 from ._threads import blas_single_thread
 
 
@@ -60,7 +61,7 @@ def state_from_params(params, covariance_type, reg_covar):
 
 
 def online_step(X, sample_weight, params, state, *, covariance_type, reg_covar, cfg,
-                learning_decay, learning_offset):
+                learning_decay, learning_offset, missing=False):
     """One stepwise EM step on the batch X (validated, C-contiguous).
 
     Parameters
@@ -71,6 +72,7 @@ def online_step(X, sample_weight, params, state, *, covariance_type, reg_covar, 
     state : OnlineState or None
         None starts the stream: the batch's statistics replace everything
         (rho = 1).
+    missing : X has NaN entries, missing at random (nan_policy='marginalize').
 
     Returns
     -------
@@ -88,18 +90,22 @@ def online_step(X, sample_weight, params, state, *, covariance_type, reg_covar, 
         cfg = KernelConfig(max(1, n_chunks), cfg.chunk_size, cfg.path)
     with blas_single_thread():  # the M-step's small solves too
         return _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
-                     learning_decay, learning_offset)
+                     learning_decay, learning_offset, missing)
 
 
 def _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
-          learning_decay, learning_offset):
+          learning_decay, learning_offset, missing=False):
     dtype = X.dtype
     cov = _covariance.get(covariance_type)
     total_weight = float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
     kp = _stats.KernelParams(params, covariance_type, dtype)
-    (R, S1, S2), ll = _stats.e_step_stats(X, sample_weight, kp, cfg)
-    if cov.uses_scatter:
-        S2 = _stats.scatter(X, sample_weight, kp.center, cfg)
+    if missing:
+        data = MissingArrayData(X, sample_weight, cfg, cov, params.means.shape[0])
+        (R, S1, S2), ll = data.e_step(kp)
+    else:
+        (R, S1, S2), ll = _stats.e_step_stats(X, sample_weight, kp, cfg)
+        if cov.uses_scatter:
+            S2 = _stats.scatter(X, sample_weight, kp.center, cfg)
     shift = kp.shift.copy()
     batch = (R / total_weight, S1 / total_weight, S2 / total_weight)
 

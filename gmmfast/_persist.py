@@ -58,8 +58,11 @@ FORMAT_VERSION = 1
 PLAIN_PARAMS = (
     "n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
     "init_params", "random_state", "warm_start", "verbose", "verbose_interval",
-    "n_threads", "learning_decay", "learning_offset",
+    "n_threads", "learning_decay", "learning_offset", "nan_policy",
 )
+# parameters added after format version 1 first shipped: a file without them
+# takes their default
+LATER_PARAMS = ("nan_policy",)
 INIT_PARAMS = ("weights_init", "means_init", "precisions_init")
 PARAM_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
 REQUIRED_KEYS = (
@@ -302,6 +305,9 @@ def _parse_params(entries):
         params = json.loads(text)
     except ValueError as exc:
         raise _Reject(f"entry 'params' is not valid JSON ({exc})") from None
+    if isinstance(params, dict):
+        for name in LATER_PARAMS:
+            params.setdefault(name, _api.DEFAULTS[name])
     if not isinstance(params, dict) or set(params) != set(PLAIN_PARAMS):
         keys = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise _Reject(f"entry 'params' should hold exactly {list(PLAIN_PARAMS)}, got {keys}")

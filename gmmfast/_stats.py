@@ -67,6 +67,7 @@ class KernelParams:
             center = cov.statistics_center(params.means, params.weights)
         if center is not None:
             center = np.ascontiguousarray(center, dtype=dtype)
+        self.params = params
         self.cov = cov
         self.covariance_type = covariance_type
         self.code = cov.code

@@ -22,6 +22,8 @@ def test_same_constructor_defaults_as_sklearn():
     # partial_fit's step-size schedule (scikit-learn's LDA names)
     assert ours.pop("learning_decay") == 0.6
     assert ours.pop("learning_offset") == 2.0
+    # missing values: 'raise' is scikit-learn's behaviour
+    assert ours.pop("nan_policy") == "raise"
     assert ours == theirs
 
 
