@@ -160,6 +160,19 @@ def predict(params, covariance_type, X, n_threads=None, sample_weight=None, *,
     return data.predict(kp, logp=logp, resp=resp, labels=labels)
 
 
+def impute(params, covariance_type, X, n_threads=None):
+    """A copy of validated X (NaN allowed) with each NaN replaced by its
+    conditional expectation under the mixture ``params``."""
+    kp = KernelParams(params, covariance_type, X.dtype)
+    data = _source.make_source(
+        X, None, covariance_type=covariance_type, n_components=kp.means.shape[0],
+        n_threads=n_threads, min_positive_weights=1, nan_policy="marginalize")
+    if not hasattr(data, "impute"):
+        return np.array(X, copy=True)
+    with blas_single_thread():
+        return data.impute(kp)
+
+
 def fit(X, n_components=1, *, sample_weight=None, callback=None, **options):
     """Fit a Gaussian mixture by EM and return its parameters and record.
 

@@ -76,12 +76,6 @@ def check_fit_missing(X, feature_names=None):
     with no observed entry. Returns the scan (see scan_missing)."""
     scan = scan_missing(X)
     n_holes, n_empty, first_empty, observed, n_complete = scan
-    if n_empty:
-        raise ValueError(
-            f"X has {n_empty} row{'s' if n_empty > 1 else ''} whose entries are all "
-            f"NaN (the first is row {first_empty}): such a row carries no "
-            "information for the fit. Drop those rows (e.g. "
-            "X[~np.isnan(X).all(axis=1)]).")
     missing_features = np.flatnonzero(observed == 0)
     if missing_features.size:
         j = int(missing_features[0])
@@ -90,6 +84,12 @@ def check_fit_missing(X, feature_names=None):
         raise ValueError(
             f"X has no observed value of {name}: it is NaN in every row, so "
             "nothing can be learnt about it. Drop that column.")
+    if n_empty:
+        raise ValueError(
+            f"X has {n_empty} row{'s' if n_empty > 1 else ''} whose entries are all "
+            f"NaN (the first is row {first_empty}): such a row carries no "
+            "information for the fit. Drop those rows (e.g. "
+            "X[~np.isnan(X).all(axis=1)]).")
     return scan
 
 
@@ -392,6 +392,8 @@ class MissingArrayData(ArrayData):
                 f = marg.pattern(patterns[p])
                 lp, diff = marg.log_prob(Xp, f)
                 r, _ = _softmax(lp)
-                xh = marg.conditional_means(Xp, f, diff)
-                out[a + hi[rows]] = np.einsum("nk,knd->nd", r, xh)
+                m = f["m"]
+                xh = marg.conditional_means(Xp, f, diff)[:, :, m]
+                # only the missing entries: the observed ones stay as given
+                out[np.ix_(a + hi[rows], m)] = np.einsum("nk,knd->nd", r, xh)
         return out

@@ -407,6 +407,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X = self._check_predict_input(X)
         return self._predict(X, resp=True)[1]
 
+    def impute(self, X):
+        """A copy of X with each NaN replaced by its conditional expectation
+        under the fitted mixture, sum_k p(k | x_o) E[x_m | x_o, k] (the
+        observed entries are kept). Works whatever ``nan_policy`` the model
+        was fitted with; an entirely missing row gets the mixture mean.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features), X's dtype
+        """
+        check_is_fitted(self)
+        X = _source.validate_X(X, self, reset=False, allow_nan=True)
+        return _api.impute(self._params(), self.covariance_type, X, self.n_threads)
+
     # ---------------------------------------------------------------- other
 
     def sample(self, n_samples=1):
