@@ -33,7 +33,7 @@ import uuid
 
 import numpy as np
 
-from . import _stats
+from . import _covariance, _missing, _stats
 from ._data import ArrayData, DataSource
 from ._threads import blas_single_thread
 from ._validation import check_sample_weight, check_weight_layout, check_weight_values
@@ -209,6 +209,38 @@ def _chunk_e_step(x, w, kernel):
     return R, S1, S2, float(ll)
 
 
+def _chunk_e_step_missing(x, w, kernel):
+    """_chunk_e_step for a chunk that may hold NaN (nan_policy='marginalize');
+    S2 is the tied scatter itself for tied. A chunk without NaN takes the
+    complete-data path unchanged."""
+    kp, cfg = kernel
+    x = _rows(x, kp.means.dtype)
+    if not _missing.has_nan(x):
+        R, S1, S2, ll = _chunk_e_step(x, w, kernel)
+        if kp.cov.uses_scatter:
+            (S2,) = _chunk_scatter(x, w, (kp.center, cfg))
+        return R, S1, S2, ll
+    data = _missing.MissingArrayData(x, _weights(w), cfg, kp.cov, kp.means.shape[0])
+    with _blas_for(cfg):
+        (R, S1, S2), ll = data.e_step(kp)
+    return R, S1, S2, float(ll)
+
+
+def _chunk_observed_sums(x, w):
+    """(sum_i w_i x_ij over observed entries (D,), their weight (D,)) of one chunk."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.ones(x.shape[0]) if w is None else np.asarray(w, dtype=np.float64)
+    obs = ~np.isnan(x)
+    return w @ np.where(obs, x, 0.0), w @ obs
+
+
+def _chunk_scan(x, w, offset):
+    """scan_missing of one chunk, its first empty row as an index into X."""
+    n_holes, n_empty, first, observed, n_complete = _missing.scan_missing(np.asarray(x))
+    return (n_holes, n_empty, (first + offset) if first >= 0 else -1, observed,
+            n_complete)
+
+
 def _chunk_sums(x, w):
     """(sum_i w_i x_i in float64 (D,), sum_i w_i) of one chunk."""
     w = _weights(w)
@@ -290,8 +322,10 @@ class DaskData(DataSource):
     """
 
     def __init__(self, X, sample_weight, covariance_type, n_components, random_state,
-                 total_weight=None, n_threads=None):
+                 total_weight=None, n_threads=None, missing=False):
         super().__init__(X.dtype, X.shape[0], X.shape[1])
+        # NaN entries are missing values (nan_policy='marginalize')
+        self.missing = missing
         self.X = X
         self.sample_weight = sample_weight
         self.n_components = n_components
@@ -324,7 +358,28 @@ class DaskData(DataSource):
     def e_step_graph(self, kp):
         """The delayed (R, S1, S2, ll) of one E-step: the parameters are one
         node of the graph, the chunk tasks depend on it."""
-        return self._map_reduce(_chunk_e_step, _one_node((kp, self.worker_cfg), "params"))
+        func = _chunk_e_step_missing if self.missing else _chunk_e_step
+        return self._map_reduce(func, _one_node((kp, self.worker_cfg), "params"))
+
+    def e_step(self, kp):
+        if not self.missing:
+            return super().e_step(kp)
+        # with missing values the tied scatter depends on the responsibilities:
+        # the chunks return it
+        return self._e_step_pass(kp)
+
+    def scan_missing(self):
+        """The fit's missing-value checks (gmmfast/_missing.py) in one pass."""
+        import dask
+        from dask import delayed
+
+        offsets = np.concatenate([[0], np.cumsum(self.X.chunks[0])[:-1]])
+        parts = dask.compute([delayed(_chunk_scan, pure=True)(x, None, int(o))
+                              for x, o in zip(self._x_blocks, offsets)])[0]
+        firsts = [p[2] for p in parts if p[2] >= 0]
+        return (sum(p[0] for p in parts), sum(p[1] for p in parts),
+                min(firsts) if firsts else -1, sum(p[3] for p in parts),
+                sum(p[4] for p in parts))
 
     def _e_step_pass(self, kp):
         """One pass over X on the workers; ((R, S1, S2), sum_i w_i log p(x_i))."""
@@ -346,9 +401,13 @@ class DaskData(DataSource):
         return self._total_weight
 
     def _compute_mean(self):
-        """Weighted mean of X, float64 (n_features,): one pass."""
+        """Weighted mean of X, float64 (n_features,): one pass (with missing
+        values, each feature's over the rows that observe it)."""
         import dask
 
+        if self.missing:
+            total, weight = dask.compute(self._map_reduce(_chunk_observed_sums, None))[0]
+            return total / weight
         total, weight = dask.compute(self._map_reduce(_chunk_sums, None))[0]
         return total / weight
 
@@ -365,7 +424,7 @@ class DaskData(DataSource):
         task); one output at a time."""
         (what,) = [name for name, asked in
                    (("logp", logp), ("resp", resp), ("labels", labels)) if asked]
-        out = predict_lazy(self.X, kp, self.n_components, what)
+        out = predict_lazy(self.X, kp, self.n_components, what, self.missing)
         return tuple(out if asked else None for asked in (logp, resp, labels))
 
     def mean_log_likelihood(self, kp):
@@ -401,6 +460,13 @@ class DaskData(DataSource):
                 weights = weights[idx]
             X_sample, w_sample = dask.compute(rows, weights)
             X_sample = np.ascontiguousarray(X_sample, dtype=self.dtype)
+            if self.missing and _missing.has_nan(X_sample):
+                if w_sample is not None:
+                    w_sample = np.ascontiguousarray(w_sample, dtype=np.float64)
+                self._sample = _missing.MissingArrayData(
+                    X_sample, w_sample, self.client_cfg,
+                    _covariance.get(self.covariance_type), self.n_components).init_data()
+                return self._sample
             if not np.isfinite(X_sample.sum(dtype=np.float64)) and \
                     not np.all(np.isfinite(X_sample)):
                 raise ValueError(
@@ -454,7 +520,19 @@ def _chunk_predict(x, kernel, what):
         return _stats.predict_arrays(x, kp, cfg, **flags)[index]
 
 
-def predict_lazy(X, kp, n_components, what):
+def _chunk_predict_missing(x, kernel, what):
+    kp, cfg = kernel
+    x = _rows(x, kp.means.dtype)
+    if not _missing.has_nan(x):
+        return _chunk_predict(x, kernel, what)
+    flags = dict(logp=what == "logp", resp=what == "resp", labels=what == "labels")
+    index = ("logp", "resp", "labels").index(what)
+    data = _missing.MissingArrayData(x, None, cfg, kp.cov, kp.means.shape[0])
+    with _blas_for(cfg):
+        return data.predict(kp, **flags)[index]
+
+
+def predict_lazy(X, kp, n_components, what, missing=False):
     """Dask array of one prediction output, one task per row chunk of X.
 
     what : 'logp' -> (n_samples,) X.dtype; 'resp' -> (n_samples, n_components)
@@ -466,11 +544,12 @@ def predict_lazy(X, kp, n_components, what):
                                n_components=kp.means.shape[0], dtype=X.dtype)
     node = _one_node((kp, cfg), "params")
     dtype = np.dtype(np.int64) if what == "labels" else np.dtype(X.dtype)
+    chunk_predict = _chunk_predict_missing if missing else _chunk_predict
     if what == "resp":
-        return X.map_blocks(_chunk_predict, node, what, dtype=dtype,
+        return X.map_blocks(chunk_predict, node, what, dtype=dtype,
                             chunks=(X.chunks[0], (n_components,)),
                             meta=np.empty((0, 0), dtype=dtype),
                             token="gmmfast-predict_proba")
-    return X.map_blocks(_chunk_predict, node, what, dtype=dtype, drop_axis=1,
+    return X.map_blocks(chunk_predict, node, what, dtype=dtype, drop_axis=1,
                         meta=np.empty((0,), dtype=dtype),
                         token=f"gmmfast-{what}")

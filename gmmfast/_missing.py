@@ -71,10 +71,9 @@ def has_nan(X, block=BLOCK_ROWS):
     return False
 
 
-def check_fit_missing(X, feature_names=None):
-    """The errors of a fit with nan_policy='marginalize': rows and features
-    with no observed entry. Returns the scan (see scan_missing)."""
-    scan = scan_missing(X)
+def check_scan(scan, feature_names=None):
+    """The errors of a fit with nan_policy='marginalize': features and rows
+    with no observed entry; ``scan`` is what scan_missing returns."""
     n_holes, n_empty, first_empty, observed, n_complete = scan
     missing_features = np.flatnonzero(observed == 0)
     if missing_features.size:
@@ -90,7 +89,6 @@ def check_fit_missing(X, feature_names=None):
             f"NaN (the first is row {first_empty}): such a row carries no "
             "information for the fit. Drop those rows (e.g. "
             "X[~np.isnan(X).all(axis=1)]).")
-    return scan
 
 
 class Marginals:

@@ -51,18 +51,19 @@ def make_source(X, sample_weight, *, covariance_type, n_components, n_threads,
     """
     need = n_components if min_positive_weights is None else min_positive_weights
     if _dask.is_dask_array(X):
-        if nan_policy == "marginalize":
-            raise ValueError(
-                "nan_policy='marginalize' does not take a Dask array yet; fit a numpy "
-                "array or numpy.memmap, or use nan_policy='raise' on complete data.")
         sample_weight, total_weight = _dask.check_dask_sample_weight(sample_weight, X, need)
-        return _dask.DaskData(X, sample_weight, covariance_type, n_components,
-                              random_state, total_weight=total_weight, n_threads=n_threads)
+        data = _dask.DaskData(X, sample_weight, covariance_type, n_components,
+                              random_state, total_weight=total_weight, n_threads=n_threads,
+                              missing=nan_policy == "marginalize")
+        if data.missing and fitting:
+            _missing.check_scan(data.scan_missing(), feature_names)
+        return data
     sample_weight = check_sample_weight(sample_weight, X.shape[0], need)
     cfg = _stats.kernel_config(X.shape[1], covariance_type, n_threads, n_components, X.dtype)
     if nan_policy == "marginalize" and _missing.has_nan(X):
-        scan = (_missing.check_fit_missing(X, feature_names) if fitting
-                else _missing.scan_missing(X))
+        scan = _missing.scan_missing(X)
+        if fitting:
+            _missing.check_scan(scan, feature_names)
         return _missing.MissingArrayData(X, sample_weight, cfg,
                                          _covariance.get(covariance_type),
                                          n_components, scan)

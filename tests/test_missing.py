@@ -306,3 +306,30 @@ def test_bad_input():
         GaussianMixture(2, nan_policy="marginalize").fit(Z)
     with pytest.raises(ValueError, match="nan_policy"):
         GaussianMixture(2, nan_policy="drop").fit(X)
+
+
+@pytest.mark.parametrize("cov_type", TYPES)
+def test_dask_equals_in_memory(cov_type):
+    da = pytest.importorskip("dask.array")
+    import dask
+    X, Xn = _data(seed=15, n=400)
+    weights, means, covariances = _start(cov_type, Xn, 3, X.shape[1])
+    kw = dict(covariance_type=cov_type, nan_policy="marginalize", weights_init=weights,
+              means_init=means, precisions_init=_precisions(cov_type, covariances),
+              max_iter=20)
+    a = GaussianMixture(3, **kw).fit(Xn)
+    with dask.config.set(scheduler="synchronous"):
+        Xd = da.from_array(Xn, chunks=(150, -1))
+        b = GaussianMixture(3, **kw).fit(Xd)
+        np.testing.assert_allclose(b.means_, a.means_, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=1e-10, atol=1e-12)
+        assert b.n_iter_ == a.n_iter_
+        np.testing.assert_allclose(b.predict_proba(Xd).compute(), a.predict_proba(Xn),
+                                   rtol=1e-9, atol=1e-12)
+        # the default start (k-means on the sample's complete rows) runs too
+        GaussianMixture(3, covariance_type=cov_type, nan_policy="marginalize",
+                        random_state=0, max_iter=5).fit(Xd)
+        Z = Xn.copy()
+        Z[7] = np.nan
+        with pytest.raises(ValueError, match="the first is row 7"):
+            GaussianMixture(3, nan_policy="marginalize").fit(da.from_array(Z, chunks=100))
