@@ -93,22 +93,25 @@ def check_scan(scan, feature_names=None):
 
 class Marginals:
     """Per missingness pattern, each component's observed marginal and its
-    conditional distribution of the missing coordinates, for parameters
-    ``params`` (GMMParams; computed in float64, cached per pattern)."""
+    conditional distribution of the missing coordinates, for the kernel
+    parameters ``kp`` (gmmfast/_stats.KernelParams: the covariances are those
+    of its precision Cholesky factors, as the kernel's; float64, cached per
+    pattern)."""
 
-    def __init__(self, params, cov):
+    def __init__(self, kp, cov):
         self.cov = cov
-        self.weights = np.asarray(params.weights, dtype=np.float64)
-        self.means = np.asarray(params.means, dtype=np.float64)
+        self.weights = kp.weights
+        self.means = np.asarray(kp.means, dtype=np.float64)
         n_components, n_features = self.means.shape
         with np.errstate(divide="ignore"):
             self.log_weights = np.log(self.weights)
+        covariances = cov.covariances_from_precision_cholesky(
+            kp.prec.reshape(cov.shape(n_components, n_features)))
         if cov.matrix:
-            self.sigma = cov.per_component(
-                np.asarray(params.covariances, dtype=np.float64), n_components, n_features)
+            self.sigma = cov.per_component(covariances, n_components, n_features)
         else:
             # diag, spherical: per-feature variances (K, D)
-            var = np.asarray(params.covariances, dtype=np.float64)
+            var = np.asarray(covariances, dtype=np.float64)
             self.var = var if var.ndim == 2 else np.repeat(var[:, None], n_features, axis=1)
         self._cache = {}
 
@@ -246,7 +249,7 @@ class MissingArrayData(ArrayData):
             np.zeros(cov.s2_size(K, D)), K, D).shape)
         T_holes = np.zeros((D, D)) if cov.uses_scatter else None
         ll = 0.0
-        marg = Marginals(kp.params, cov)
+        marg = Marginals(kp, cov)
         shift = kp.shift
         for a, b, Xc, wc, ci, hi, Xh, wh, mh in self._split_blocks():
             if Xc.shape[0]:
@@ -350,7 +353,7 @@ class MissingArrayData(ArrayData):
         out_logp = np.empty(n, dtype=self.dtype) if logp else None
         out_resp = np.empty((n, K), dtype=self.dtype) if resp else None
         out_labels = np.empty(n, dtype=np.int64) if labels else None
-        marg = Marginals(kp.params, self.cov)
+        marg = Marginals(kp, self.cov)
         for a, b, Xc, wc, ci, hi, Xh, wh, mh in self._split_blocks():
             if Xc.shape[0]:
                 lp_c, r_c, l_c = _stats.predict_arrays(Xc, kp, self.cfg, logp=logp,
@@ -379,7 +382,7 @@ class MissingArrayData(ArrayData):
         """A copy of X with each NaN replaced by sum_k r_k(x_o) E[x_m | x_o, k]."""
         self._check_files()
         out = np.array(self.X, dtype=self.dtype, order="C", copy=True)
-        marg = Marginals(kp.params, self.cov)
+        marg = Marginals(kp, self.cov)
         for a, b, Xc, wc, ci, hi, Xh, wh, mh in self._split_blocks():
             if hi is None:
                 continue
