@@ -20,6 +20,7 @@ cosmic-ray, pytest and hypothesis; one worker, so ``nice -n 19``)::
     nice -n 19 python tools/mutation.py run --all          # every mutant (hours)
     python tools/mutation.py report [--markdown FILE]      # score, intervals, survivors
     nice -n 19 python tools/mutation.py rerun              # survivors, against today's tests
+    python tools/mutation.py try MUTANT [TESTS...]         # one mutant, own scratch copy
 
 ``run`` is resumable (it continues the pending mutants of the session);
 ``run --fresh`` starts over. ``rerun`` copies the current tests/ into the
@@ -181,6 +182,7 @@ def cmd_run(args):
         _init_session(None if args.all else args.sample, args.seed)
     os.chdir(WORKDIR)
     timeouts = _timeouts()
+    (WORKDIR / "timeouts.json").write_text(json.dumps(timeouts))
     order = json.loads((WORKDIR / "sample.json").read_text())["order"]
     with _db() as db:
         pending = {w.job_id for w in db.pending_work_items}
@@ -286,8 +288,35 @@ def cmd_rerun(args):
         targets = [j for j, o in old.items() if o == "survived"]
         if args.only:
             targets = [j for j in targets if mutant_id(outcomes[j][0]) in args.only]
-        timeouts = _timeouts()
+        # the first run's timeouts: the survivors' commands are the same
+        timeouts = json.loads((WORKDIR / "timeouts.json").read_text())
         _run_items(db, _ordered_ids(db, targets), timeouts, "survivor")
+
+
+def cmd_try(args):
+    """One mutant against chosen tests, in a scratch copy of its own
+    (.mutation-try/): for checking that a new test kills a survivor while a
+    run is going on."""
+    from cosmic_ray.mutating import mutate_and_test
+    from cosmic_ray.work_db import WorkDB, use_db
+    _environment()
+    with use_db(str(WORKDIR / "session.sqlite"), mode=WorkDB.Mode.open) as db:
+        work = {mutant_id(w.mutations[0]): w for w in db.work_items}[args.mutant]
+    scratch = ROOT / ".mutation-try"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.c", "*.html")
+    for name in ("gmmfast", "tests", "tools"):
+        shutil.copytree(ROOT / name, scratch / name, ignore=ignore)
+    shutil.copy2(ROOT / "pyproject.toml", scratch / "pyproject.toml")
+    os.chdir(scratch)
+    command = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                        *(args.tests or test_files(str(work.mutations[0].module_path)))])
+    result = mutate_and_test(work.mutations, command, args.timeout)
+    print(result.diff)
+    print((result.output or "")[-2000:])
+    print(args.mutant, result.test_outcome.value if result.test_outcome
+          else result.worker_outcome.value)
 
 
 def _ordered_ids(db, job_ids):
@@ -307,8 +336,12 @@ def main(argv=None):
     rep.add_argument("--markdown", help="also write the report to this file")
     rer = sub.add_parser("rerun", help="run the first run's survivors against the current tests")
     rer.add_argument("--only", nargs="*", help="mutant ids (module:operator:occurrence)")
+    tr = sub.add_parser("try", help="one mutant against chosen tests (own scratch copy)")
+    tr.add_argument("mutant", help="module:operator:occurrence")
+    tr.add_argument("tests", nargs="*", help="pytest node ids (default: the module's command)")
+    tr.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args(argv)
-    {"run": cmd_run, "report": cmd_report, "rerun": cmd_rerun}[args.command](args)
+    {"run": cmd_run, "report": cmd_report, "rerun": cmd_rerun, "try": cmd_try}[args.command](args)
 
 
 if __name__ == "__main__":
