@@ -343,6 +343,9 @@ def test_load_any_flipped_byte_is_an_error_or_the_same_model(tmp_path, saved):
     (lambda e: e.update(params=np.array(json.dumps(
         dict(json.loads(str(e["params"])), tol=[1])))), "tol=.* is not a plain value"),
     (lambda e: e.update(feature_names_in_=np.array(["a", "a", "b"])), "duplicate names"),
+    # names are bounded (4096 characters) before the entry is read
+    (lambda e: e.update(feature_names_in_=np.array(["a" * 4097, "b", "c"])),
+     r"entry 'feature_names_in_' has dtype <U4097, which a model file never holds"),
     (lambda e: e.update(**{"init.weights_init": np.array([0.5, 0.2, 0.2])}),
      "invalid weights_init"),
     (lambda e: e.update(lower_bounds_=np.full_like(e["lower_bounds_"], np.nan)),
