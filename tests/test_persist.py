@@ -106,6 +106,20 @@ def test_save_load_keeps_init_arrays_feature_names_and_warm_start(tmp_path):
     _assert_same_model(gm, loaded, df)
 
 
+def test_save_load_entries_larger_than_the_header_allowance(tmp_path):
+    """An entry may hold up to its model's size plus 64 KiB of header: a model
+    whose covariances alone exceed 64 KiB (3 x 48 x 48 float64 = 55 KiB per
+    array, 4 x 48 x 48 = 72 KiB) loads, so the bound scales with the model."""
+    X = make_blobs(400, 48, 4, seed=3)[0]
+    gm = GaussianMixture(4, covariance_type="full", max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(X)
+    assert gm.covariances_.nbytes > 1 << 16
+    path = gm.save(tmp_path / "big.npz")
+    _assert_same_model(gm, gmmfast.load(path), X)
+
+
 def test_save_appends_npz_and_accepts_pathlike(tmp_path):
     gm, X = _fit()
     assert gm.save(str(tmp_path / "plain")) == str(tmp_path / "plain.npz")
@@ -396,6 +410,21 @@ def test_load_refuses_huge_declared_shapes_before_reading(tmp_path, saved):
             zf.writestr(name, blob)
     _rejected(path, r"entry 'means_' has shape \(1000000000000, 3\), larger than its model "
                     "needs")
+
+
+def test_load_refuses_entries_larger_than_their_model(tmp_path, saved):
+    """An entry whose stored size exceeds its model's data plus the header
+    allowance (64 KiB) is refused by its size, before it is read."""
+    path = _write(tmp_path / "padded.npz", _entries(saved[2]))
+    with zipfile.ZipFile(path) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    members["means_.npy"] += b"\0" * (1 << 17)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, blob in members.items():
+            zf.writestr(name, blob)
+    size = len(members["means_.npy"])
+    _rejected(path, rf"entry 'means_' is {size} bytes, more than the {3 * 3 * 8 + (1 << 16)} "
+                    "its model needs")
 
 
 def test_load_is_exported():
