@@ -60,6 +60,8 @@ BAD_X = [
      "X must hold real numbers"),
     ("datetimes", np.zeros((5, 2), dtype="datetime64[s]"), TypeError,
      "X must hold real numbers, but it holds dates"),
+    ("structured", np.zeros((5, 2), dtype=[("a", "f8")]), TypeError,
+     r"X must hold real numbers, but it holds values of dtype kind \['V'\]"),
     ("csr_matrix", sp.csr_matrix(X_GOOD), TypeError,
      r"X is a sparse csr_matrix of shape \(60, 3\), but gmmfast needs dense data.*"
      r"X\.toarray\(\)"),
