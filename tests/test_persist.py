@@ -120,6 +120,21 @@ def test_save_load_entries_larger_than_the_header_allowance(tmp_path):
     _assert_same_model(gm, gmmfast.load(path), X)
 
 
+def test_save_load_many_feature_names(tmp_path):
+    """300 named features (past CPython's small-integer cache: the name
+    count is compared by value)."""
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(4).normal(size=(40, 300))
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(300)])
+    gm = GaussianMixture(2, covariance_type="diag", max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(df)
+    loaded = gmmfast.load(gm.save(tmp_path / "wide.npz"))
+    assert list(loaded.feature_names_in_) == list(df.columns)
+    _assert_same_model(gm, loaded, df)
+
+
 def test_save_appends_npz_and_accepts_pathlike(tmp_path):
     gm, X = _fit()
     assert gm.save(str(tmp_path / "plain")) == str(tmp_path / "plain.npz")
