@@ -231,9 +231,45 @@ def _score_rows(outcomes):
     return rows
 
 
+_BITWISE = ("BitOr", "BitAnd", "BitXor", "LShift", "RShift")
+
+
+def operator_family(operator_name):
+    """The kind of change: replacements of arithmetic by bitwise operators
+    mostly die of a TypeError on floats, so they are counted apart."""
+    name = operator_name.split("/")[-1]
+    if name.startswith("ReplaceBinaryOperator_"):
+        return ("binary operator, to bitwise" if name.split("_")[-1] in _BITWISE
+                else "binary operator, to arithmetic")
+    if name.startswith("ReplaceComparisonOperator_"):
+        return "comparison"
+    if name.startswith("ReplaceUnaryOperator_"):
+        return "unary operator"
+    if name in ("AddNot", "ReplaceTrueWithFalse", "ReplaceFalseWithTrue",
+                "ReplaceAndWithOr", "ReplaceOrWithAnd"):
+        return "boolean"
+    if name == "NumberReplacer":
+        return "number"
+    return "other (exceptions, loops, decorators, variables)"
+
+
+def _family_rows(outcomes):
+    rows = []
+    families = sorted({operator_family(o[0].operator_name) for o in outcomes.values()})
+    for family in families:
+        sel = [o for o in outcomes.values() if operator_family(o[0].operator_name) == family]
+        killed = sum(o[1] == "killed" for o in sel)
+        survived = sum(o[1] == "survived" for o in sel)
+        n = killed + survived
+        lo, hi = clopper_pearson(killed, n)
+        rows.append((family, n, killed, survived, len(sel) - n,
+                     killed / n if n else float("nan"), lo, hi))
+    return rows
+
+
 def _table(rows, title):
     lines = [f"{title}", "",
-             "| module | evaluated | killed | survived | not applicable | score | 95% interval |",
+             "| | evaluated | killed | survived | not applicable | score | 95% interval |",
              "|---|---|---|---|---|---|---|"]
     for module, n, k, s, other, score, lo, hi in rows:
         lines.append(f"| {module} | {n} | {k} | {s} | {other} | {100 * score:.1f}% | "
@@ -255,12 +291,14 @@ def cmd_report(args):
         lines += _table(_score_rows(outcomes), "After (the survivors re-run):") + [""]
     else:
         lines += _table(_score_rows(outcomes), "Score:") + [""]
-    survivors = sorted((mutant_id(m), d) for m, o, d, _ in outcomes.values() if o == "survived")
+    lines += _table(_family_rows(outcomes), "By kind of change (current):") + [""]
+    survivors = sorted((mutant_id(m), m.start_pos[0], d) for m, o, d, _ in outcomes.values()
+                       if o == "survived")
     lines += [f"Survivors ({len(survivors)}):", ""]
-    for mid, diff in survivors:
+    for mid, line, diff in survivors:
         change = [ln for ln in diff.splitlines()
                   if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
-        lines.append(f"- `{mid}`: " + " → ".join(f"`{c[1:].strip()}`" for c in change))
+        lines.append(f"- `{mid}` (line {line}): " + " → ".join(f"`{c[1:].strip()}`" for c in change))
     other = sorted(mutant_id(m) for m, o, *_ in outcomes.values() if o not in ("killed", "survived"))
     if other:
         lines += ["", f"Not applicable ({len(other)}): " + ", ".join(f"`{x}`" for x in other)]
