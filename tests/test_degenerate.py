@@ -256,7 +256,11 @@ def test_sample_weight_scale_does_not_matter(covariance_type, dtype):
                  max_iter=20, tol=0.0, n_threads=1)
     ref_w.fit(X, sample_weight=w)
     rtol = 1e-4 if dtype == np.float32 else 1e-9
-    for scale in (1e-300, 1e-30, 1e-10, 1e30, 1e300):
+    # 1e306: the weights sum to about 2.5e308, past float64's maximum, so
+    # the rescaling must divide by the largest weight before summing
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(np.sum(w * 1e306))
+    for scale in (1e-300, 1e-30, 1e-10, 1e30, 1e300, 1e306):
         gm = _fit(X, n_components=2, covariance_type=covariance_type, random_state=0,
                   max_iter=20, tol=0.0, n_threads=1)
         gm.fit(X, sample_weight=w * scale)

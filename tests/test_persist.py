@@ -106,6 +106,35 @@ def test_save_load_keeps_init_arrays_feature_names_and_warm_start(tmp_path):
     _assert_same_model(gm, loaded, df)
 
 
+def test_save_load_entries_larger_than_the_header_allowance(tmp_path):
+    """An entry may hold up to its model's size plus 64 KiB of header: a model
+    whose covariances alone exceed 64 KiB (3 x 48 x 48 float64 = 55 KiB per
+    array, 4 x 48 x 48 = 72 KiB) loads, so the bound scales with the model."""
+    X = make_blobs(400, 48, 4, seed=3)[0]
+    gm = GaussianMixture(4, covariance_type="full", max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(X)
+    assert gm.covariances_.nbytes > 1 << 16
+    path = gm.save(tmp_path / "big.npz")
+    _assert_same_model(gm, gmmfast.load(path), X)
+
+
+def test_save_load_many_feature_names(tmp_path):
+    """300 named features (past CPython's small-integer cache: the name
+    count is compared by value)."""
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(4).normal(size=(40, 300))
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(300)])
+    gm = GaussianMixture(2, covariance_type="diag", max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(df)
+    loaded = gmmfast.load(gm.save(tmp_path / "wide.npz"))
+    assert list(loaded.feature_names_in_) == list(df.columns)
+    _assert_same_model(gm, loaded, df)
+
+
 def test_save_appends_npz_and_accepts_pathlike(tmp_path):
     gm, X = _fit()
     assert gm.save(str(tmp_path / "plain")) == str(tmp_path / "plain.npz")
@@ -343,6 +372,9 @@ def test_load_any_flipped_byte_is_an_error_or_the_same_model(tmp_path, saved):
     (lambda e: e.update(params=np.array(json.dumps(
         dict(json.loads(str(e["params"])), tol=[1])))), "tol=.* is not a plain value"),
     (lambda e: e.update(feature_names_in_=np.array(["a", "a", "b"])), "duplicate names"),
+    # names are bounded (4096 characters) before the entry is read
+    (lambda e: e.update(feature_names_in_=np.array(["a" * 4097, "b", "c"])),
+     r"entry 'feature_names_in_' has dtype <U4097, which a model file never holds"),
     (lambda e: e.update(**{"init.weights_init": np.array([0.5, 0.2, 0.2])}),
      "invalid weights_init"),
     (lambda e: e.update(lower_bounds_=np.full_like(e["lower_bounds_"], np.nan)),
@@ -393,6 +425,21 @@ def test_load_refuses_huge_declared_shapes_before_reading(tmp_path, saved):
             zf.writestr(name, blob)
     _rejected(path, r"entry 'means_' has shape \(1000000000000, 3\), larger than its model "
                     "needs")
+
+
+def test_load_refuses_entries_larger_than_their_model(tmp_path, saved):
+    """An entry whose stored size exceeds its model's data plus the header
+    allowance (64 KiB) is refused by its size, before it is read."""
+    path = _write(tmp_path / "padded.npz", _entries(saved[2]))
+    with zipfile.ZipFile(path) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    members["means_.npy"] += b"\0" * (1 << 17)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, blob in members.items():
+            zf.writestr(name, blob)
+    size = len(members["means_.npy"])
+    _rejected(path, rf"entry 'means_' is {size} bytes, more than the {3 * 3 * 8 + (1 << 16)} "
+                    "its model needs")
 
 
 def test_load_is_exported():

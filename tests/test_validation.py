@@ -60,6 +60,8 @@ BAD_X = [
      "X must hold real numbers"),
     ("datetimes", np.zeros((5, 2), dtype="datetime64[s]"), TypeError,
      "X must hold real numbers, but it holds dates"),
+    ("structured", np.zeros((5, 2), dtype=[("a", "f8")]), TypeError,
+     r"X must hold real numbers, but it holds values of dtype kind \['V'\]"),
     ("csr_matrix", sp.csr_matrix(X_GOOD), TypeError,
      r"X is a sparse csr_matrix of shape \(60, 3\), but gmmfast needs dense data.*"
      r"X\.toarray\(\)"),
@@ -287,7 +289,14 @@ def test_init_parameters_must_fit_float32(covariance_type):
     X32 = X_GOOD.astype(np.float32)
     with pytest.raises(ValueError, match="means_init has values too large for float32"):
         _fit(X32, means_init=np.full((2, 3), 1e300))
-    with pytest.raises(ValueError, match="precisions_init.* is too small for float32"):
+    # the whole message: the component's index for the full type, and the
+    # float32 range the fix asks for (1 / max up to max)
+    f32 = np.finfo(np.float32)
+    where = "[0]" if covariance_type == "full" else ""
+    message = (f"precisions_init{where} is too small for float32: the precisions or the "
+               "covariances (their inverses) overflow. Pass precisions between "
+               f"{1.0 / float(f32.max):g} and {float(f32.max):g}.")
+    with pytest.raises(ValueError, match=re.escape(message)):
         _fit(X32, covariance_type=covariance_type,
              precisions_init=_prec(covariance_type, scale=1e-50))
     # the same precisions are fine for float64 data
