@@ -47,5 +47,6 @@ def make_source(X, sample_weight, *, covariance_type, n_components, n_threads,
         return _dask.DaskData(X, sample_weight, covariance_type, n_components,
                               random_state, total_weight=total_weight, n_threads=n_threads)
     sample_weight = check_sample_weight(sample_weight, X.shape[0], need)
-    cfg = _stats.kernel_config(X.shape[1], covariance_type, n_threads, n_components, X.dtype)
+    cfg = _stats.kernel_config(X.shape[1], covariance_type, n_threads, n_components, X.dtype,
+                               n_samples=X.shape[0])
     return ArrayData(X, sample_weight, cfg)
