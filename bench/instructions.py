@@ -10,6 +10,16 @@ and for 6 iterations (tol disabled, 1 thread), in one process under
 each fit, and the table gives (I(6) - I(2)) / 4: instructions per
 iteration, validation and the start cancelled out, and the fixed cost of a
 fit beside it. Timings remain bench/run.py's job; this counts work.
+
+    python bench/instructions.py --small         # whole small fits with defaults
+
+``--small`` counts whole fits with every default (k-means start, tol=1e-3,
+every thread): instructions per fit of 200 x 2 and 2,000 x 4 with K = 3
+(``--fits`` of each, different seeds) and of one ``select(X,
+n_components=range(1, 10))`` on 2,000 x 2 per covariance type, in every
+thread of the process (an OpenMP thread spinning while it waits counts too;
+how long it spins under valgrind depends on valgrind's thread scheduling,
+so compare such counts between builds, not with a clock).
 """
 import argparse
 import os
@@ -42,14 +52,47 @@ for n, d, k, cov in {configs!r}:
 """
 
 
-def counts(configs, pythonpath):
-    """Instructions of each fit: one callgrind run, a dump at every marker."""
+SMALL_CHILD = r"""
+import os, sys, warnings
+sys.path.insert(0, {here!r})
+import numpy as np
+from quickbench import make_data
+import gmmfast
+warnings.simplefilter("ignore")
+X200 = make_data(200, 2, 3)[0]
+X2000 = make_data(2000, 4, 3)[0]
+Xsel = make_data(2000, 2, 3)[0]
+gmmfast.GaussianMixture(3, random_state=0).fit(X200)  # warm-up (imports, caches)
+gmmfast.select(X200, n_components=range(1, 3), random_state=0)
+for X in (X200, X2000):
+    os.getpgrp()
+    for seed in range({fits}):
+        gmmfast.GaussianMixture(3, random_state=seed).fit(X)
+    os.getpgrp()
+for cov in ("full", "tied", "diag", "spherical"):
+    os.getpgrp()
+    gmmfast.select(Xsel, n_components=range(1, 10), covariance_types=cov, random_state=0)
+    os.getpgrp()
+"""
+SMALL_CASES = ["200 x 2, K = 3, fit", "2,000 x 4, K = 3, fit"] + [
+    f"select(range(1, 10)), 2,000 x 2, {cov}" for cov in TYPES]
+
+
+def counts(configs, pythonpath, code=None, threads="1"):
+    """Instructions of each marked section: one callgrind run, a dump at
+    every marker (``code`` marks them; default: the per-iteration fits)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "cg.out")
-        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+        env = dict(os.environ)
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            if threads is None:
+                env.pop(name, None)
+            else:
+                env[name] = threads
         if pythonpath:
             env["PYTHONPATH"] = os.path.abspath(pythonpath)
-        code = CHILD.format(here=HERE, configs=configs)
+        if code is None:
+            code = CHILD.format(here=HERE, configs=configs)
         subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                         "--dump-before=getpgrp", sys.executable, "-c", code], env=env,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -69,7 +112,20 @@ def main(argv=None):
     p.add_argument("--pythonpath", default=None,
                    help="a checkout whose gmmfast (built in place) to count")
     p.add_argument("--types", default=",".join(TYPES))
+    p.add_argument("--small", action="store_true",
+                   help="whole small fits and select() with defaults instead")
+    p.add_argument("--fits", type=int, default=20, help="--small: fits of each size")
     args = p.parse_args(argv)
+    if args.small:
+        code = SMALL_CHILD.format(here=HERE, fits=args.fits)
+        sections = counts(None, args.pythonpath, code=code, threads=None)
+        print("| case | instructions (all threads) |")
+        print("|---|---|")
+        for i, case in enumerate(SMALL_CASES):
+            per = sections[i] / (args.fits if i < 2 else 1)
+            what = "per fit" if i < 2 else "per select"
+            print(f"| {case} | {per:,.0f} {what} |")
+        return
     configs = [(n, d, k, cov) for n, d, k in ROWS for cov in args.types.split(",")]
     fits = counts(configs, args.pythonpath)
     print("| N, D, K | type | instructions / iteration | fixed (a 2-iteration fit less 2 iterations) |")

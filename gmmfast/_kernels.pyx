@@ -94,6 +94,11 @@ cdef enum:
 # control returns to Python to check for Ctrl-C.
 cdef isize WORK_PER_CALL = 1 << 30
 
+# False: a pass on one thread runs on the calling thread, outside OpenMP (the
+# default); True: inside a region of one thread, as the general path does
+# (tests compare the two, _one_thread_region)
+cdef bint ONE_THREAD_REGION = False
+
 
 def openmp_enabled():
     """True when the kernels were compiled with OpenMP."""
@@ -115,6 +120,16 @@ def isa_dispatch():
     """How the kernels pick an instruction set at load time: "target_clones"
     (ifunc), "cpu_supports" (function pointers), or "" (compiled once)."""
     return GM_ISA_DISPATCH.decode()
+
+
+def _one_thread_region(bint on):
+    """For tests: run one-thread passes inside an OpenMP region of one thread
+    (True) or on the calling thread (False, the default); returns the
+    previous setting. Not thread-safe."""
+    global ONE_THREAD_REGION
+    previous = ONE_THREAD_REGION
+    ONE_THREAD_REGION = on
+    return bool(previous)
 
 
 def omp_max_threads():
@@ -340,7 +355,9 @@ cdef double _run(floating* tag, Work* w) except? -1.0:
     multiply-adds (at least one block per thread, never more threads than
     blocks: idle OpenMP threads only spin), statically, so that a thread
     count gives bitwise the same sums every time; Ctrl-C is checked between
-    regions."""
+    regions. A region of one thread runs on the calling thread, outside
+    OpenMP: a small pass (the caller asks for one thread when the work is
+    small, gmmfast/_threads.py) starts or wakes no thread team."""
     cdef isize n_chunks = (w.n + w.chunk_size - 1) // w.chunk_size
     cdef isize per_row = w.K * (w.D * w.D + 8) + 8
     cdef isize per_call = max(<isize>w.n_threads, WORK_PER_CALL // (w.chunk_size * per_row))
@@ -354,10 +371,17 @@ cdef double _run(floating* tag, Work* w) except? -1.0:
     w.ll = &ll[0, 0]
     for c0 in range(0, n_chunks, per_call):
         c1 = min(c0 + per_call, n_chunks)
-        with nogil, parallel(num_threads=min(<isize>w.n_threads, c1 - c0)):
-            tid = threadid()
-            for c in prange(c0, c1, schedule='static'):
-                _one_block(&scratch[0, 0], w, c, tid)
+        if min(<isize>w.n_threads, c1 - c0) == 1 and not ONE_THREAD_REGION:
+            # one thread: the same blocks in the same order as a region of one
+            # thread, without entering OpenMP (no team to start or wake)
+            with nogil:
+                for c in range(c0, c1):
+                    _one_block(&scratch[0, 0], w, c, 0)
+        else:
+            with nogil, parallel(num_threads=min(<isize>w.n_threads, c1 - c0)):
+                tid = threadid()
+                for c in prange(c0, c1, schedule='static'):
+                    _one_block(&scratch[0, 0], w, c, tid)
         PyErr_CheckSignals()
     for tid in range(w.n_threads):
         total += ll[tid, 0]

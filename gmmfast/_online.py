@@ -27,7 +27,7 @@ import numpy as np
 from . import _covariance, _stats
 from ._dispatch import KernelConfig
 from ._missing import MissingArrayData
-from ._threads import blas_single_thread
+from ._threads import blas_single_thread, threads_for_work
 
 
 @dataclass
@@ -83,11 +83,10 @@ def online_step(X, sample_weight, params, state, *, covariance_type, reg_covar, 
         before the step (the meaning of ``lower_bound_`` in ``fit``).
     rho : float, the step size used
     """
-    # a batch smaller than the thread count's chunks leaves threads idle:
-    # do not start them (the sums agree to rounding)
-    n_chunks = -(-X.shape[0] // cfg.chunk_size)
-    if n_chunks < cfg.n_threads:
-        cfg = KernelConfig(max(1, n_chunks), cfg.chunk_size, cfg.path)
+    # a small batch is not worth more threads (the sums agree to rounding)
+    n_threads = threads_for_work(cfg.n_threads, X.shape[0], X.shape[1], params.means.shape[0])
+    if n_threads < cfg.n_threads:
+        cfg = KernelConfig(n_threads, cfg.chunk_size, cfg.path)
     with blas_single_thread():  # the M-step's small solves too
         return _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
                      learning_decay, learning_offset, missing)

@@ -59,7 +59,8 @@ def make_source(X, sample_weight, *, covariance_type, n_components, n_threads,
             _missing.check_scan(data.scan_missing(), feature_names)
         return data
     sample_weight = check_sample_weight(sample_weight, X.shape[0], need)
-    cfg = _stats.kernel_config(X.shape[1], covariance_type, n_threads, n_components, X.dtype)
+    cfg = _stats.kernel_config(X.shape[1], covariance_type, n_threads, n_components, X.dtype,
+                               n_samples=X.shape[0])
     if nan_policy == "marginalize" and _missing.has_nan(X):
         scan = _missing.scan_missing(X)
         if fitting:

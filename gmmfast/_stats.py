@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _covariance, _dispatch, _kernels
 from ._maths import FLOAT32_HINT, ILL_DEFINED_MESSAGE, LOG_2PI, symmetrize_upper
-from ._threads import resolve_n_threads
+from ._threads import resolve_n_threads, threads_for_work
 
 
 @dataclass
@@ -34,11 +34,16 @@ class GMMParams:
 
 
 def kernel_config(n_features, covariance_type, n_threads, n_components=1,
-                  dtype=np.float64):
+                  dtype=np.float64, n_samples=None):
     """The kernels' configuration (path, block rows, threads) for this shape;
-    ``n_threads`` None or -1 means every core."""
-    return _dispatch.kernel_config(n_features, covariance_type,
-                                   resolve_n_threads(n_threads), n_components, dtype)
+    ``n_threads`` None or -1 means every core. With ``n_samples`` (the rows
+    of the passes this configuration serves), no more threads than the work
+    is worth (``_threads.threads_for_work``)."""
+    n_threads = resolve_n_threads(n_threads)
+    if n_samples is not None:
+        n_threads = threads_for_work(n_threads, n_samples, n_features, n_components)
+    return _dispatch.kernel_config(n_features, covariance_type, n_threads,
+                                   n_components, dtype)
 
 
 def log_norm(weights, precisions_cholesky, cov, n_features):
