@@ -9,6 +9,7 @@ then the ``*_init`` arrays, then EM. ``gmmfast.GaussianMixture`` is built on
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (
     Interval,
@@ -43,6 +44,16 @@ PARAMETER_CONSTRAINTS = {
     "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
     "learning_offset": [Interval(Real, 0.0, None, closed="left")],
 }
+
+# scikit-learn's own constraint objects where they say the same: their
+# messages list the options in the set's order, which only the same set
+# object repeats (the error then reads word for word as scikit-learn's)
+_SKLEARN_CONSTRAINTS = SkGaussianMixture._parameter_constraints
+for _name, _ours in PARAMETER_CONSTRAINTS.items():
+    _theirs = _SKLEARN_CONSTRAINTS.get(_name)
+    if _theirs is not None and all(isinstance(c, StrOptions) for c in _ours + _theirs) \
+            and [c.options for c in _theirs] == [c.options for c in _ours]:
+        PARAMETER_CONSTRAINTS[_name] = list(_theirs)
 
 DEFAULTS = dict(
     n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100,

@@ -405,9 +405,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"n_samples must be an int, got {type(n_samples).__name__} {n_samples!r}."
             )
         if n_samples < 1:
+            # scikit-learn's sentence word for word (it shows n_components
+            # where n_samples belongs), then the value received
             raise ValueError(
                 "Invalid value for 'n_samples': %d . The sampling requires at "
-                "least one sample." % n_samples
+                "least one sample." % self.n_components
+                + f" Got n_samples={n_samples}; pass an int >= 1."
             )
         rng = check_random_state(self.random_state)
         n_samples_comp = rng.multinomial(n_samples, self.weights_.astype(np.float64))
