@@ -54,6 +54,7 @@ for _name, _ours in PARAMETER_CONSTRAINTS.items():
     if _theirs is not None and all(isinstance(c, StrOptions) for c in _ours + _theirs) \
             and [c.options for c in _theirs] == [c.options for c in _ours]:
         PARAMETER_CONSTRAINTS[_name] = list(_theirs)
+del _name, _ours, _theirs
 
 DEFAULTS = dict(
     n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100,

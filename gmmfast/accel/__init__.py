@@ -95,7 +95,9 @@ def _make_accelerated(gmmfast_cls, sklearn_cls):
                                           f"{type(X).__name__} array, which gmmfast "
                                           "cannot compute on")
         try:
-            return getattr(gmmfast_cls, method)(self, X, y, sample_weight=sample_weight)
+            # sample_weight only when given: an estimator without it stays usable
+            kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+            return getattr(gmmfast_cls, method)(self, X, y, **kwargs)
         except (TypeError, ValueError) as exc:
             if sample_weight is not None:
                 raise  # scikit-learn has no sample weights to fall back on
