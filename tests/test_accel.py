@@ -174,3 +174,25 @@ def test_foreign_array_detection(monkeypatch):
     assert not accel._foreign_array(da.zeros((3, 2)))
     monkeypatch.setattr(accel.array_api_compat, "is_array_api_obj", lambda a: True)
     assert accel._foreign_array(object())
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")
+@pytest.mark.parametrize("n_components", [1, 2])
+def test_patched_class_passes_check_estimator(n_components, caplog):
+    """scikit-learn's estimator checks on the class patch_sklearn installs;
+    the bad inputs they try fail in both libraries, so nothing falls back."""
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from test_check_estimator import ARRAY_API_SKIP, SHUFFLED_WEIGHTS
+
+    expected = SHUFFLED_WEIGHTS if n_components > 1 else {}
+    cls = accel.accelerated_class("GaussianMixture")
+    with caplog.at_level(logging.INFO, logger="gmmfast"):
+        results = check_estimator(cls(n_components=n_components), on_fail=None,
+                                  expected_failed_checks=expected)
+    bad = [(r["check_name"], r["status"], repr(r["exception"])[:300]) for r in results
+           if r["status"] != "passed"
+           and not (r["status"] == "skipped" and ARRAY_API_SKIP in repr(r["exception"]))
+           and not (r["status"] == "xfail" and r["check_name"] in expected)]
+    assert bad == []
+    assert [r.getMessage() for r in caplog.records if r.name == "gmmfast"] == []

@@ -27,6 +27,7 @@ scikit-learn's classes.
 This module sits above the estimators (it imports gmmfast's package) and
 nothing in gmmfast imports it, but ``gmmfast/__init__.py`` for the two names.
 """
+import functools
 import logging
 import os
 import runpy
@@ -82,9 +83,11 @@ def _make_accelerated(gmmfast_cls, sklearn_cls):
         self.__dict__["_sklearn_model"] = sk
 
     def _fit_with_sklearn(self, method, X, why):
-        _log_fallback(name, method, why)
         sk = self._sklearn_estimator()
         result = getattr(sk, method)(X)
+        # logged once scikit-learn has fitted: where it fails too, the error
+        # is gmmfast's and nothing ran in its place
+        _log_fallback(name, method, why)
         self._adopt(sk)
         return result
 
@@ -143,13 +146,14 @@ def _make_accelerated(gmmfast_cls, sklearn_cls):
         return sk
 
     def _method(method):
+        # functools.wraps: the signature (inspect follows __wrapped__), name
+        # and docstring of gmmfast's method
+        @functools.wraps(getattr(gmmfast_cls, method))
         def call(self, X, *args, **kwargs):
             sk = self._sklearn_twin(X, method)
             if sk is not None:
                 return getattr(sk, method)(X, *args, **kwargs)
             return getattr(gmmfast_cls, method)(self, X, *args, **kwargs)
-        call.__name__ = method
-        call.__doc__ = getattr(gmmfast_cls, method).__doc__
         return call
 
     def sample(self, n_samples=1):
