@@ -10,8 +10,10 @@ from ._api import fit
 from ._em import FitResult
 from ._select import SelectionTable, select
 from ._mixture import load_model as load
+from .accel import patch_sklearn, unpatch_sklearn
 
 from ._version import __version__
 
-__all__ = ["GaussianMixture", "GaussianMixtureImputer", "FitResult", "SelectionTable", "fit", "load", "select",
-           "openmp_enabled", "__version__"]
+__all__ = ["GaussianMixture", "GaussianMixtureImputer", "FitResult", "SelectionTable", "fit",
+           "load", "select", "openmp_enabled", "patch_sklearn", "unpatch_sklearn",
+           "__version__"]

@@ -9,6 +9,7 @@ then the ``*_init`` arrays, then EM. ``gmmfast.GaussianMixture`` is built on
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (
     Interval,
@@ -19,8 +20,8 @@ from sklearn.utils._param_validation import (
 )
 
 from . import _covariance, _em, _source
-from ._init import initial_params
-from ._stats import KernelParams
+from ._init import RESP_BLOCK, initial_params, params_from_resp
+from ._stats import GMMParams, KernelParams
 from ._threads import blas_single_thread
 from ._validation import check_means, check_precisions, check_weights
 
@@ -44,6 +45,17 @@ PARAMETER_CONSTRAINTS = {
     "learning_offset": [Interval(Real, 0.0, None, closed="left")],
     "nan_policy": [StrOptions({"raise", "marginalize"})],
 }
+
+# scikit-learn's own constraint objects where they say the same: their
+# messages list the options in the set's order, which only the same set
+# object repeats (the error then reads word for word as scikit-learn's)
+_SKLEARN_CONSTRAINTS = SkGaussianMixture._parameter_constraints
+for _name, _ours in PARAMETER_CONSTRAINTS.items():
+    _theirs = _SKLEARN_CONSTRAINTS.get(_name)
+    if _theirs is not None and all(isinstance(c, StrOptions) for c in _ours + _theirs) \
+            and [c.options for c in _theirs] == [c.options for c in _ours]:
+        PARAMETER_CONSTRAINTS[_name] = list(_theirs)
+del _name, _ours, _theirs
 
 DEFAULTS = dict(
     n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100,
@@ -215,3 +227,53 @@ def fit(X, n_components=1, *, sample_weight=None, callback=None, **options):
     X = _source.validate_X(X, ensure_min_samples=2,
                            allow_nan=params["nan_policy"] == "marginalize")
     return fit_arrays(X, sample_weight, params, callback=callback)
+
+
+# ---------------------------------------------------------------------------
+# What scikit-learn's BaseMixture hooks compute (N x K arrays by their
+# contract; ``fit`` never calls these)
+# ---------------------------------------------------------------------------
+
+def component_params(params, covariance_type, k):
+    """Component k alone, with weight 1: GMMParams of one component."""
+    one = slice(k, k + 1)
+    cov = _covariance.get(covariance_type)
+    shared = cov.uses_scatter  # tied: one covariance for every component
+    return GMMParams(
+        np.ones(1, dtype=params.means.dtype), params.means[one],
+        params.covariances if shared else params.covariances[one],
+        params.precisions_cholesky if shared else params.precisions_cholesky[one])
+
+
+def component_log_prob(params, covariance_type, X, n_threads=None):
+    """log N(x_i | mu_k, Sigma_k), shape (n_samples, n_components), in X's
+    dtype: scikit-learn's ``_estimate_log_gaussian_prob``. One pass of the
+    prediction kernel per component, each with weight 1 (log pi = 0)."""
+    n_components = params.means.shape[0]
+    out = np.empty((X.shape[0], n_components), dtype=X.dtype)
+    for k in range(n_components):
+        out[:, k] = predict(component_params(params, covariance_type, k),
+                            covariance_type, X, n_threads, logp=True)[0]
+    return out
+
+
+def _resp_blocks(resp, from_log):
+    blocks = []
+    for a in range(0, resp.shape[0], RESP_BLOCK):
+        b = min(a + RESP_BLOCK, resp.shape[0])
+        blocks.append((a, b, np.exp(resp[a:b]) if from_log else resp[a:b]))
+    return blocks
+
+
+def gaussian_params_from_resp(X, resp, covariance_type, reg_covar, n_threads=None,
+                              log=False):
+    """scikit-learn's ``_estimate_gaussian_parameters(X, resp, ...)`` (or of
+    exp(resp) with ``log``), through the kernel statistics: (nk, means,
+    covariances), float64; X validated (C-contiguous float32/float64)."""
+    n_components = resp.shape[1]
+    data = _source.make_source(X, None, covariance_type=covariance_type,
+                               n_components=n_components, n_threads=n_threads,
+                               min_positive_weights=1)
+    with blas_single_thread():
+        return params_from_resp(data, _resp_blocks(resp, log), n_components,
+                                covariance_type, reg_covar)

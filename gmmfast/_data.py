@@ -128,5 +128,7 @@ class ArrayData(DataSource):
     def mean_log_likelihood(self, kp):
         logp = self.predict(kp, logp=True)[0]
         if self.sample_weight is None:
-            return float(np.mean(logp, dtype=np.float64))
+            # scikit-learn's score: score_samples(X).mean() in the data's
+            # dtype (numpy's pairwise sum in float32 for float32 data)
+            return float(np.mean(logp))
         return float(np.average(logp.astype(np.float64), weights=self.sample_weight))

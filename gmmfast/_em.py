@@ -107,6 +107,14 @@ class _Verbose:
             print(f"Initialization {msg}. time lapse {t:.5f}s\t lower bound {lb:.5f}.")
 
 
+def _warn_diverged(n_iter, error):
+    warnings.warn(
+        f"EM diverged at iteration {n_iter} and stopped there, keeping the last "
+        f"parameters with a finite lower bound (converged_ is False): {error}",
+        ConvergenceWarning,
+    )
+
+
 def run_em(data, params, covariance_type, *, tol, max_iter, reg_covar,
            lower_bound=-np.inf, verbose=None, callback=None):
     """Iterate EM on the data source ``data`` from ``params``.
@@ -118,6 +126,15 @@ def run_em(data, params, covariance_type, *, tol, max_iter, reg_covar,
     iteration (progress reports; it sees no arrays and costs nothing when
     None).
     Returns (params, lower_bound, lower_bounds, n_iter, converged).
+
+    A fit that diverges (scikit-learn's issue 18216: with reg_covar=0 a
+    component collapses onto a single point) stops with the last parameters
+    whose lower bound is finite, ``converged`` False and a
+    ConvergenceWarning naming reg_covar: when the M-step of iteration t finds
+    an ill-defined covariance, the parameters before it (whose lower bound is
+    the t-th); when the lower bound of iteration t > 1 is not finite, those
+    of iteration t - 2 with the (t-1)-th. Only a start that is ill-defined
+    itself (the first lower bound not finite) raises.
     """
     dtype = data.dtype
     cov = _covariance.get(covariance_type)
@@ -126,6 +143,7 @@ def run_em(data, params, covariance_type, *, tol, max_iter, reg_covar,
     lower_bounds = []
     converged = False
     n_iter = 0
+    previous = None  # (params, lower_bound) of the iteration before
     for n_iter in range(1, max_iter + 1):
         prev_lower_bound = lower_bound
         kp = KernelParams(params, covariance_type, dtype, center)
@@ -133,9 +151,24 @@ def run_em(data, params, covariance_type, *, tol, max_iter, reg_covar,
         lower_bound = ll / data.total_weight
         if not np.isfinite(lower_bound):
             # never carry NaN/inf into the parameters or return it silently
-            raise non_finite_lower_bound_error(lower_bound, n_iter, reg_covar)
-        # the guard on n_k pulls each mean towards its previous value
-        params = _stats.m_step(stats, kp.shift, cov, reg_covar, dtype, anchor=kp.means)
+            error = non_finite_lower_bound_error(lower_bound, n_iter, reg_covar)
+            if previous is None:
+                raise error
+            _warn_diverged(n_iter, error)
+            params, lower_bound = previous
+            return params, lower_bound, lower_bounds, n_iter - 1, False
+        try:
+            # the guard on n_k pulls each mean towards its previous value
+            new_params = _stats.m_step(stats, kp.shift, cov, reg_covar, dtype,
+                                       anchor=kp.means)
+        except ValueError as error:
+            # ill-defined covariance: keep the parameters the lower bound
+            # of this iteration was computed under
+            lower_bounds.append(lower_bound)
+            _warn_diverged(n_iter, error)
+            return params, lower_bound, lower_bounds, n_iter, False
+        previous = (params, lower_bound)
+        params = new_params
         lower_bounds.append(lower_bound)
         change = lower_bound - prev_lower_bound
         if verbose is not None:

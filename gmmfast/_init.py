@@ -11,6 +11,11 @@ n_components array is ever built (k-means' own labels aside).
 With sample weights, the initialisers are weighted too: k-means and
 k-means++ take ``sample_weight``, 'random_from_data' draws rows with
 probability proportional to their weight, and every statistic is weighted.
+k-means' tolerance is made the weighted one (``weighted_kmeans_tol``), so
+that integer weights start 'kmeans' and 'k-means++' where the repeated rows
+(in the same order) start them. Where weights and repeated rows still part
+ways (draws of 'random' and 'random_from_data', empty k-means clusters) is
+listed in the README, "Sample weights".
 """
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
@@ -19,6 +24,9 @@ from . import _covariance, _stats
 
 # rows of responsibilities materialised at a time
 RESP_BLOCK = 16384
+
+# scikit-learn's KMeans default tol: relative to the mean feature variance
+KMEANS_TOL = 1e-4
 
 TIED_ORIGIN_HINT = (
     " With covariance_type='tied', init_params='k-means++' and "
@@ -46,6 +54,46 @@ def _random_blocks(n_samples, n_components, random_state, dtype):
         yield a, b, resp
 
 
+def _mean_variance(X, sample_weight, mean, block):
+    """mean over features of the (weighted) variance about ``mean``, float64,
+    read ``block`` rows at a time (no copy of X)."""
+    total = 0.0
+    for a in range(0, X.shape[0], block):
+        d = X[a:a + block].astype(np.float64, copy=False) - mean
+        d *= d
+        if sample_weight is None:
+            total += float(d.sum())
+        else:
+            total += float(sample_weight[a:a + block] @ d.sum(axis=1))
+    weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+    return total / weight / X.shape[1]
+
+
+def weighted_kmeans_tol(X, sample_weight, tol=KMEANS_TOL):
+    """The relative ``tol`` to give scikit-learn's KMeans so that its absolute
+    tolerance is ``tol`` times the *weighted* mean feature variance.
+
+    KMeans stops when the centres move less than ``tol * mean(var(X, axis=0))``
+    with the unweighted variance, also when it is given sample weights; rows
+    repeated w_i times have the weighted variance instead, so integer weights
+    would stop Lloyd's iterations elsewhere than the repeated rows do. Passing
+    ``tol * weighted / unweighted`` makes the two stop alike. Two streamed
+    passes over X in float64, no copy; ``sample_weight`` None returns ``tol``
+    (scikit-learn's KMeans unchanged). Where the unweighted variance is zero
+    (every row equal) both are zero and ``tol`` is returned: the absolute
+    tolerance is zero either way.
+    """
+    if sample_weight is None:
+        return tol
+    block = max(256, (1 << 18) // (8 * max(1, X.shape[1])))
+    from_rows = _mean_variance(X, None, _stats.weighted_mean(X, None, block), block)
+    if from_rows == 0.0:
+        return tol
+    weighted = _mean_variance(X, sample_weight,
+                              _stats.weighted_mean(X, sample_weight, block), block)
+    return tol * weighted / from_rows
+
+
 def resp_statistics(data, n_components, covariance_type, init_params, random_state):
     """Statistics of the initial responsibilities.
 
@@ -62,7 +110,12 @@ def resp_statistics(data, n_components, covariance_type, init_params, random_sta
 
     if init_params in ("kmeans", "random"):
         if init_params == "kmeans":
-            km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+            if sample_weight is None:
+                # exactly scikit-learn's start
+                km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+            else:
+                km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state,
+                            tol=weighted_kmeans_tol(X, sample_weight))
             km.fit(X, sample_weight=sample_weight)
             blocks = _one_hot_blocks(km.labels_, n_components, dtype)
             shift = np.ascontiguousarray(km.cluster_centers_, dtype=dtype)
@@ -82,11 +135,42 @@ def resp_statistics(data, n_components, covariance_type, init_params, random_sta
         _, indices = kmeans_plusplus(X, n_components, random_state=random_state,
                                      sample_weight=sample_weight)
     X_sub = np.ascontiguousarray(X[indices])
-    sw_sub = None if sample_weight is None else np.ascontiguousarray(sample_weight[indices])
+    # each seed is one unit of weight, whatever its row's weight: one copy of
+    # the row among the w_i that integer weights stand for (scikit-learn's
+    # one-hot responsibility on one of the repeated rows)
+    sw_sub = None
     shift = np.tile(center, (n_components, 1)) if common else X_sub
     blocks = [(0, n_components, np.eye(n_components, dtype=dtype))]
     stats = _stats.stats_from_resp(X_sub, sw_sub, blocks, shift, center, cov, cfg)
     return stats, shift.astype(np.float64), False
+
+
+def params_from_resp(data, resp_blocks, n_components, covariance_type, reg_covar):
+    """scikit-learn's ``_estimate_gaussian_parameters`` from given
+    responsibilities, through the kernel statistics: (nk, means,
+    covariances), float64, nk with scikit-learn's 10 eps guard.
+
+    ``resp_blocks`` yields (start, end, resp rows) and may be iterated twice
+    (a list); rows need not sum to one (scikit-learn's 'k-means++' and
+    'random_from_data' starts have zero rows), which only 'tied' has to know.
+    """
+    X, sample_weight, cfg = data.X, data.sample_weight, data.cfg
+    dtype = X.dtype
+    cov = _covariance.get(covariance_type)
+    center = data.center if cov.uses_scatter else np.zeros(X.shape[1], dtype=dtype)
+    shift = np.tile(data.center, (n_components, 1))
+    R, S1, S2 = _stats.stats_from_resp(X, sample_weight, resp_blocks, shift, center, cov,
+                                       cfg)
+    if cov.uses_scatter:
+        rows_sum_to_one = all(np.allclose(resp.sum(axis=1), 1.0, rtol=0,
+                                          atol=100 * np.finfo(dtype).eps)
+                              for _, _, resp in resp_blocks)
+        S2 = data.T
+        if not rows_sum_to_one:
+            S2 = S2 + cov.origin_correction(
+                R, S1, data.center.astype(np.float64), data.total_weight, data.mean)
+    return cov.params_from_stats(R, S1, S2, shift.astype(np.float64), reg_covar,
+                                 float(np.finfo(dtype).eps))
 
 
 def initial_params(data, n_components, covariance_type, init_params, random_state,

@@ -10,8 +10,11 @@ from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from sklearn.mixture._base import BaseMixture
+
 from . import _api, _covariance, _missing, _online, _persist, _source, _stats
 from ._em import make_result
+from ._hooks import MixtureHooksMixin
 from ._threads import blas_single_thread
 from ._validation import check_sample_weight
 
@@ -26,7 +29,7 @@ _STATE_ATTRIBUTES = _FIT_ATTRIBUTES + ("_online_state", "selection_")
 _PARAM_NAMES = {}
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(MixtureHooksMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by one-pass EM (drop-in for scikit-learn's).
 
     Same parameters, attributes, methods and answers as
@@ -449,9 +452,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"n_samples must be an int, got {type(n_samples).__name__} {n_samples!r}."
             )
         if n_samples < 1:
+            # scikit-learn's sentence word for word (it shows n_components
+            # where n_samples belongs), then the value received
             raise ValueError(
                 "Invalid value for 'n_samples': %d . The sampling requires at "
-                "least one sample." % n_samples
+                "least one sample." % self.n_components
+                + f" Got n_samples={n_samples}; pass an int >= 1."
             )
         rng = check_random_state(self.random_state)
         n_samples_comp = rng.multinomial(n_samples, self.weights_.astype(np.float64))
@@ -461,6 +467,97 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             np.full(int(n), i, dtype=np.int64) for i, n in enumerate(n_samples_comp)
         ])
         return np.asarray(X, dtype=np.float64), y
+
+    # ------------------------------------------------- scikit-learn's hooks
+    # BaseMixture's methods, with its signatures and return values (numpy
+    # arrays; ``xp`` is accepted and ignored). They may build n_samples x
+    # n_components arrays, which is their contract; fit never calls them.
+    # Driven by scikit-learn's own loop (BaseMixture.fit_predict) they give
+    # scikit-learn's fit (tests/test_hooks.py).
+
+    # scikit-learn's own code: the start's responsibilities (k-means labels,
+    # random, data points, k-means++), handed to _initialize; and the
+    # verbose messages of its loop
+    _initialize_parameters = BaseMixture._initialize_parameters
+    _print_verbose_msg_init_beg = BaseMixture._print_verbose_msg_init_beg
+    _print_verbose_msg_iter_end = BaseMixture._print_verbose_msg_iter_end
+    _print_verbose_msg_init_end = BaseMixture._print_verbose_msg_init_end
+
+    def _hook_X(self, X):
+        """X as the kernels take it (C-contiguous float32/float64), no checks
+        beyond that: hooks trust their callers, as scikit-learn's do."""
+        X = np.asarray(X)
+        dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+        return np.ascontiguousarray(X, dtype=dtype)
+
+    def _check_parameters(self, X, xp=None):
+        """Validate weights_init, means_init, precisions_init for X (errors as
+        in fit); the constructor parameters are left as they are."""
+        X = self._hook_X(X)
+        _api.check_init_arrays(self.get_params(deep=False), X.shape[1], X.dtype)
+
+    def _initialize(self, X, resp, xp=None):
+        """Parameters from the responsibilities ``resp`` (n_samples,
+        n_components), or from weights_init / means_init / precisions_init
+        where given; weights n_k / n_samples (scikit-learn's start)."""
+        X = self._hook_X(X)
+        init = _api.check_init_arrays(self.get_params(deep=False), X.shape[1], X.dtype)
+        cov = _covariance.get(self.covariance_type)
+        weights = means = covariances = prec_chol = None
+        if resp is not None:
+            nk, means, covariances = _api.gaussian_params_from_resp(
+                X, np.asarray(resp), self.covariance_type, self.reg_covar, self.n_threads)
+            weights = nk / X.shape[0]
+        if init["weights_init"] is not None:
+            weights = init["weights_init"]
+        if init["means_init"] is not None:
+            means = init["means_init"]
+        if init["precisions_init"] is None:
+            prec_chol = cov.precision_cholesky(covariances,
+                                               float32=(X.dtype == np.float32))
+        else:
+            prec_chol = cov.precision_cholesky_from_precisions(init["precisions_init"])
+            covariances = cov.covariances_from_precision_cholesky(prec_chol)
+        self._set_parameters(tuple(
+            np.asarray(a, dtype=X.dtype) for a in (weights, means, covariances, prec_chol)))
+
+    def _m_step(self, X, log_resp, xp=None):
+        """M-step from the log responsibilities (n_samples, n_components):
+        weights n_k / sum n_k, means, covariances (+ reg_covar), and the
+        precisions' Cholesky factors."""
+        X = self._hook_X(X)
+        nk, means, covariances = _api.gaussian_params_from_resp(
+            X, np.asarray(log_resp), self.covariance_type, self.reg_covar,
+            self.n_threads, log=True)
+        prec_chol = _covariance.get(self.covariance_type).precision_cholesky(
+            covariances, float32=(X.dtype == np.float32))
+        self._set_parameters(tuple(np.asarray(a, dtype=X.dtype) for a in (
+            nk / nk.sum(), means, covariances, prec_chol)))
+
+    def _estimate_log_prob(self, X, xp=None):
+        """log N(x_i | mu_k, Sigma_k), shape (n_samples, n_components)."""
+        X = self._hook_X(X)
+        return _api.component_log_prob(self._params(), self.covariance_type, X,
+                                       self.n_threads)
+
+    def _estimate_log_weights(self, xp=None):
+        """log weights_, shape (n_components,)."""
+        return np.log(self.weights_)
+
+    def _compute_lower_bound(self, _, log_prob_norm):
+        """The lower bound is the mean log-likelihood itself (EM)."""
+        return log_prob_norm
+
+    def _get_parameters(self):
+        return (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
+
+    def _set_parameters(self, params, xp=None):
+        """Set (weights, means, covariances, precisions_cholesky) and the
+        precisions_ they imply."""
+        (self.weights_, self.means_, self.covariances_,
+         self.precisions_cholesky_) = params
+        self.precisions_ = _covariance.get(self.covariance_type).precisions(
+            self.precisions_cholesky_).astype(self.precisions_cholesky_.dtype)
 
     def _n_parameters(self):
         """Number of free parameters in the model."""

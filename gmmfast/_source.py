@@ -8,7 +8,12 @@ from sklearn.utils.validation import validate_data
 
 from . import _covariance, _dask, _missing, _stats
 from ._data import ArrayData
-from ._validation import check_sample_weight, check_X_kind
+from ._validation import (
+    check_sample_weight,
+    check_X_kind,
+    sklearn_check_array,
+    sklearn_message_first,
+)
 
 
 def validate_X(X, estimator=None, reset=True, ensure_min_samples=1, dtype=None,
@@ -25,9 +30,17 @@ def validate_X(X, estimator=None, reset=True, ensure_min_samples=1, dtype=None,
     if _dask.is_dask_array(X):
         return _dask.check_dask_array(X, estimator=estimator, reset=reset,
                                       ensure_min_samples=ensure_min_samples)
-    X = check_X_kind(X)
     dtypes = [np.float64, np.float32] if dtype is None else dtype
     finite = {"ensure_all_finite": "allow-nan"} if allow_nan else {}
+    try:
+        X = check_X_kind(X)
+    except (TypeError, ValueError) as exc:
+        # scikit-learn's message for the same X first: what its fit (reset)
+        # or its predict methods (dtype 'numeric') would raise
+        raise sklearn_message_first(exc, sklearn_check_array(
+            X, dtype=dtypes if (reset or dtype is not None) else "numeric",
+            ensure_min_samples=ensure_min_samples, input_name="X",
+            estimator=None if estimator is None else type(estimator).__name__)) from None
     if estimator is None:
         return check_array(X, dtype=dtypes, order="C", input_name="X",
                            ensure_min_samples=ensure_min_samples, **finite)

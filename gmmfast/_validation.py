@@ -9,6 +9,7 @@ complex numbers, objects that are not numbers, arrays that are not 2-D) into
 short errors that say what was expected and how to convert.
 """
 import numbers
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,6 +20,45 @@ from . import _covariance
 
 # dtype kinds accepted as numbers: bool, signed/unsigned int, float
 _NUMERIC_KINDS = "biuf"
+
+
+class InputError(TypeError, ValueError):
+    """Bad input that scikit-learn reports as one of TypeError and ValueError
+    and gmmfast's own check as the other (strings in X, for instance): an
+    ``except`` clause or ``pytest.raises`` written for either catches it."""
+
+
+def sklearn_message_first(ours, sklearn_check):
+    """``ours`` (an exception) with scikit-learn's message for the same input
+    put first, word for word, and gmmfast's after it.
+
+    ``sklearn_check()`` runs the check scikit-learn runs on that input (only
+    once gmmfast's has failed, so it costs nothing on good input). Where it
+    raises nothing, ``ours`` is returned as it is (gmmfast is stricter
+    there). The type is ours when it is also scikit-learn's, else
+    ``InputError`` (both).
+    """
+    try:
+        sklearn_check()
+    except (TypeError, ValueError) as sk:
+        sk_message, sk_type = str(sk), type(sk)
+    else:
+        return ours
+    message = str(ours)
+    if not message.startswith(sk_message):
+        sep = ("\n" if "\n" in sk_message
+               else " " if sk_message.endswith((".", "!", "?")) else ". ")
+        message = sk_message + sep + message
+    return (type(ours) if isinstance(ours, sk_type) else InputError)(message)
+
+
+def sklearn_check_array(value, **kwargs):
+    """scikit-learn's check_array, to reproduce its message (warnings off)."""
+    def check():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            check_array(value, **kwargs)
+    return check
 
 
 def _nbytes_text(n_items):
@@ -131,7 +171,16 @@ def check_X_kind(X, name="X"):
 
 def _as_float_array(value, name, dtypes=(np.float64, np.float32), ensure_2d=False,
                     allow_nd=False):
-    """check_array for a parameter array, with errors that name it."""
+    """check_array for a parameter array, with errors that name it, after
+    scikit-learn's message for the same array."""
+    try:
+        return _as_float_array_ours(value, name, dtypes, ensure_2d, allow_nd)
+    except (TypeError, ValueError) as exc:
+        raise sklearn_message_first(exc, sklearn_check_array(
+            value, dtype=list(dtypes), ensure_2d=ensure_2d, allow_nd=allow_nd)) from None
+
+
+def _as_float_array_ours(value, name, dtypes, ensure_2d, allow_nd):
     _reject_sparse(value, name)
     kinds = _dtype_kinds(value)
     if kinds is None:
@@ -149,13 +198,15 @@ def _as_float_array(value, name, dtypes=(np.float64, np.float32), ensure_2d=Fals
     try:
         # copy=True: the estimator never keeps a reference to the caller's array
         return check_array(value, dtype=list(dtypes), ensure_2d=ensure_2d,
-                           allow_nd=allow_nd, input_name=name, copy=True)
+                           allow_nd=allow_nd, copy=True)
     except TypeError as exc:
         raise _not_numbers_error(name, "values that are not numbers", exc) from None
     except ValueError as exc:
         if "could not convert" in str(exc):
             raise _not_numbers_error(name, "values that are not numbers", exc) from None
-        raise
+        # scikit-learn's message (it names no input), then which parameter
+        fix = "; pass finite values" if "NaN" in str(exc) or "infinity" in str(exc) else ""
+        raise ValueError(f"{exc} (the parameter {name}{fix}.)") from None
 
 
 def check_sample_weight(sample_weight, n_samples, n_components, rescale=True):
@@ -268,11 +319,13 @@ def rescale_sample_weight(sw, total=None):
     return sw
 
 
-def _check_shape(param, param_shape, name):
+def _check_shape(param, param_shape, sklearn_name, name, shape_text):
+    """scikit-learn's shape message (its name for the parameter), then ours."""
     if param.shape != param_shape:
         raise ValueError(
             "The parameter '%s' should have the shape of %s, but got %s"
-            % (name, param_shape, param.shape)
+            % (sklearn_name, param_shape, param.shape)
+            + f": {name} must have shape {shape_text} = {param_shape}."
         )
 
 
@@ -291,17 +344,23 @@ def _check_fits_dtype(values, name, dtype):
 def check_weights(weights, n_components):
     """weights_init: (n_components,), in [0, 1], summing to 1; a copy."""
     weights = _as_float_array(weights, "weights_init")
-    _check_shape(weights, (n_components,), "weights_init")
+    _check_shape(weights, (n_components,), "weights", "weights_init", "(n_components,)")
     if np.any(weights < 0.0) or np.any(weights > 1.0):
+        # scikit-learn's sentence word for word: it prints the minimum as
+        # "max value" and the maximum as "min value"; ours says which is which
         raise ValueError(
-            "The parameter 'weights_init' should be in the range [0, 1], but got "
-            "max value %.5f, min value %.5f" % (np.max(weights), np.min(weights))
+            "The parameter 'weights' should be in the range "
+            "[0, 1], but got max value %.5f, min value %.5f"
+            % (np.min(weights), np.max(weights))
+            + ": weights_init has min value %g and max value %g; pass weights in "
+            "[0, 1] that sum to 1." % (np.min(weights), np.max(weights))
         )
     atol = 1e-6 if weights.dtype == np.float32 else 1e-8
     if not np.allclose(np.abs(1.0 - np.sum(weights)), 0.0, atol=atol):
         raise ValueError(
-            "The parameter 'weights_init' should be normalized, but got "
-            "sum(weights_init) = %.5f; divide it by its sum." % np.sum(weights)
+            "The parameter 'weights' should be normalized, but got sum(weights) = %.5f"
+            % np.sum(weights)
+            + "; divide weights_init by its sum."
         )
     return weights
 
@@ -309,7 +368,8 @@ def check_weights(weights, n_components):
 def check_means(means, n_components, n_features, dtype=None):
     """means_init: (n_components, n_features), finite in the data's dtype; a copy."""
     means = _as_float_array(means, "means_init")
-    _check_shape(means, (n_components, n_features), "means_init")
+    _check_shape(means, (n_components, n_features), "means", "means_init",
+                 "(n_components, n_features)")
     _check_fits_dtype(means, "means_init", dtype)
     return means
 
@@ -328,7 +388,11 @@ def check_precisions(precisions, covariance_type, n_components, n_features, dtyp
     cov = _covariance.get(covariance_type)
     shape = cov.shape(n_components, n_features)
     precisions = _as_float_array(precisions, "precisions_init", allow_nd=len(shape) > 2)
-    _check_shape(precisions, shape, "precisions_init (%s)" % covariance_type)
+    shape_text = {"full": "(n_components, n_features, n_features)",
+                  "tied": "(n_features, n_features)", "diag": "(n_components, n_features)",
+                  "spherical": "(n_components,)"}[covariance_type]
+    _check_shape(precisions, shape, "%s precision" % covariance_type,
+                 f"precisions_init (covariance_type={covariance_type!r})", shape_text)
     finfo = np.finfo(np.float64 if dtype is None else dtype)
 
     def overflow_error(where, what):
