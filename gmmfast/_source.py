@@ -32,7 +32,7 @@ def validate_X(X, estimator=None, reset=True, ensure_min_samples=1, dtype=None):
 
 
 def make_source(X, sample_weight, *, covariance_type, n_components, n_threads,
-                random_state=None, min_positive_weights=None):
+                random_state=None, min_positive_weights=None, rescale_weights=True):
     """The data source of a validated X (``validate_X``), with its sample
     weights validated by the one set of rules (gmmfast/_validation.py).
 
@@ -40,12 +40,17 @@ def make_source(X, sample_weight, *, covariance_type, n_components, n_threads,
         (default n_components: each component needs one to start from).
     random_state : a RandomState instance; a Dask source draws its
         initialisation sample with it.
+    rescale_weights : whether weights of extreme magnitude may be rescaled
+        (``check_sample_weight``); False where the weights count observations
+        (BayesianGaussianMixture: the total weight is weighed against the priors).
     """
     need = n_components if min_positive_weights is None else min_positive_weights
     if _dask.is_dask_array(X):
-        sample_weight, total_weight = _dask.check_dask_sample_weight(sample_weight, X, need)
+        sample_weight, total_weight = _dask.check_dask_sample_weight(
+            sample_weight, X, need, rescale=rescale_weights)
         return _dask.DaskData(X, sample_weight, covariance_type, n_components,
                               random_state, total_weight=total_weight, n_threads=n_threads)
-    sample_weight = check_sample_weight(sample_weight, X.shape[0], need)
+    sample_weight = check_sample_weight(sample_weight, X.shape[0], need,
+                                        rescale=rescale_weights)
     cfg = _stats.kernel_config(X.shape[1], covariance_type, n_threads, n_components, X.dtype)
     return ArrayData(X, sample_weight, cfg)
