@@ -1,0 +1,221 @@
+"""BayesianGaussianMixture: scikit-learn's BayesianGaussianMixture is the oracle.
+
+From the same random_state both start from the same responsibilities, so
+parameters, lower bounds and iteration counts agree to rounding (1e-8, float64).
+"""
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import BayesianGaussianMixture as SkBGM
+from sklearn.utils.estimator_checks import check_estimator
+
+from gmmfast import BayesianGaussianMixture
+from gmmfast import _bayesian, _stats
+from gmmfast._data import ArrayData
+from gmmfast._demo import demo_data
+
+from conftest import COVARIANCE_TYPES, make_blobs
+
+PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+ATTRS = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_",
+         "mean_precision_", "degrees_of_freedom_", "mean_prior_", "covariance_prior_")
+
+
+def fit_both(X, sample_weight=None, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk = SkBGM(**kwargs).fit(X)
+        gf = BayesianGaussianMixture(**kwargs).fit(X, sample_weight=sample_weight)
+    return sk, gf
+
+
+def _concentration(m):
+    wc = m.weight_concentration_
+    return np.concatenate(wc) if isinstance(wc, tuple) else np.asarray(wc)
+
+
+def assert_same_model(sk, gf, rtol=1e-8):
+    assert gf.n_iter_ == sk.n_iter_
+    assert gf.converged_ == sk.converged_
+    # scikit-learn's tied bound is a (1,) array: ravel
+    sk_bounds = np.array([np.ravel(v)[0] for v in sk.lower_bounds_])
+    np.testing.assert_allclose(gf.lower_bounds_, sk_bounds, rtol=rtol)
+    np.testing.assert_allclose(gf.lower_bound_, np.ravel(sk.lower_bound_)[0], rtol=rtol)
+    for name in ATTRS:
+        a, b = np.asarray(getattr(gf, name)), np.asarray(getattr(sk, name))
+        assert a.shape == b.shape, name
+        scale = max(np.abs(b).max(), 1e-300)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale, err_msg=name)
+    b = _concentration(sk)
+    np.testing.assert_allclose(_concentration(gf), b, rtol=rtol, atol=rtol * np.abs(b).max())
+
+
+DATASETS = {
+    "demo": lambda: demo_data(3000, random_state=0),
+    "blobs_d5": lambda: make_blobs(2000, 5, 4, seed=2)[0],
+    "digits": lambda: load_digits().data.astype(np.float64),
+}
+
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dataset", list(DATASETS))
+def test_same_random_state_same_model(dataset, covariance_type, prior_type):
+    X = DATASETS[dataset]()
+    n_components = {"demo": 4, "blobs_d5": 6, "digits": 4}[dataset]
+    sk, gf = fit_both(X, n_components=n_components, covariance_type=covariance_type,
+                      weight_concentration_prior_type=prior_type, random_state=0,
+                      max_iter=60, reg_covar=1e-3 if dataset == "digits" else 1e-6)
+    assert sk.n_iter_ > 3  # several iterations compared, not only the start
+    assert_same_model(sk, gf)
+
+
+def _priors(covariance_type, n_features):
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(n_features, n_features))
+    cp = {"full": a @ a.T / n_features + np.eye(n_features),
+          "tied": a @ a.T / n_features + np.eye(n_features),
+          "diag": rng.uniform(0.5, 2.0, n_features), "spherical": 1.7}[covariance_type]
+    return dict(weight_concentration_prior=0.3, mean_precision_prior=0.05,
+                mean_prior=rng.normal(size=n_features),
+                degrees_of_freedom_prior=n_features + 1.5, covariance_prior=cp)
+
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_non_default_priors(covariance_type, prior_type):
+    X = make_blobs(1500, 4, 3, seed=7)[0]
+    sk, gf = fit_both(X, n_components=5, covariance_type=covariance_type,
+                      weight_concentration_prior_type=prior_type, random_state=1,
+                      **_priors(covariance_type, 4))
+    assert_same_model(sk, gf)
+    # the priors matter: the default priors give another model
+    _, default = fit_both(X, n_components=5, covariance_type=covariance_type,
+                          weight_concentration_prior_type=prior_type, random_state=1)
+    assert not np.allclose(default.means_, gf.means_, rtol=1e-4)
+
+
+@pytest.mark.parametrize("init_params", ["k-means++", "random", "random_from_data"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_every_init_params(init_params, covariance_type):
+    X = make_blobs(1000, 3, 3, seed=4)[0]
+    sk, gf = fit_both(X, n_components=4, covariance_type=covariance_type,
+                      init_params=init_params, random_state=3, max_iter=40)
+    assert_same_model(sk, gf)
+
+
+def test_n_init_warm_start_and_max_iter_zero():
+    X = make_blobs(1200, 3, 3, seed=9)[0]
+    sk, gf = fit_both(X, n_components=4, n_init=3, random_state=2)
+    assert_same_model(sk, gf)
+    kw = dict(n_components=4, warm_start=True, max_iter=3, random_state=0)
+    sk, gf = SkBGM(**kw), BayesianGaussianMixture(**kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(3):
+            sk.fit(X)
+            gf.fit(X)
+    assert_same_model(sk, gf)
+    sk, gf = fit_both(X, n_components=3, max_iter=0, random_state=0)
+    assert gf.n_iter_ == 0 and gf.lower_bounds_ == [] and gf.lower_bound_ == -np.inf
+    np.testing.assert_allclose(gf.means_, sk.means_, rtol=1e-10)
+
+
+def test_predictions_match_sklearn():
+    X = make_blobs(800, 3, 3, seed=1)[0]
+    for prior_type in PRIOR_TYPES:
+        sk, gf = fit_both(X, n_components=4, random_state=0,
+                          weight_concentration_prior_type=prior_type)
+        np.testing.assert_allclose(gf.score_samples(X), sk.score_samples(X), rtol=1e-8)
+        np.testing.assert_allclose(gf.score(X), sk.score(X), rtol=1e-8)
+        np.testing.assert_allclose(gf.predict_proba(X), sk.predict_proba(X), atol=1e-8)
+        np.testing.assert_array_equal(gf.predict(X), sk.predict(X))
+        np.testing.assert_array_equal(clone(gf).fit_predict(X), gf.predict(X))
+        Xs, ys = gf.sample(50)
+        Xk, yk = sk.sample(50)
+        np.testing.assert_allclose(Xs, Xk, rtol=1e-7, atol=1e-7)
+        np.testing.assert_array_equal(ys, yk)
+
+
+# --------------------------------------------------------------- the hooks
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_hooks_equal_sklearn_hooks(covariance_type, prior_type):
+    X = make_blobs(500, 3, 3, seed=3)[0]
+    kw = dict(n_components=3, covariance_type=covariance_type,
+              weight_concentration_prior_type=prior_type, random_state=0, max_iter=5)
+    sk, gf = fit_both(X, **kw)
+    for hook in ("_estimate_log_prob", "_estimate_weighted_log_prob"):
+        np.testing.assert_allclose(getattr(gf, hook)(X), getattr(sk, hook)(X), rtol=1e-9,
+                                   err_msg=hook)
+    np.testing.assert_allclose(gf._estimate_log_weights(), sk._estimate_log_weights(),
+                               rtol=1e-9)
+    for a, b in zip(gf._estimate_log_prob_resp(X), sk._estimate_log_prob_resp(X)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    (lpn_g, lr_g), (lpn_s, lr_s) = gf._e_step(X), sk._e_step(X)
+    np.testing.assert_allclose(lpn_g, lpn_s, rtol=1e-10)
+    np.testing.assert_allclose(lr_g, lr_s, atol=1e-9)
+    np.testing.assert_allclose(gf._compute_lower_bound(lr_s, lpn_s),
+                               np.ravel(sk._compute_lower_bound(lr_s, lpn_s))[0], rtol=1e-10)
+    for a, b in zip(gf._get_parameters(), sk._get_parameters()):
+        a, b = (np.concatenate(v) if isinstance(v, tuple) else v for v in (a, b))
+        np.testing.assert_allclose(a, b, rtol=1e-8)
+    # _check_parameters, _m_step and _initialize set the same parameters
+    g2, s2 = BayesianGaussianMixture(**kw), SkBGM(**kw)
+    g2._check_parameters(X)
+    s2._check_parameters(X)
+    for name in ("mean_prior_", "covariance_prior_", "degrees_of_freedom_prior_",
+                 "weight_concentration_prior_", "mean_precision_prior_"):
+        np.testing.assert_allclose(getattr(g2, name), getattr(s2, name), rtol=1e-12)
+    resp = np.random.default_rng(0).uniform(size=(X.shape[0], 3))
+    resp /= resp.sum(axis=1, keepdims=True)
+    for method, arg in (("_initialize", resp), ("_m_step", np.log(resp))):
+        getattr(g2, method)(X, arg)
+        getattr(s2, method)(X, arg)
+        # (scikit-learn sets weights_ and precisions_ in _set_parameters only)
+        for name in ("means_", "covariances_", "precisions_cholesky_",
+                     "degrees_of_freedom_", "mean_precision_"):
+            np.testing.assert_allclose(getattr(g2, name), getattr(s2, name), rtol=1e-9,
+                                       err_msg=f"{method}: {name}")
+    s2._set_parameters(g2._get_parameters())
+    np.testing.assert_allclose(s2.weights_, g2.weights_, rtol=1e-12)
+
+
+# ------------------------------------------- the entropy from the statistics
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_entropy_from_statistics(covariance_type):
+    """sum w r log r = sum_k (R_k lognorm_k - 1/2 tr(P_k M_k)) - ll, from the
+    kernel's statistics, against the direct N x K sum; on overlapping blobs
+    (entropy far from 0) and on well separated ones, where it is ~0 and all
+    that is left is the cancellation error of two sums of size ~N |lp|."""
+    for sep, seed in ((1.0, 0), (200.0, 1)):
+        X, _ = make_blobs(3000, 4, 3, seed=seed)
+        X = X + sep * np.repeat(np.eye(3, 4), 1000, axis=0)
+        w = np.random.default_rng(seed).uniform(0.2, 3.0, X.shape[0])
+        gf = BayesianGaussianMixture(n_components=3, covariance_type=covariance_type,
+                                     random_state=0, max_iter=3, tol=0).fit(X)
+        kp = gf._kernel_params(X.dtype)
+        if covariance_type == "tied":
+            kp = _bayesian.kernel_params(gf._params(), "tied",
+                                         gf.weight_concentration_prior_type, X.dtype,
+                                         X.mean(axis=0))
+        data = ArrayData(X, w, _stats.kernel_config(4, covariance_type, 2, 3))
+        stats, ll = data.e_step(kp)
+        got = _bayesian.log_resp_sum(stats, ll, kp)
+        _, log_resp = gf._estimate_log_prob_resp(X)
+        direct = float(w @ np.sum(np.exp(log_resp) * log_resp, axis=1))
+        lp = gf._estimate_weighted_log_prob(X)
+        # rounding of the two sums: a few eps per term of size w |lp|
+        bound = 64 * np.finfo(float).eps * float(w @ np.abs(lp).max(axis=1))
+        assert abs(got - direct) <= bound, (sep, got, direct, bound)
+        if sep > 100:
+            assert abs(direct) < 1e-6  # the clusters are separated: entropy ~ 0
+        else:
+            assert abs(direct) > 100 * bound  # overlapping: a real entropy is checked
