@@ -201,12 +201,11 @@ def test_entropy_from_statistics(covariance_type):
         w = np.random.default_rng(seed).uniform(0.2, 3.0, X.shape[0])
         gf = BayesianGaussianMixture(n_components=3, covariance_type=covariance_type,
                                      random_state=0, max_iter=3, tol=0).fit(X)
-        kp = gf._kernel_params(X.dtype)
-        if covariance_type == "tied":
-            kp = _bayesian.kernel_params(gf._params(), "tied",
-                                         gf.weight_concentration_prior_type, X.dtype,
-                                         X.mean(axis=0))
         data = ArrayData(X, w, _stats.kernel_config(4, covariance_type, 2, 3))
+        # tied: the statistics' centre is the one the scatter is taken about
+        kp = _bayesian.kernel_params(gf._params(), covariance_type,
+                                     gf.weight_concentration_prior_type, X.dtype,
+                                     data.center if covariance_type == "tied" else None)
         stats, ll = data.e_step(kp)
         got = _bayesian.log_resp_sum(stats, ll, kp)
         _, log_resp = gf._estimate_log_prob_resp(X)
