@@ -218,3 +218,244 @@ def test_entropy_from_statistics(covariance_type):
             assert abs(direct) < 1e-6  # the clusters are separated: entropy ~ 0
         else:
             assert abs(direct) > 100 * bound  # overlapping: a real entropy is checked
+
+
+# ------------------------------------------------------------------ float32
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / np.abs(b).max())
+
+
+@pytest.mark.parametrize("offset", [0.0, 100.0])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_float32_stays_float32_and_close_to_float64(covariance_type, offset):
+    """float32 in, float32 out, and the float64 fit of the same values to
+
+        rtol = n_iter (D + 1) eps32 (1 + |offset| / sigma):
+
+    per iteration the kernel's float32 block work (D-term Mahalanobis and
+    outer products of x - m, where m carries |m| eps32 of rounding) perturbs
+    the float64 statistics by about (D + 1) eps32 (1 + |m| / sigma) relative,
+    the parameters are rounded to float32 once, and a fit near its optimum
+    does not amplify the perturbations of 8 iterations beyond their sum. Far
+    from the origin, scikit-learn's raw moments in float32 fail this bound
+    (tied: ~3e-3 at offset 100, the bound ~5e-4).
+    """
+    n_iter, n_features, sigma = 8, 4, 1.0
+    X32 = (make_blobs(2000, n_features, 3, seed=5)[0] + offset).astype(np.float32)
+    X64 = X32.astype(np.float64)
+    kw = dict(n_components=3, covariance_type=covariance_type, random_state=0,
+              max_iter=n_iter, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        g32 = BayesianGaussianMixture(**kw).fit(X32)
+        g64 = BayesianGaussianMixture(**kw).fit(X64)
+        sk32 = SkBGM(**kw).fit(X32)
+    rtol = n_iter * (n_features + 1) * EPS32 * (1 + offset / sigma)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_",
+                 "precisions_", "mean_precision_", "degrees_of_freedom_"):
+        assert np.asarray(getattr(g32, name)).dtype == np.float32, name
+        assert _rel(getattr(g32, name), getattr(g64, name)) <= rtol, name
+    assert _rel(g32.lower_bounds_, g64.lower_bounds_) <= rtol
+    for out in (g32.predict_proba(X32), g32.score_samples(X32)):
+        assert out.dtype == np.float32
+    if offset and covariance_type == "tied":
+        assert _rel(sk32.covariances_, g64.covariances_) > rtol
+
+
+# ----------------------------------------------------------- sample weights
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_integer_weights_equal_repeated_rows(covariance_type, prior_type):
+    """From the same start (k-means is not weight-equivalent: its start is
+    taken on the repeated rows and given to both), integer weights fit the
+    model of the repeated rows: priors, every iteration's bound, parameters."""
+    X = make_blobs(400, 3, 3, seed=8)[0]
+    w = np.random.default_rng(1).integers(0, 4, X.shape[0])
+    Xr = np.repeat(X, w, axis=0)
+    kw = dict(n_components=3, covariance_type=covariance_type,
+              weight_concentration_prior_type=prior_type, random_state=0)
+    start = BayesianGaussianMixture(max_iter=0, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start.fit(Xr)
+    fits = []
+    for data, sw in ((Xr, None), (X, w), (X, w.astype(np.float64))):
+        model = BayesianGaussianMixture(warm_start=True, max_iter=30, tol=1e-8, **kw)
+        model.__dict__.update({k: v for k, v in start.__dict__.items() if k.endswith("_")})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fits.append(model.fit(data, sample_weight=sw))
+    ref = fits[0]
+    assert ref.n_iter_ > 5
+    for got in fits[1:]:
+        assert got.n_iter_ == ref.n_iter_
+        np.testing.assert_allclose(got.lower_bounds_, ref.lower_bounds_, rtol=1e-10)
+        for name in ATTRS:
+            b = np.asarray(getattr(ref, name))
+            np.testing.assert_allclose(getattr(got, name), b, rtol=1e-9,
+                                       atol=1e-9 * np.abs(b).max(), err_msg=name)
+    # the weights matter
+    unweighted = clone(fits[1]).set_params(warm_start=False).fit(X)
+    assert not np.allclose(unweighted.covariance_prior_, ref.covariance_prior_, rtol=1e-3)
+
+
+def test_weights_count_observations_never_rescaled():
+    """The total weight is weighed against the priors: weights of any
+    magnitude are used as they are (sum_k beta_k = K beta_0 + sum_i w_i)."""
+    X = make_blobs(300, 2, 2, seed=3)[0]
+    for scale in (1.0, 1e6):
+        w = np.full(X.shape[0], scale)
+        gf = BayesianGaussianMixture(n_components=2, random_state=0).fit(X, sample_weight=w)
+        np.testing.assert_allclose(gf.mean_precision_.sum(), 2 * 1.0 + w.sum(), rtol=1e-12)
+    ones = BayesianGaussianMixture(n_components=2, random_state=0).fit(
+        X, sample_weight=np.ones(X.shape[0]))
+    plain = BayesianGaussianMixture(n_components=2, random_state=0).fit(X)
+    assert_same_model(plain, ones, rtol=1e-12)
+    with pytest.raises(ValueError, match="sample_weight sums to 0.3, but the default "
+                                         "covariance_prior .* set covariance_prior"):
+        BayesianGaussianMixture(n_components=2).fit(X, sample_weight=np.full(300, 1e-3))
+
+
+# -------------------------------------------------------------- data sources
+
+def test_memmap_and_dask_equal_in_memory(tmp_path):
+    dask = pytest.importorskip("dask")
+    da = pytest.importorskip("dask.array")
+    X = make_blobs(2000, 3, 3, seed=5)[0]
+    w = np.random.default_rng(6).uniform(0.0, 3.0, X.shape[0])
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    Xm = np.load(path, mmap_mode="r")
+    for covariance_type in COVARIANCE_TYPES:
+        kw = dict(n_components=3, covariance_type=covariance_type, random_state=0,
+                  max_iter=20)
+        ref = BayesianGaussianMixture(**kw).fit(X, sample_weight=w)
+        got = BayesianGaussianMixture(**kw).fit(Xm, sample_weight=w)
+        assert_same_model(ref, got, rtol=1e-12)
+        # fewer rows than the Dask initialisation sample: the same k-means start
+        with dask.config.set(scheduler="synchronous"):
+            Xd = da.from_array(X, chunks=(450, 3))
+            got = BayesianGaussianMixture(**kw).fit(Xd, sample_weight=w)
+            assert_same_model(ref, got, rtol=1e-10)
+            np.testing.assert_allclose(got.predict_proba(Xd).compute(),
+                                       ref.predict_proba(X), atol=1e-10)
+
+
+# --------------------------------------------------------------- estimator
+
+def test_check_parameters_messages_equal_sklearn():
+    X = make_blobs(100, 3, 2, seed=0)[0]
+    cases = [
+        dict(degrees_of_freedom_prior=1.5),
+        dict(mean_prior=np.zeros(2)),
+        dict(covariance_type="full", covariance_prior=np.ones((2, 2))),
+        dict(covariance_type="tied", covariance_prior=-np.eye(3)),
+        dict(covariance_type="full", covariance_prior=np.array([[1, 2, 0], [0, 1, 0],
+                                                                [0, 0, 1.0]])),
+        dict(covariance_type="diag", covariance_prior=np.array([1.0, -1.0, 1.0])),
+        dict(covariance_type="diag", covariance_prior=np.ones(4)),
+        dict(weight_concentration_prior_type="dirichlet"),
+        dict(weight_concentration_prior=0.0),
+        dict(mean_precision_prior=-1),
+        dict(covariance_prior=0),
+        dict(n_components=200),
+    ]
+    for params in cases:
+        with pytest.raises(Exception) as sk_exc:
+            SkBGM(**params).fit(X)
+        with pytest.raises(type(sk_exc.value)) as gf_exc:
+            BayesianGaussianMixture(**params).fit(X)
+        assert str(gf_exc.value).startswith(str(sk_exc.value)), params
+
+
+def test_failed_fit_leaves_the_estimator_as_it_was():
+    X = make_blobs(200, 2, 2, seed=0)[0]
+    gf = BayesianGaussianMixture(n_components=2, random_state=0).fit(X)
+    before = {k: v for k, v in gf.__dict__.items()}
+    gf.set_params(degrees_of_freedom_prior=0.5)
+    with pytest.raises(ValueError, match="degrees_of_freedom_prior"):
+        gf.fit(X + 1.0)
+    gf.set_params(degrees_of_freedom_prior=None)
+    with pytest.raises(ValueError, match="sample_weight must be non-negative"):
+        gf.fit(X + 1.0, sample_weight=-np.ones(200))
+    assert gf.__dict__.keys() == before.keys()
+    for k, v in before.items():
+        assert gf.__dict__[k] is v, k
+    fresh = BayesianGaussianMixture(covariance_prior=-1.0)
+    with pytest.raises(ValueError):
+        fresh.fit(X)
+    assert not hasattr(fresh, "means_") and not hasattr(fresh, "mean_prior_")
+
+
+def test_spherical_covariance_prior_must_be_a_number():
+    X = make_blobs(100, 3, 2, seed=0)[0]
+    with pytest.raises(ValueError, match="'covariance_prior' with covariance_type="
+                                         "'spherical' must be a positive number"):
+        BayesianGaussianMixture(covariance_type="spherical",
+                                covariance_prior=np.ones(3)).fit(X)
+
+
+def test_verbose_output_matches_sklearn(capsys):
+    X = make_blobs(300, 2, 2, seed=0)[0]
+    kw = dict(n_components=2, random_state=0, verbose=1, verbose_interval=1, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        SkBGM(**kw).fit(X)
+        sk_out = capsys.readouterr().out
+        BayesianGaussianMixture(**kw).fit(X)
+        gf_out = capsys.readouterr().out
+    assert gf_out == sk_out
+
+
+# check_estimator: every check at n_components 1, 2, 3 for every covariance
+# type. The sample-weight equivalence check refits with k-means, whose start
+# is not weight-equivalent here (weighted k-means stops at another
+# tolerance-limited solution than k-means on the repeated rows); from one
+# start the weights are exact (test_integer_weights_equal_repeated_rows).
+SW_CHECK = "check_sample_weight_equivalence_on_dense_data"
+ARRAY_API_SKIP = "SCIPY_ARRAY_API is not set"
+
+
+def _check_results(n_components, covariance_type):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return check_estimator(BayesianGaussianMixture(
+            n_components=n_components, covariance_type=covariance_type), on_fail=None)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_components", [1, 2, 3])
+def test_check_estimator(n_components, covariance_type):
+    results = _check_results(n_components, covariance_type)
+    assert len(results) >= 45
+    bad = [(r["check_name"], r["status"], repr(r["exception"])[:300]) for r in results
+           if r["status"] != "passed" and r["check_name"] != SW_CHECK
+           and not (r["status"] == "skipped" and ARRAY_API_SKIP in repr(r["exception"]))]
+    assert bad == []
+    assert [r["check_name"] for r in results].count(SW_CHECK) == 1
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_components", [
+    1,
+    pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=(
+        "the k-means start is not weight-equivalent until the weighted k-means "
+        "tolerance lands (another branch); from one start the fit is"))),
+    pytest.param(3, marks=pytest.mark.xfail(strict=True, reason=(
+        "the k-means start is not weight-equivalent until the weighted k-means "
+        "tolerance lands (another branch); from one start the fit is"))),
+])
+def test_check_sample_weight_equivalence(n_components, covariance_type):
+    from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check_sample_weight_equivalence_on_dense_data(
+            "BayesianGaussianMixture",
+            BayesianGaussianMixture(n_components=n_components,
+                                    covariance_type=covariance_type))
