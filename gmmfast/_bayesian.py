@@ -9,6 +9,11 @@ reads the data only through a data source (gmmfast/_data.py, gmmfast/_dask.py)
 and the initial responsibilities through gmmfast/_init.py. Every formula and
 the order of operations are scikit-learn's (``sklearn/mixture/_bayesian_mixture.py``).
 
+``partial_fit`` (``online_step``) is streaming variational Bayes on the same
+statistics: the running statistics per unit weight are blended with each
+batch's as in stepwise EM (gmmfast/_online.py), and the posterior is the
+prior updated by them scaled to the total weight seen so far.
+
 The variational E-step is EM's block work with other constants: the kernel
 adds lognorm_k to -1/2 ||(x - m_k) U_k||^2, with U_k the Cholesky factor of the
 expected precision nu_k W_k (scikit-learn's ``precisions_cholesky_``) and
@@ -44,7 +49,10 @@ from scipy.special import betaln, digamma, gammaln
 from sklearn.utils import check_array
 
 from . import _covariance, _stats
+from ._dispatch import KernelConfig
 from ._init import resp_statistics
+from ._online import OnlineState, step_size
+from ._threads import blas_single_thread
 from ._maths import LOG_2PI
 from ._stats import GMMParams, KernelParams
 from ._validation import _check_shape
@@ -468,3 +476,59 @@ class BGMModel:
         if not np.isfinite(value):
             raise non_finite_bound_error(value, n_iter, self.reg_covar)
         return new, value
+
+
+# ---------------------------------------------------------------------------
+# Streaming variational Bayes (partial_fit)
+# ---------------------------------------------------------------------------
+
+def online_step(X, sample_weight, params, state, total_weight, *, priors,
+                covariance_type, reg_covar, cfg, learning_decay, learning_offset):
+    """One streaming step on the batch X (validated, C-contiguous).
+
+    The running statistics s per unit weight (R, S1, S2 around a shift, as
+    stepwise EM keeps them) are blended with the batch's,
+    s <- (1 - rho_t) s + rho_t s_batch (rho = 1 for the stream's first
+    batch, ``state`` None), and the posterior is the variational M-step of
+    the statistics N_t s, N_t the total weight seen so far (``total_weight``
+    before the batch plus the batch's): the stochastic variational update of
+    the natural parameters, prior + N_t s, whose "data set size" is the
+    stream so far.
+
+    Returns (BGMParams in X's dtype, OnlineState, new total weight, mean
+    (weighted) score of the batch under the parameters before the step).
+    """
+    n_chunks = -(-X.shape[0] // cfg.chunk_size)
+    if n_chunks < cfg.n_threads:
+        cfg = KernelConfig(max(1, n_chunks), cfg.chunk_size, cfg.path)
+    dtype = X.dtype
+    cov = _covariance.get(covariance_type)
+    with blas_single_thread():
+        batch_weight = (float(X.shape[0]) if sample_weight is None
+                        else float(sample_weight.sum()))
+        kp = kernel_params(params, covariance_type,
+                           priors.weight_concentration_prior_type, dtype)
+        (R, S1, S2), ll = _stats.e_step_stats(X, sample_weight, kp, cfg)
+        if not np.isfinite(ll):
+            raise non_finite_bound_error(ll, 1, reg_covar)
+        if cov.uses_scatter:
+            S2 = _stats.scatter(X, sample_weight, kp.center, cfg)
+        shift = kp.shift.copy()
+        batch = (R / batch_weight, S1 / batch_weight, S2 / batch_weight)
+        if state is None:
+            R, S1, S2 = batch
+            n_steps = 1
+        else:
+            rho = step_size(state.n_steps, learning_decay, learning_offset)
+            old = cov.reshift(state.R, state.S1, state.S2, state.shift, shift)
+            R, S1, S2 = ((1.0 - rho) * o + rho * b for o, b in zip(old, batch))
+            n_steps = state.n_steps + 1
+        S2 = cov.symmetrize(S2)
+        total_weight = total_weight + batch_weight
+        nk, xk, sk = cov.params_from_stats(
+            total_weight * R, total_weight * S1, total_weight * S2, shift, reg_covar,
+            float(np.finfo(dtype).eps))
+        new = variational_m_step(nk, xk, sk, priors, covariance_type,
+                                 float32=(dtype == np.float32)).astype(dtype)
+    state = OnlineState(covariance_type, R, S1, S2, shift, n_steps)
+    return new, state, total_weight, ll / batch_weight

@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _api, _bayesian, _covariance, _em, _source, _stats
 from ._threads import blas_single_thread
+from ._validation import check_sample_weight
 
 _PARAMS_ATTRIBUTES = (
     "weight_concentration_", "mean_precision_", "means_", "degrees_of_freedom_",
@@ -25,10 +26,13 @@ _FIT_ATTRIBUTES = _PARAMS_ATTRIBUTES + (
     "degrees_of_freedom_prior_", "covariance_prior_",
     "n_features_in_", "feature_names_in_",
 )
+# what a failed fit or partial_fit restores
+_STATE_ATTRIBUTES = _FIT_ATTRIBUTES + ("_online_state",)
 
 _BASE_PARAMETERS = ("n_components", "tol", "reg_covar", "max_iter", "n_init",
                     "init_params", "random_state", "warm_start", "verbose",
-                    "verbose_interval", "covariance_type", "n_threads")
+                    "verbose_interval", "covariance_type", "n_threads",
+                    "learning_decay", "learning_offset")
 
 
 class BayesianGaussianMixture(DensityMixin, BaseEstimator):
@@ -65,6 +69,11 @@ default='dirichlet_process'
     verbose_interval : int, default=10
     n_threads : int or None, default=None
         OpenMP threads for the kernels; None or -1 uses every core.
+    learning_decay : float in (0.5, 1], default=0.6
+        ``partial_fit`` only: kappa in the step size
+        rho_t = (t + learning_offset) ** -kappa (as GaussianMixture's).
+    learning_offset : float >= 0, default=2.0
+        ``partial_fit`` only: t0 in the step size above.
 
     Attributes
     ----------
@@ -115,6 +124,8 @@ default='dirichlet_process'
         verbose=0,
         verbose_interval=10,
         n_threads=None,
+        learning_decay=0.6,
+        learning_offset=2.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -134,6 +145,8 @@ default='dirichlet_process'
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.n_threads = n_threads
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # ------------------------------------------------------------------ fit
 
@@ -164,19 +177,26 @@ default='dirichlet_process'
     def _fit(self, X, sample_weight):
         """Validate, fit, and switch to the new fit all at once; on any
         exception the estimator is left exactly as it was."""
-        saved = {a: self.__dict__[a] for a in _FIT_ATTRIBUTES if a in self.__dict__}
+        saved = self._save_state()
         try:
             with blas_single_thread():
                 X = _source.validate_X(X, self, reset=True, ensure_min_samples=2)
                 result = fit_arrays(X, sample_weight, self.get_params(deep=False),
                                     self._warm_start_from(X.shape[1]))
+            self.__dict__.pop("_online_state", None)  # a fit ends a stream
             self.__dict__.update(result)
         except BaseException:
-            for a in _FIT_ATTRIBUTES:
-                self.__dict__.pop(a, None)
-            self.__dict__.update(saved)
+            self._restore_state(saved)
             raise
         return X
+
+    def _save_state(self):
+        return {a: self.__dict__[a] for a in _STATE_ATTRIBUTES if a in self.__dict__}
+
+    def _restore_state(self, saved):
+        for a in _STATE_ATTRIBUTES:
+            self.__dict__.pop(a, None)
+        self.__dict__.update(saved)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
@@ -202,6 +222,101 @@ default='dirichlet_process'
         """Fit, then return the most likely component of each row of X."""
         X = self._fit(X, sample_weight)
         return self._predict(X, labels=True)[2]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of streaming variational Bayes on a mini-batch.
+
+        Each call reads its batch once (one variational E-step), blends the
+        batch's sufficient statistics per unit weight into running ones,
+        s <- (1 - rho_t) s + rho_t s_batch with GaussianMixture's step size
+        rho_t = (t + learning_offset) ** (-learning_decay), and sets the
+        posterior to the prior updated by the running statistics scaled to
+        the total weight seen so far (stochastic variational inference on the
+        natural parameters, the stream so far standing for the data set).
+
+        The first call starts the stream: the priors are taken from its
+        batch (as ``fit`` takes them from X), the start is drawn with
+        ``init_params``/``random_state``, then a step with rho = 1. ``fit``
+        ends a stream, and a stream always starts afresh (a ``fit`` is not
+        continued, whatever ``warm_start``). ``n_init``, ``max_iter`` and
+        ``tol`` do not apply.
+
+        Afterwards ``n_iter_`` counts the stream's batches, ``lower_bounds_``
+        holds each batch's mean (weighted) ``score_samples`` under the
+        posterior before its step, ``lower_bound_`` the last one, and
+        ``converged_`` is False.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The batch (after the first: in the model's dtype).
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights counting observations, as in ``fit``.
+
+        Returns
+        -------
+        self
+        """
+        saved = self._save_state()
+        try:
+            self._partial_fit(X, sample_weight)
+        except BaseException:
+            self._restore_state(saved)
+            raise
+        return self
+
+    def _partial_fit(self, X, sample_weight):
+        stream = self.__dict__.get("_online_state")
+        params = self.get_params(deep=False)
+        if stream is None:
+            X = _source.validate_X(X, self, reset=True, ensure_min_samples=2)
+            _api.check_n_samples(X.shape[0], self.n_components)
+            mean_prior, covariance_prior = _bayesian.check_prior_arguments(
+                params, X.shape[1])
+            data = _source.make_source(
+                X, sample_weight, covariance_type=self.covariance_type,
+                n_components=self.n_components, n_threads=self.n_threads,
+                rescale_weights=False)
+            priors = _bayesian.priors_from_data(data, params, mean_prior, covariance_prior)
+            model = _bayesian.BGMModel(data, self.n_components, self.covariance_type,
+                                       self.reg_covar, priors)
+            with blas_single_thread():
+                start = model.initial_params(check_random_state(self.random_state),
+                                             self.init_params)
+            state, total_weight, lower_bounds = None, 0.0, []
+            sample_weight = data.sample_weight
+        else:
+            state, total_weight, priors = stream
+            if state.covariance_type != self.covariance_type or \
+                    state.R.shape[0] != self.n_components or \
+                    priors.weight_concentration_prior_type != \
+                    self.weight_concentration_prior_type:
+                raise ValueError(
+                    "partial_fit continues a stream of a model with "
+                    f"n_components={state.R.shape[0]}, covariance_type="
+                    f"{state.covariance_type!r}, weight_concentration_prior_type="
+                    f"{priors.weight_concentration_prior_type!r}, but the estimator "
+                    "now has others; call fit, or start a new stream on a fresh "
+                    "estimator (sklearn.base.clone).")
+            X = _source.validate_X(X, self, reset=False, dtype=self.means_.dtype)
+            sample_weight = check_sample_weight(sample_weight, X.shape[0], 1, rescale=False)
+            start = self._params()
+            lower_bounds = list(self.lower_bounds_)
+        cfg = _stats.kernel_config(X.shape[1], self.covariance_type, self.n_threads,
+                                   self.n_components, X.dtype)
+        new, state, total_weight, lower_bound = _bayesian.online_step(
+            X, sample_weight, start, state, total_weight, priors=priors,
+            covariance_type=self.covariance_type, reg_covar=self.reg_covar, cfg=cfg,
+            learning_decay=self.learning_decay, learning_offset=self.learning_offset)
+        lower_bounds.append(float(lower_bound))
+        out = _attributes(new, self.covariance_type, priors.weight_concentration_prior_type)
+        out.update(priors.as_dict())
+        out.update(converged_=False, n_iter_=len(lower_bounds),
+                   lower_bound_=float(lower_bound), lower_bounds_=lower_bounds,
+                   _online_state=(state, total_weight, priors))
+        self.__dict__.update(out)
 
     # -------------------------------------------------------------- predict
 

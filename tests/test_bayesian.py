@@ -459,3 +459,115 @@ def test_check_sample_weight_equivalence(n_components, covariance_type):
             "BayesianGaussianMixture",
             BayesianGaussianMixture(n_components=n_components,
                                     covariance_type=covariance_type))
+
+
+# --------------------------------------------------- partial_fit (streaming VB)
+
+def _stream(n_batches, batch_size, seed, n_features=5):
+    """Mini-batches from one fixed mixture of 4 components (weights .1-.4)."""
+    fixed = np.random.default_rng(5)
+    centers = fixed.normal(scale=4.0, size=(4, n_features))
+    A = fixed.normal(size=(4, n_features, n_features)) * 0.3 + np.eye(n_features)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_batches):
+        labels = rng.choice(4, size=batch_size, p=[0.1, 0.2, 0.3, 0.4])
+        Z = rng.normal(size=(batch_size, n_features))
+        out.append(centers[labels] + np.einsum("nd,nde->ne", Z, A[labels]))
+    return out
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_partial_fit_first_two_steps_equal_the_variational_updates(covariance_type):
+    """Step 1 is fit(max_iter=1) on the first batch; step 2 is scikit-learn's
+    variational M-step (its own _estimate_* on its _check_parameters priors)
+    of the blended responsibilities: batch b's rows weighted by its share
+    of the blend, (1 - rho) for the first and rho for the second, scaled to
+    the total weight seen, N_2 / n_b."""
+    X1, X2 = _stream(2, 300, seed=1, n_features=3)
+    kw = dict(n_components=3, covariance_type=covariance_type, random_state=0)
+    online = BayesianGaussianMixture(**kw).partial_fit(X1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = BayesianGaussianMixture(max_iter=1, **kw).fit(X1)
+        start = BayesianGaussianMixture(max_iter=0, **kw).fit(X1)
+    for name in ATTRS:
+        np.testing.assert_allclose(getattr(online, name), getattr(one, name), rtol=1e-12,
+                                   atol=1e-13, err_msg=name)
+    resp1 = np.exp(start._estimate_log_prob_resp(X1)[1])
+    resp2 = np.exp(online._estimate_log_prob_resp(X2)[1])
+    online.partial_fit(X2)
+    rho = (1 + 2.0) ** -0.6
+    total = 600.0
+    resp = np.vstack([resp1 * (1 - rho) * total / 300, resp2 * rho * total / 300])
+    ref = SkBGM(**kw)
+    ref._check_parameters(X1)  # the stream's priors: the first batch's
+    from sklearn.mixture._gaussian_mixture import _estimate_gaussian_parameters
+    X12 = np.vstack([X1, X2])
+    nk, xk, sk = _estimate_gaussian_parameters(X12, resp, 1e-6, covariance_type)
+    if covariance_type == "tied":
+        # scikit-learn's tied formula takes rows whose responsibilities sum
+        # to one (X^T X unweighted); here row i counts f_i = sum_k resp_ik
+        f = resp.sum(axis=1)
+        sk = ((X12 * f[:, None]).T @ X12 - (nk[:, None] * xk).T @ xk) / nk.sum()
+        sk.flat[::4] += 1e-6
+    ref._estimate_weights(nk)
+    ref._estimate_means(nk, xk)
+    ref._estimate_precisions(nk, xk, sk)
+    for name in ("means_", "covariances_", "precisions_cholesky_", "mean_precision_",
+                 "degrees_of_freedom_"):
+        b = np.asarray(getattr(ref, name))
+        np.testing.assert_allclose(getattr(online, name), b, rtol=1e-8,
+                                   atol=1e-8 * np.abs(b).max(), err_msg=name)
+    np.testing.assert_allclose(_concentration(online), _concentration(ref), rtol=1e-8)
+    assert online.n_iter_ == 2 and len(online.lower_bounds_) == 2
+    # a batch's bound: its mean score under the posterior before its step
+    after_one = BayesianGaussianMixture(**kw).partial_fit(X1)
+    np.testing.assert_allclose(online.lower_bounds_, [start.score(X1), after_one.score(X2)],
+                               rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_partial_fit_stream_reaches_the_batch_fit(covariance_type):
+    """150 batches of 100 rows: the held-out mean score is within 1% of the
+    batch fit on the same 15 000 rows (or better: from k-means that fit
+    can stop at a worse optimum), and the first batch alone is not."""
+    stream = _stream(150, 100, seed=12)
+    X_test = np.vstack(_stream(10, 1000, seed=11))
+    batch = BayesianGaussianMixture(n_components=4, covariance_type=covariance_type,
+                                    n_init=2, random_state=0).fit(np.vstack(stream))
+    online = BayesianGaussianMixture(n_components=4, covariance_type=covariance_type,
+                                     random_state=0)
+    online.partial_fit(stream[0])
+    first = online.score(X_test)
+    for X in stream[1:]:
+        online.partial_fit(X)
+    ll_batch, ll_online = batch.score(X_test), online.score(X_test)
+    assert ll_online >= ll_batch - 0.01 * abs(ll_batch), (ll_online, ll_batch)
+    assert ll_online - first > 0.01 * abs(ll_batch), (first, ll_online)
+    assert online.n_iter_ == 150 and online.converged_ is False
+    # the posterior counts the whole stream
+    np.testing.assert_allclose(online.mean_precision_.sum(), 4 * 1.0 + 15000, rtol=1e-9)
+
+
+def test_partial_fit_interplay_with_fit_and_failures():
+    X1, X2 = _stream(2, 200, seed=3, n_features=2)
+    gf = BayesianGaussianMixture(n_components=2, random_state=0).partial_fit(X1)
+    before = dict(gf.__dict__)
+    with pytest.raises(ValueError, match="sample_weight must be non-negative"):
+        gf.partial_fit(X2, sample_weight=-np.ones(200))
+    assert gf.__dict__.keys() == before.keys()
+    assert all(gf.__dict__[k] is v for k, v in before.items())
+    gf.set_params(covariance_type="diag")
+    with pytest.raises(ValueError, match="partial_fit continues a stream of a model with"):
+        gf.partial_fit(X2)
+    gf.set_params(covariance_type="full").partial_fit(X2)
+    assert gf.n_iter_ == 2
+    gf.fit(X1)  # a fit ends the stream: the next batch starts a new one
+    assert "_online_state" not in gf.__dict__
+    gf.partial_fit(X2)
+    assert gf.n_iter_ == 1
+    X32 = X1.astype(np.float32)
+    g32 = BayesianGaussianMixture(n_components=2, random_state=0).partial_fit(X32)
+    g32.partial_fit(X2)  # later batches take the model's dtype
+    assert g32.means_.dtype == np.float32
