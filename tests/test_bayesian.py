@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
