@@ -7,6 +7,11 @@ boundary (gmmfast/_api.py) validates them once. Per iteration the data is
 read once by the kernel, which returns the sufficient statistics; the M-step
 (K x D^3 work) is numpy on those statistics. Nothing allocated here grows
 with n_samples, except what an initialiser needs (k-means labels).
+
+The loop drives a model object: ``GMMModel`` here (EM), or
+BayesianGaussianMixture's ``BGMModel`` (gmmfast/_bayesian.py, variational
+Bayes); each gives its start, its kernel parameters, and one iteration's
+M-step and lower bound from the E-step's statistics.
 """
 import time
 import warnings
