@@ -185,13 +185,45 @@ class MlPack:
             return len(re.findall(r"EMFit::Estimate\(\): iteration \d+", log.read()))
 
 
+def _bgm_kwargs(start, covariance_type, n_iter):
+    # BayesianGaussianMixture takes no start: both draw it from the same
+    # rows ('random_from_data', one RandomState), cheap beside k-means
+    return dict(n_components=len(start["weights_init"]), covariance_type=covariance_type,
+                tol=0.0, max_iter=n_iter, init_params="random_from_data", random_state=0)
+
+
+class GmmFastBGM(GmmFast):
+    """gmmfast.BayesianGaussianMixture (``run.py --bgm``; named as GmmFast so
+    that the tables' ratios are against it)."""
+
+    def fitted_model(self, X, start, covariance_type, n_iter, n_threads):
+        from gmmfast import BayesianGaussianMixture
+
+        return BayesianGaussianMixture(n_threads=n_threads,
+                                       **_bgm_kwargs(start, covariance_type, n_iter)).fit(X)
+
+
+class ScikitLearnBGM(ScikitLearn):
+    """sklearn.mixture.BayesianGaussianMixture (``run.py --bgm``)."""
+
+    def fitted_model(self, X, start, covariance_type, n_iter, n_threads):
+        from sklearn.mixture import BayesianGaussianMixture
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(n_threads):
+            return BayesianGaussianMixture(
+                **_bgm_kwargs(start, covariance_type, n_iter)).fit(X)
+
+
 LIBRARIES = {cls.name: cls for cls in (GmmFast, ScikitLearn, OneDAL, OpenCV, MlPack)}
+BGM_LIBRARIES = {cls.name: cls for cls in (GmmFastBGM, ScikitLearnBGM)}
 
 
-def available_libraries(wanted=None):
-    """Instantiate the wanted libraries; return (libraries, [(name, why missing)])."""
+def available_libraries(wanted=None, bgm=False):
+    """Instantiate the wanted libraries (their BayesianGaussianMixture with
+    ``bgm``); return (libraries, [(name, why missing)])."""
     libs, missing = [], []
-    for name, cls in LIBRARIES.items():
+    for name, cls in (BGM_LIBRARIES if bgm else LIBRARIES).items():
         if wanted is not None and name not in wanted:
             continue
         try:

@@ -15,6 +15,7 @@ give medians over repeats and ratios.
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/run.py --full
     ... --types all --dtypes float64,float32 --libs gmmfast,scikit-learn,oneDAL
     ... --predict          # predict / predict_proba / score_samples instead
+    ... --bgm              # BayesianGaussianMixture (gmmfast's and scikit-learn's)
 
 Writes bench/results/NAME.md (tables), NAME.json (raw medians) and, for EM
 runs, NAME.png (speed-up over each peer against D).
@@ -170,8 +171,8 @@ def time_predict(lib, X, start, covariance_type, n_threads, method, repeats=5):
     return float(np.median(times)), None
 
 
-def _worker(name, conn):
-    libs, _ = available_libraries([name])
+def _worker(name, conn, bgm=False):
+    libs, _ = available_libraries([name], bgm=bgm)
     lib = libs[0]
     cache = {}
     while True:
@@ -197,13 +198,13 @@ def _worker(name, conn):
 
 
 class Worker:
-    def __init__(self, name):
+    def __init__(self, name, bgm=False):
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
         self.name = name
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(name, child), daemon=True)
+        self.proc = ctx.Process(target=_worker, args=(name, child, bgm), daemon=True)
         self.proc.start()
 
     def ask(self, kind, args, extra):
@@ -230,8 +231,8 @@ def choose_span(worker, args, target=0.3):
 
 
 def run_fit(grid, libraries, threads, covariance_types, dtypes, repeats, out,
-            machine, pause=0.2):
-    workers = {lib.name: Worker(lib.name) for lib in libraries}
+            machine, pause=0.2, bgm=False):
+    workers = {lib.name: Worker(lib.name, bgm) for lib in libraries}
     names = [lib.name for lib in libraries]
     rows = []
     try:
@@ -271,9 +272,9 @@ def run_fit(grid, libraries, threads, covariance_types, dtypes, repeats, out,
 
 
 def run_predict(grid, libraries, threads, covariance_types, dtypes, repeats, out,
-                pause=0.2):
+                pause=0.2, bgm=False):
     libraries = [lib for lib in libraries if hasattr(lib, "fitted_model")]
-    workers = {lib.name: Worker(lib.name) for lib in libraries}
+    workers = {lib.name: Worker(lib.name, bgm) for lib in libraries}
     names = [lib.name for lib in libraries]
     rows = []
     try:
@@ -469,6 +470,8 @@ def main(argv=None):
     p.add_argument("--dtypes", default="float64", help="float64,float32")
     p.add_argument("--libs", default="all", help="comma list of " + ",".join(LIBRARIES))
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--bgm", action="store_true",
+                   help="BayesianGaussianMixture, gmmfast's against scikit-learn's")
     p.add_argument("--rows", default=None, help="indices of grid rows to run, e.g. 0,2")
     p.add_argument("--name", default=None, help="results file name (bench/results/NAME.*)")
     p.add_argument("--render", default=None, metavar="NAME",
@@ -485,8 +488,8 @@ def main(argv=None):
     dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
     wanted = None if args.libs == "all" else args.libs.split(",")
-    libraries, missing = available_libraries(wanted)
-    name = args.name or (("predict-" if args.predict else "")
+    libraries, missing = available_libraries(wanted, bgm=args.bgm)
+    name = args.name or (("bgm-" if args.bgm else "") + ("predict-" if args.predict else "")
                          + ("full" if args.full else "quick"))
 
     lines = []
@@ -497,6 +500,8 @@ def main(argv=None):
 
     what = ("seconds per call of predict, predict_proba, score_samples" if args.predict
             else "seconds per EM iteration, same start")
+    if args.bgm:
+        what = "BayesianGaussianMixture: " + what.replace("EM iteration", "iteration")
     out(f"# {what}, median of {args.repeats} repeats")
     out()
     for line in blas_header():
@@ -520,9 +525,11 @@ def main(argv=None):
              if not args.predict or hasattr(lib, "fitted_model")]
     out(table_header(names, method=args.predict))
     if args.predict:
-        rows = run_predict(grid, libraries, threads, types, dtypes, args.repeats, out)
+        rows = run_predict(grid, libraries, threads, types, dtypes, args.repeats, out,
+                           bgm=args.bgm)
     else:
-        rows = run_fit(grid, libraries, threads, types, dtypes, args.repeats, out, machine)
+        rows = run_fit(grid, libraries, threads, types, dtypes, args.repeats, out, machine,
+                       bgm=args.bgm)
         for line in derived_tables(rows):
             out(line)
 

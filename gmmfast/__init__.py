@@ -5,6 +5,7 @@ memory that does not grow with the data.
 """
 from ._kernels import openmp_enabled
 from ._mixture import GaussianMixture
+from ._bayesian_mixture import BayesianGaussianMixture
 from ._imputer import GaussianMixtureImputer
 from ._api import fit
 from ._em import FitResult
@@ -14,6 +15,6 @@ from .accel import patch_sklearn, unpatch_sklearn
 
 from ._version import __version__
 
-__all__ = ["GaussianMixture", "GaussianMixtureImputer", "FitResult", "SelectionTable", "fit",
-           "load", "select", "openmp_enabled", "patch_sklearn", "unpatch_sklearn",
-           "__version__"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "GaussianMixtureImputer",
+           "FitResult", "SelectionTable", "fit", "load", "select", "openmp_enabled",
+           "patch_sklearn", "unpatch_sklearn", "__version__"]

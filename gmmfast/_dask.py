@@ -140,14 +140,15 @@ def check_dask_array(X, *, estimator, reset, ensure_min_samples=1):
     return X
 
 
-def check_dask_sample_weight(sample_weight, X, n_components):
+def check_dask_sample_weight(sample_weight, X, n_components, rescale=True):
     """Sample weights for a Dask X: (float64 Dask array aligned with X's row
     chunks, total weight), or (None, n_samples).
 
     Accepts a scalar, an in-memory array (validated here, then persisted:
     sent to the workers once instead of inside every iteration's graph) or a
     Dask array (validated by one pass over the weights, which also gives the
-    total weight). Errors are those of the in-memory path.
+    total weight). Errors are those of the in-memory path; ``rescale`` as
+    there (only an in-memory array is ever rescaled).
     """
     import dask
     import dask.array as da
@@ -160,11 +161,11 @@ def check_dask_sample_weight(sample_weight, X, n_components):
         # the same weight for every row: checked as such, never built in memory
         value = check_sample_weight(
             np.full(n_components, sample_weight, dtype=np.float64),
-            n_components, n_components)[0]
+            n_components, n_components, rescale=rescale)[0]
         sw = da.full((n_samples,), value, chunks=row_chunks, dtype=np.float64)
         return sw, float(value) * n_samples
     if not is_dask_array(sample_weight):
-        sw = check_sample_weight(sample_weight, n_samples, n_components)
+        sw = check_sample_weight(sample_weight, n_samples, n_components, rescale=rescale)
         total = float(sw.sum())
         return da.from_array(sw, chunks=row_chunks).persist(), total
 

@@ -7,6 +7,11 @@ boundary (gmmfast/_api.py) validates them once. Per iteration the data is
 read once by the kernel, which returns the sufficient statistics; the M-step
 (K x D^3 work) is numpy on those statistics. Nothing allocated here grows
 with n_samples, except what an initialiser needs (k-means labels).
+
+The loop drives a model object: ``GMMModel`` here (EM), or
+BayesianGaussianMixture's ``BGMModel`` (gmmfast/_bayesian.py, variational
+Bayes); each gives its start, its kernel parameters, and one iteration's
+M-step and lower bound from the E-step's statistics.
 """
 import time
 import warnings
@@ -115,58 +120,107 @@ def _warn_diverged(n_iter, error):
     )
 
 
-def run_em(data, params, covariance_type, *, tol, max_iter, reg_covar,
-           lower_bound=-np.inf, verbose=None, callback=None):
-    """Iterate EM on the data source ``data`` from ``params``.
+class Diverged(Exception):
+    """Raised by a model's ``iterate`` when EM diverges: ``error`` says why;
+    ``lower_bound`` is this iteration's (finite) lower bound when the M-step
+    failed, None when the lower bound itself is not finite."""
 
-    scikit-learn's stopping rule: the lower bound of iteration t is the mean
-    (weighted) log-likelihood under the parameters before that iteration's
-    M-step; stop when it changes by less than tol.
-    ``callback(n_iter, lower_bound)``, if given, is called after every
+    def __init__(self, error, lower_bound=None):
+        super().__init__(str(error))
+        self.error = error
+        self.lower_bound = lower_bound
+
+
+class GMMModel:
+    """What the loop asks of a model (the seam BayesianGaussianMixture's model,
+    gmmfast/_bayesian.py, implements too): its start, its kernel parameters,
+    and one iteration's M-step and lower bound from the E-step's statistics.
+    """
+
+    def __init__(self, data, n_components, covariance_type, reg_covar):
+        self.data = data
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.cov = _covariance.get(covariance_type)
+        self.reg_covar = reg_covar
+
+    @property
+    def center(self):
+        """The common centre of the statistics, for a type that has one (tied);
+        read when the loop starts (a data pass the first time)."""
+        return self.data.center if self.cov.uses_scatter else None
+
+    def initial_params(self, random_state, init_params, weights_init, means_init,
+                       precisions_init):
+        return check_finite_params(initial_params(
+            self.data.init_data(), self.n_components, self.covariance_type,
+            init_params, random_state, self.reg_covar, weights_init, means_init,
+            precisions_init,
+        ), self.data.dtype)
+
+    def start(self, params):
+        """A warm start's parameters in the data's dtype."""
+        return params.astype(self.data.dtype)
+
+    def kernel_params(self, params):
+        return KernelParams(params, self.covariance_type, self.data.dtype, self.center)
+
+    def iterate(self, params, kp, stats, ll, n_iter):
+        """(new params, lower bound): scikit-learn's lower bound is the mean
+        (weighted) log-likelihood under the parameters before the M-step."""
+        lower_bound = ll / self.data.total_weight
+        if not np.isfinite(lower_bound):
+            # never carry NaN/inf into the parameters or return it silently
+            raise Diverged(non_finite_lower_bound_error(lower_bound, n_iter, self.reg_covar))
+        try:
+            # the guard on n_k pulls each mean towards its previous value
+            params = _stats.m_step(stats, kp.shift, self.cov, self.reg_covar,
+                                   self.data.dtype, anchor=kp.means)
+        except ValueError as error:
+            # an ill-defined covariance
+            raise Diverged(error, lower_bound) from None
+        return params, lower_bound
+
+
+def run_model(data, model, params, *, tol, max_iter, lower_bound=-np.inf, verbose=None,
+              callback=None):
+    """Iterate ``model`` (GMMModel's interface) on the data source ``data``
+    from ``params``: one E-step pass, then the model's M-step and lower
+    bound; stop when the lower bound changes by less than tol (scikit-learn's
+    rule). ``callback(n_iter, lower_bound)``, if given, is called after every
     iteration (progress reports; it sees no arrays and costs nothing when
     None).
-    Returns (params, lower_bound, lower_bounds, n_iter, converged).
 
-    A fit that diverges (scikit-learn's issue 18216: with reg_covar=0 a
-    component collapses onto a single point) stops with the last parameters
-    whose lower bound is finite, ``converged`` False and a
-    ConvergenceWarning naming reg_covar: when the M-step of iteration t finds
-    an ill-defined covariance, the parameters before it (whose lower bound is
-    the t-th); when the lower bound of iteration t > 1 is not finite, those
-    of iteration t - 2 with the (t-1)-th. Only a start that is ill-defined
-    itself (the first lower bound not finite) raises.
+    A fit that diverges (``model.iterate`` raises Diverged; scikit-learn's
+    issue 18216: with reg_covar=0 a component collapses onto a single point)
+    stops with the last parameters whose lower bound is finite, ``converged``
+    False and a ConvergenceWarning naming reg_covar: when the M-step of
+    iteration t finds an ill-defined covariance, the parameters before it
+    (whose lower bound is the t-th); when the lower bound of iteration t > 1
+    is not finite, those of iteration t - 1 with the (t-1)-th. Only a start
+    that is ill-defined itself (the first lower bound not finite) raises.
+    Returns (params, lower_bound, lower_bounds, n_iter, converged).
     """
-    dtype = data.dtype
-    cov = _covariance.get(covariance_type)
-    # the common centre of the statistics, for a type that has one (tied)
-    center = data.center if cov.uses_scatter else None
     lower_bounds = []
     converged = False
     n_iter = 0
     previous = None  # (params, lower_bound) of the iteration before
     for n_iter in range(1, max_iter + 1):
         prev_lower_bound = lower_bound
-        kp = KernelParams(params, covariance_type, dtype, center)
+        kp = model.kernel_params(params)
         stats, ll = data.e_step(kp)
-        lower_bound = ll / data.total_weight
-        if not np.isfinite(lower_bound):
-            # never carry NaN/inf into the parameters or return it silently
-            error = non_finite_lower_bound_error(lower_bound, n_iter, reg_covar)
-            if previous is None:
-                raise error
-            _warn_diverged(n_iter, error)
-            params, lower_bound = previous
-            return params, lower_bound, lower_bounds, n_iter - 1, False
         try:
-            # the guard on n_k pulls each mean towards its previous value
-            new_params = _stats.m_step(stats, kp.shift, cov, reg_covar, dtype,
-                                       anchor=kp.means)
-        except ValueError as error:
-            # ill-defined covariance: keep the parameters the lower bound
-            # of this iteration was computed under
-            lower_bounds.append(lower_bound)
-            _warn_diverged(n_iter, error)
-            return params, lower_bound, lower_bounds, n_iter, False
+            new_params, lower_bound = model.iterate(params, kp, stats, ll, n_iter)
+        except Diverged as diverged:
+            if diverged.lower_bound is None:
+                if previous is None:
+                    raise diverged.error from None
+                _warn_diverged(n_iter, diverged.error)
+                params, lower_bound = previous
+                return params, lower_bound, lower_bounds, n_iter - 1, False
+            lower_bounds.append(diverged.lower_bound)
+            _warn_diverged(n_iter, diverged.error)
+            return params, diverged.lower_bound, lower_bounds, n_iter, False
         previous = (params, lower_bound)
         params = new_params
         lower_bounds.append(lower_bound)
@@ -181,19 +235,31 @@ def run_em(data, params, covariance_type, *, tol, max_iter, reg_covar,
     return params, lower_bound, lower_bounds, n_iter, converged
 
 
-def fit_em(data, *, n_components, covariance_type="full", tol=1e-3,
-           reg_covar=1e-6, max_iter=100, n_init=1, init_params="kmeans",
-           weights_init=None, means_init=None, precisions_init=None,
-           random_state=None, warm_start_from=None, verbose=0, verbose_interval=10,
-           callback=None):
-    """Fit a Gaussian mixture by EM on a data source; inputs already validated.
+def run_em(data, params, covariance_type, *, tol, max_iter, reg_covar,
+           lower_bound=-np.inf, verbose=None, callback=None):
+    """Iterate EM on the data source ``data`` from ``params`` (GMMParams).
 
-    data : a data source (gmmfast/_data.py).
-    warm_start_from : (GMMParams, lower_bound) to continue from, or None.
-    callback : callable(n_iter, lower_bound) or None, called after every EM
-        iteration of every initialisation (n_iter restarts at 1 for each).
+    scikit-learn's stopping rule: the lower bound of iteration t is the mean
+    (weighted) log-likelihood under the parameters before that iteration's
+    M-step; stop when it changes by less than tol.
+    Returns (params, lower_bound, lower_bounds, n_iter, converged).
     """
-    dtype = data.dtype
+    model = GMMModel(data, params.means.shape[0], covariance_type, reg_covar)
+    return run_model(data, model, params, tol=tol, max_iter=max_iter,
+                     lower_bound=lower_bound, verbose=verbose, callback=callback)
+
+
+def fit_model(data, model, *, tol=1e-3, max_iter=100, n_init=1, init_params="kmeans",
+              weights_init=None, means_init=None, precisions_init=None,
+              random_state=None, warm_start_from=None, verbose=0, verbose_interval=10,
+              callback=None):
+    """scikit-learn's fit loop for any model with GMMModel's interface: n_init
+    starts (or one warm start), the best by final lower bound, the
+    ConvergenceWarning. Returns (params, lower_bound, lower_bounds, n_iter,
+    converged) of the best start.
+
+    warm_start_from : (params, lower_bound) to continue from, or None.
+    """
     random_state = check_random_state(random_state)
     verbose_printer = _Verbose(verbose, verbose_interval)
 
@@ -206,23 +272,19 @@ def fit_em(data, *, n_components, covariance_type="full", tol=1e-3,
         for init in range(n_init):
             verbose_printer.init_beg(init)
             if do_init:
-                params = check_finite_params(initial_params(
-                    data.init_data(), n_components, covariance_type,
-                    init_params, random_state, reg_covar, weights_init,
-                    means_init, precisions_init,
-                ), dtype)
+                params = model.initial_params(random_state, init_params, weights_init,
+                                              means_init, precisions_init)
                 lower_bound = -np.inf
             else:
                 params, lower_bound = warm_start_from
-                params = params.astype(dtype)
+                params = model.start(params)
 
             if max_iter == 0:
                 best = (params, [], 0, False)
                 continue
-            params, lower_bound, lower_bounds, n_iter, converged = run_em(
-                data, params, covariance_type, tol=tol, max_iter=max_iter,
-                reg_covar=reg_covar, lower_bound=lower_bound, verbose=verbose_printer,
-                callback=callback,
+            params, lower_bound, lower_bounds, n_iter, converged = run_model(
+                data, model, params, tol=tol, max_iter=max_iter,
+                lower_bound=lower_bound, verbose=verbose_printer, callback=callback,
             )
             verbose_printer.init_end(lower_bound, converged)
             if lower_bound > max_lower_bound or max_lower_bound == -np.inf:
@@ -237,7 +299,28 @@ def fit_em(data, *, n_components, covariance_type="full", tol=1e-3,
             "tol, or check for degenerate data.",
             ConvergenceWarning,
         )
-    return make_result(params, covariance_type, converged, n_iter, max_lower_bound,
+    return params, max_lower_bound, lower_bounds, n_iter, converged
+
+
+def fit_em(data, *, n_components, covariance_type="full", tol=1e-3,
+           reg_covar=1e-6, max_iter=100, n_init=1, init_params="kmeans",
+           weights_init=None, means_init=None, precisions_init=None,
+           random_state=None, warm_start_from=None, verbose=0, verbose_interval=10,
+           callback=None):
+    """Fit a Gaussian mixture by EM on a data source; inputs already validated.
+
+    data : a data source (gmmfast/_data.py).
+    warm_start_from : (GMMParams, lower_bound) to continue from, or None.
+    callback : callable(n_iter, lower_bound) or None, called after every EM
+        iteration of every initialisation (n_iter restarts at 1 for each).
+    """
+    model = GMMModel(data, n_components, covariance_type, reg_covar)
+    params, lower_bound, lower_bounds, n_iter, converged = fit_model(
+        data, model, tol=tol, max_iter=max_iter, n_init=n_init, init_params=init_params,
+        weights_init=weights_init, means_init=means_init, precisions_init=precisions_init,
+        random_state=random_state, warm_start_from=warm_start_from, verbose=verbose,
+        verbose_interval=verbose_interval, callback=callback)
+    return make_result(params, covariance_type, converged, n_iter, lower_bound,
                        lower_bounds)
 
 

@@ -50,7 +50,7 @@ def validate_X(X, estimator=None, reset=True, ensure_min_samples=1, dtype=None,
 
 def make_source(X, sample_weight, *, covariance_type, n_components, n_threads,
                 random_state=None, min_positive_weights=None, nan_policy="raise",
-                fitting=False, feature_names=None):
+                fitting=False, feature_names=None, rescale_weights=True):
     """The data source of a validated X (``validate_X``), with its sample
     weights validated by the one set of rules (gmmfast/_validation.py).
 
@@ -61,17 +61,22 @@ def make_source(X, sample_weight, *, covariance_type, n_components, n_threads,
     nan_policy : 'raise' (X was checked finite) or 'marginalize': an X with
         NaN entries becomes a source of missing values (gmmfast/_missing.py);
         ``fitting`` refuses rows and features without an observed entry.
+    rescale_weights : whether weights of extreme magnitude may be rescaled
+        (``check_sample_weight``); False where the weights count observations
+        (BayesianGaussianMixture: the total weight is weighed against the priors).
     """
     need = n_components if min_positive_weights is None else min_positive_weights
     if _dask.is_dask_array(X):
-        sample_weight, total_weight = _dask.check_dask_sample_weight(sample_weight, X, need)
+        sample_weight, total_weight = _dask.check_dask_sample_weight(
+            sample_weight, X, need, rescale=rescale_weights)
         data = _dask.DaskData(X, sample_weight, covariance_type, n_components,
                               random_state, total_weight=total_weight, n_threads=n_threads,
                               missing=nan_policy == "marginalize")
         if data.missing and fitting:
             _missing.check_scan(data.scan_missing(), feature_names)
         return data
-    sample_weight = check_sample_weight(sample_weight, X.shape[0], need)
+    sample_weight = check_sample_weight(sample_weight, X.shape[0], need,
+                                        rescale=rescale_weights)
     cfg = _stats.kernel_config(X.shape[1], covariance_type, n_threads, n_components, X.dtype,
                                n_samples=X.shape[0])
     if nan_policy == "marginalize" and _missing.has_nan(X):

@@ -136,8 +136,15 @@ def stats_from_resp(X, sample_weight, resp_blocks, shift, center, cov, cfg):
 
 
 def scatter(X, sample_weight, center, cfg):
-    """T = sum_i w_i (x_i - c)(x_i - c)^T, float64 (D, D)."""
+    """T = sum_i w_i (x_i - c)(x_i - c)^T, float64 (D, D).
+
+    ``cfg`` may be any covariance type's: where its path has no scatter
+    kernel for this shape (diag or spherical beyond the register kernels'
+    sizes), the tied configuration's path is used instead.
+    """
     n_features = X.shape[1]
+    if not _dispatch.serves(cfg.path, "tied", n_features):
+        cfg = _dispatch.kernel_config(n_features, "tied", cfg.n_threads, 1, X.dtype)
     T = thread_slabs(cfg.n_threads, n_features * n_features)
     _kernels.scatter(X, sample_weight, np.ascontiguousarray(center, dtype=X.dtype),
                      T, cfg.chunk_size, cfg.n_threads, cfg.path)

@@ -30,3 +30,17 @@ def test_plot_speedup(tmp_path):
     ax = quickbench.plot_speedup(rows, path)
     assert path.read_text().lstrip().startswith("<?xml")
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [10.0, 4.0])
+
+
+def test_bgm_adapters_run_the_same_iterations_from_the_same_start():
+    """bench/run.py --bgm: both BayesianGaussianMixture adapters run exactly
+    the iterations asked for, from the same start (so their per-iteration
+    times compare like with like)."""
+    peers = pytest.importorskip("peers")
+    X, means0 = quickbench.make_data(600, 3, 2, dtype=np.float64)
+    start = quickbench.start_for("full", means0)
+    libs, missing = peers.available_libraries(bgm=True)
+    assert missing == [] and [lib.name for lib in libs] == ["gmmfast", "scikit-learn"]
+    models = [lib.fitted_model(X, start, "full", 4, 1) for lib in libs]
+    assert [m.n_iter_ for m in models] == [4, 4]
+    np.testing.assert_allclose(models[0].means_, models[1].means_, rtol=1e-8)

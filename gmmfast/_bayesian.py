@@ -1,0 +1,534 @@
+"""Variational Bayesian Gaussian mixture (scikit-learn's BayesianGaussianMixture):
+the priors, the variational M-step, the kernels' per-component constants and
+the lower bound, all from the same shifted statistics (R, S1, S2) as EM.
+
+This module sits beside the EM loop's GaussianMixture model (gmmfast/_em.py,
+``GMMModel``) and implements the same seam (``BGMModel``), so the loop, its
+n_init/warm start/stopping rule and verbose output serve both estimators. It
+reads the data only through a data source (gmmfast/_data.py, gmmfast/_dask.py)
+and the initial responsibilities through gmmfast/_init.py. Every formula and
+the order of operations are scikit-learn's (``sklearn/mixture/_bayesian_mixture.py``).
+
+``partial_fit`` (``online_step``) is streaming variational Bayes on the same
+statistics: the running statistics per unit weight are blended with each
+batch's as in stepwise EM (gmmfast/_online.py), and the posterior is the
+prior updated by them scaled to the total weight seen so far.
+
+The variational E-step is EM's block work with other constants: the kernel
+adds lognorm_k to -1/2 ||(x - m_k) U_k||^2, with U_k the Cholesky factor of the
+expected precision nu_k W_k (scikit-learn's ``precisions_cholesky_``) and
+
+    lognorm_k = log det U_k - D/2 log(2 pi) - D/2 log nu_k
+                + 1/2 (log Lambda~_k - D / beta_k) + E[log pi_k]
+
+(``_estimate_log_prob`` + ``_estimate_log_weights``).
+
+The lower bound needs -sum_i w_i sum_k r_ik log r_ik. As sum_k r_ik = 1 and
+log r_ik = lp_ik - log p_i, it is ll - sum_k sum_i w_i r_ik lp_ik, with
+ll = sum_i w_i log p_i from the kernel and
+
+    sum_i w_i r_ik lp_ik = R_k lognorm_k - 1/2 tr(P_k M_k),
+    M_k = sum_i w_i r_ik (x_i - m_k)(x_i - m_k)^T,
+
+where M_k is the second-order statistic itself (taken around m_k) and, for
+'tied', sum_k M_k follows from the scatter T and S1. No N x K array, no extra
+kernel statistic. The cancellation costs about eps * sum_i w_i |lp_i|, far
+below the lower bound's own rounding (tests/test_bayesian.py checks it on
+well separated clusters, where the entropy is 0 to many digits).
+
+Sample weights count observations: integer weights are repeated rows, and
+the total weight, not the number of rows, is what the priors are weighed
+against (so the weights are never rescaled here).
+"""
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import betaln, digamma, gammaln
+from sklearn.utils import check_array
+
+from . import _covariance, _stats
+from ._dispatch import KernelConfig
+from ._init import resp_statistics
+from ._online import OnlineState, step_size
+from ._threads import blas_single_thread
+from ._maths import LOG_2PI
+from ._stats import GMMParams, KernelParams
+from ._validation import _check_shape
+
+PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+
+
+# ---------------------------------------------------------------------------
+# Priors (scikit-learn's _check_parameters)
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Priors:
+    """The priors as fitted (scikit-learn's ``*_prior_`` attributes)."""
+
+    weight_concentration_prior_type: str
+    weight_concentration_prior: float
+    mean_precision_prior: float
+    mean_prior: np.ndarray          # (D,)
+    degrees_of_freedom_prior: float
+    covariance_prior: Any           # full/tied (D, D), diag (D,), spherical float
+
+    def as_dict(self):
+        return dict(
+            weight_concentration_prior_=self.weight_concentration_prior,
+            mean_precision_prior_=self.mean_precision_prior,
+            mean_prior_=self.mean_prior,
+            degrees_of_freedom_prior_=self.degrees_of_freedom_prior,
+            covariance_prior_=self.covariance_prior,
+        )
+
+
+def _check_precision_matrix(precision, covariance_type):
+    """scikit-learn's check (and message) of a matrix prior."""
+    if not (np.all(np.isclose(precision, precision.T))
+            and np.all(np.linalg.eigvalsh(precision) > 0.0)):
+        raise ValueError(
+            "'%s precision' should be symmetric, positive-definite" % covariance_type)
+
+
+def check_prior_arguments(params, n_features):
+    """The checks of scikit-learn's ``_check_parameters`` that need no data
+    pass (run before the data's mean and scatter are computed); returns the
+    user's mean_prior and covariance_prior validated, or None each."""
+    covariance_type = params["covariance_type"]
+    dof = params["degrees_of_freedom_prior"]
+    if dof is not None and not dof > n_features - 1.0:
+        raise ValueError(
+            "The parameter 'degrees_of_freedom_prior' "
+            "should be greater than %d, but got %.3f." % (n_features - 1, dof))
+    mean_prior = params["mean_prior"]
+    if mean_prior is not None:
+        mean_prior = check_array(mean_prior, dtype=[np.float64, np.float32],
+                                 ensure_2d=False)
+        _check_shape(mean_prior, (n_features,), "means")
+    cp = params["covariance_prior"]
+    if cp is not None:
+        if covariance_type in ("full", "tied"):
+            cp = check_array(cp, dtype=[np.float64, np.float32], ensure_2d=False)
+            _check_shape(cp, (n_features, n_features), "%s covariance_prior" % covariance_type)
+            _check_precision_matrix(cp, covariance_type)
+        elif covariance_type == "diag":
+            cp = check_array(cp, dtype=[np.float64, np.float32], ensure_2d=False)
+            _check_shape(cp, (n_features,), "%s covariance_prior" % covariance_type)
+            if np.any(cp <= 0.0):
+                raise ValueError("'%s precision' should be positive" % covariance_type)
+        else:
+            arr = np.asarray(cp)
+            if arr.ndim != 0 or arr.dtype.kind not in "iuf" or not float(arr) > 0.0:
+                raise ValueError(
+                    "The parameter 'covariance_prior' with covariance_type='spherical' "
+                    f"must be a positive number (the prior variance), got {cp!r}.")
+            cp = float(arr)
+    return mean_prior, cp
+
+
+def priors_from_data(data, params, mean_prior, covariance_prior):
+    """Priors with scikit-learn's defaults, taken from the data source
+    (weighted: the weights count rows). ``mean_prior``/``covariance_prior``
+    come validated from ``check_prior_arguments``.
+
+    Defaults: mean_prior the (weighted) mean; covariance_prior the (weighted)
+    covariance with ddof=1, sum_i w_i (x_i - m)(x_i - m)^T / (sum_i w_i - 1)
+    (numpy's np.cov / np.var(ddof=1) for unit weights); its diagonal for
+    'diag', the mean of that for 'spherical'.
+    """
+    covariance_type = params["covariance_type"]
+    n_components = params["n_components"]
+    n_features = data.n_features
+    wcp = params["weight_concentration_prior"]
+    mpp = params["mean_precision_prior"]
+    dof = params["degrees_of_freedom_prior"]
+    if mean_prior is None:
+        mean_prior = data.mean.copy()
+    if covariance_prior is None:
+        total = data.total_weight
+        if not total > 1.0:
+            raise ValueError(
+                f"sample_weight sums to {total:g}, but the default covariance_prior "
+                "(the data's covariance with ddof=1, the weights counting rows) needs "
+                "a total weight above 1. Pass weights that count observations, or "
+                "set covariance_prior.")
+        # the scatter about the data's centre, moved to the exact mean
+        delta = data.mean - np.asarray(data.center, dtype=np.float64)
+        scatter = data.T - total * np.outer(delta, delta)
+        emp = np.atleast_2d(scatter / (total - 1.0))
+        covariance_prior = {
+            "full": emp, "tied": emp, "diag": np.diag(emp).copy(),
+            "spherical": float(np.diag(emp).mean()),
+        }[covariance_type]
+    return Priors(
+        weight_concentration_prior_type=params["weight_concentration_prior_type"],
+        weight_concentration_prior=1.0 / n_components if wcp is None else wcp,
+        mean_precision_prior=1.0 if mpp is None else mpp,
+        mean_prior=mean_prior,
+        degrees_of_freedom_prior=n_features if dof is None else dof,
+        covariance_prior=covariance_prior,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Parameters and the variational M-step
+# ---------------------------------------------------------------------------
+
+@dataclass
+class BGMParams:
+    """The variational posterior (scikit-learn's fitted attributes)."""
+
+    weight_concentration: Any       # DP: tuple of two (K,); else (K,)
+    mean_precision: np.ndarray      # (K,)
+    means: np.ndarray               # (K, D)
+    degrees_of_freedom: Any         # (K,); tied: a scalar
+    covariances: np.ndarray         # per covariance type
+    precisions_cholesky: np.ndarray  # per covariance type
+
+    def astype(self, dtype):
+        dtype = np.dtype(dtype)
+
+        def cast(a):
+            a = np.asarray(a, dtype=dtype)
+            return dtype.type(a) if a.ndim == 0 else a
+
+        wc = self.weight_concentration
+        wc = tuple(cast(a) for a in wc) if isinstance(wc, tuple) else cast(wc)
+        with np.errstate(over="ignore"):
+            return BGMParams(wc, cast(self.mean_precision), cast(self.means),
+                             cast(self.degrees_of_freedom), cast(self.covariances),
+                             cast(self.precisions_cholesky))
+
+    def as_tuple(self):
+        """scikit-learn's ``_get_parameters`` order."""
+        return (self.weight_concentration, self.mean_precision, self.means,
+                self.degrees_of_freedom, self.covariances, self.precisions_cholesky)
+
+
+def _f64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def estimate_weights(nk, priors):
+    """scikit-learn's ``_estimate_weights``: the Dirichlet (process) posterior."""
+    if priors.weight_concentration_prior_type == "dirichlet_process":
+        return (1.0 + nk,
+                priors.weight_concentration_prior
+                + np.hstack((np.cumsum(nk[::-1])[-2::-1], 0)))
+    return priors.weight_concentration_prior + nk
+
+
+def _wishart_full(nk, xk, sk, priors, mean_precision):
+    n_components, n_features = xk.shape
+    dof = priors.degrees_of_freedom_prior + nk
+    covariances = np.empty((n_components, n_features, n_features))
+    for k in range(n_components):
+        diff = xk[k] - priors.mean_prior
+        covariances[k] = (priors.covariance_prior + nk[k] * sk[k]
+                          + nk[k] * priors.mean_precision_prior / mean_precision[k]
+                          * np.outer(diff, diff))
+    covariances /= dof[:, np.newaxis, np.newaxis]
+    return dof, covariances
+
+
+def _wishart_tied(nk, xk, sk, priors, mean_precision):
+    n_components = xk.shape[0]
+    dof = priors.degrees_of_freedom_prior + nk.sum() / n_components
+    diff = xk - priors.mean_prior
+    covariances = (priors.covariance_prior + sk * nk.sum() / n_components
+                   + priors.mean_precision_prior / n_components
+                   * np.dot((nk / mean_precision) * diff.T, diff))
+    return dof, covariances / dof
+
+
+def _wishart_diag(nk, xk, sk, priors, mean_precision):
+    dof = priors.degrees_of_freedom_prior + nk
+    diff = xk - priors.mean_prior
+    covariances = priors.covariance_prior + nk[:, np.newaxis] * (
+        sk + (priors.mean_precision_prior / mean_precision)[:, np.newaxis] * np.square(diff))
+    return dof, covariances / dof[:, np.newaxis]
+
+
+def _wishart_spherical(nk, xk, sk, priors, mean_precision):
+    dof = priors.degrees_of_freedom_prior + nk
+    diff = xk - priors.mean_prior
+    covariances = priors.covariance_prior + nk * (
+        sk + priors.mean_precision_prior / mean_precision * np.mean(np.square(diff), 1))
+    return dof, covariances / dof
+
+
+# scikit-learn's _estimate_wishart_* (one per covariance type, as there)
+_WISHART = {"full": _wishart_full, "tied": _wishart_tied, "diag": _wishart_diag,
+            "spherical": _wishart_spherical}
+
+
+def variational_m_step(nk, xk, sk, priors, covariance_type, float32=False):
+    """BGMParams (float64) from scikit-learn's (nk, xk, sk) of
+    ``_estimate_gaussian_parameters``: ``_estimate_weights``,
+    ``_estimate_means``, ``_estimate_precisions``."""
+    cov = _covariance.get(covariance_type)
+    weight_concentration = estimate_weights(nk, priors)
+    mean_precision = priors.mean_precision_prior + nk
+    means = ((priors.mean_precision_prior * _f64(priors.mean_prior) + nk[:, np.newaxis] * xk)
+             / mean_precision[:, np.newaxis])
+    dof, covariances = _WISHART[covariance_type](nk, xk, sk, priors, mean_precision)
+    prec_chol = cov.precision_cholesky(covariances, float32=float32)
+    return BGMParams(weight_concentration, mean_precision, means, dof, covariances,
+                     prec_chol)
+
+
+def mixture_weights(weight_concentration, prior_type):
+    """scikit-learn's ``weights_`` (``_set_parameters``), float64."""
+    if prior_type == "dirichlet_process":
+        a, b = _f64(weight_concentration[0]), _f64(weight_concentration[1])
+        total = a + b
+        tmp = b / total
+        weights = a / total * np.hstack((1, np.cumprod(tmp[:-1])))
+        return weights / np.sum(weights)
+    wc = _f64(weight_concentration)
+    return wc / np.sum(wc)
+
+
+# ---------------------------------------------------------------------------
+# The E-step's constants and the lower bound
+# ---------------------------------------------------------------------------
+
+def log_weights(weight_concentration, prior_type):
+    """E[log pi_k], scikit-learn's ``_estimate_log_weights``, float64 (K,)."""
+    if prior_type == "dirichlet_process":
+        a, b = _f64(weight_concentration[0]), _f64(weight_concentration[1])
+        digamma_sum = digamma(a + b)
+        digamma_a = digamma(a)
+        digamma_b = digamma(b)
+        return (digamma_a - digamma_sum
+                + np.hstack((0, np.cumsum(digamma_b - digamma_sum)[:-1])))
+    wc = _f64(weight_concentration)
+    return digamma(wc) - digamma(np.sum(wc))
+
+
+def log_prob_constant(params, covariance_type, n_features):
+    """The per-component constant of scikit-learn's ``_estimate_log_prob``:
+    log det U_k - D/2 log(2 pi) - D/2 log nu_k + 1/2 (log Lambda~_k - D/beta_k),
+    float64 (K,)."""
+    cov = _covariance.get(covariance_type)
+    n_components = params.means.shape[0]
+    dof = _f64(params.degrees_of_freedom)
+    log_det = cov.log_det(params.precisions_cholesky, n_components, n_features)
+    log_lambda = n_features * math.log(2.0) + np.sum(
+        digamma(0.5 * (dof - np.arange(0, n_features)[:, np.newaxis])), 0)
+    return (log_det - 0.5 * n_features * LOG_2PI - 0.5 * n_features * np.log(dof)
+            + 0.5 * (log_lambda - n_features / _f64(params.mean_precision)))
+
+
+def kernel_lognorm(params, covariance_type, prior_type, n_features):
+    """lognorm_k for the kernels: the log-probability constant plus E[log pi_k]."""
+    return (log_prob_constant(params, covariance_type, n_features)
+            + log_weights(params.weight_concentration, prior_type))
+
+
+def kernel_params(params, covariance_type, prior_type, dtype, center=None):
+    """KernelParams whose kernel computes scikit-learn's weighted log
+    probabilities of the variational model (``_estimate_weighted_log_prob``)."""
+    weights = mixture_weights(params.weight_concentration, prior_type)
+    gmm = GMMParams(weights, params.means, params.covariances, params.precisions_cholesky)
+    kp = KernelParams(gmm, covariance_type, dtype, center)
+    kp.lognorm = kernel_lognorm(params, covariance_type, prior_type, params.means.shape[1])
+    return kp
+
+
+def weighted_mahalanobis(stats, kp):
+    """sum_k sum_i w_i r_ik ||(x_i - m_k) U_k||^2 from the statistics the
+    kernel returned for ``kp`` (around kp.shift; tied: S2 is the scatter T)."""
+    R, S1, S2 = stats
+    cov = kp.cov
+    n_components, n_features = kp.means.shape
+    prec_chol = _f64(kp.prec).reshape(cov.shape(n_components, n_features))
+    precisions = cov.precisions(prec_chol)
+    if cov.uses_scatter:
+        # sum_k M_k = T - S1^T d - d^T S1 + sum_k R_k d_k d_k^T, d_k = m_k - c
+        d = _f64(kp.means) - kp.shift
+        cross = S1.T @ d
+        M = S2 - cross - cross.T + (R[:, None] * d).T @ d
+        return float(np.sum(precisions * M))
+    # the statistics are taken around the kernel's means: S2_k is M_k
+    if cov.matrix:
+        return float(np.einsum("kij,kij->", precisions, S2))
+    return float(np.sum(precisions * S2))
+
+
+def log_resp_sum(stats, ll, kp):
+    """sum_i w_i sum_k r_ik log r_ik = sum_k sum_i w_i r_ik lp_ik - ll."""
+    R = stats[0]
+    return float(R @ kp.lognorm) - 0.5 * weighted_mahalanobis(stats, kp) - ll
+
+
+def _log_wishart_norm(degrees_of_freedom, log_det_precisions_chol, n_features):
+    # scikit-learn's, without its np.log(np.pi) term
+    return -(degrees_of_freedom * log_det_precisions_chol
+             + degrees_of_freedom * n_features * 0.5 * math.log(2.0)
+             + np.sum(gammaln(0.5 * (degrees_of_freedom
+                                     - np.arange(n_features)[:, np.newaxis])), 0))
+
+
+def lower_bound(params, priors, covariance_type, resp_log_resp):
+    """scikit-learn's ``_compute_lower_bound`` of the new parameters, with
+    ``resp_log_resp`` = sum_i w_i sum_k r_ik log r_ik of the E-step."""
+    cov = _covariance.get(covariance_type)
+    n_components, n_features = params.means.shape
+    dof = _f64(params.degrees_of_freedom)
+    log_det = (cov.log_det(params.precisions_cholesky, n_components, n_features)
+               - 0.5 * n_features * np.log(dof))
+    if cov.uses_scatter:
+        log_wishart = n_components * float(
+            _log_wishart_norm(dof, log_det[0], n_features)[0])
+    else:
+        log_wishart = float(np.sum(_log_wishart_norm(dof, log_det, n_features)))
+    wc = params.weight_concentration
+    if priors.weight_concentration_prior_type == "dirichlet_process":
+        log_norm_weight = -float(np.sum(betaln(_f64(wc[0]), _f64(wc[1]))))
+    else:
+        wc = _f64(wc)
+        log_norm_weight = float(gammaln(np.sum(wc)) - np.sum(gammaln(wc)))
+    return (-resp_log_resp - log_wishart - log_norm_weight
+            - 0.5 * n_features * float(np.sum(np.log(_f64(params.mean_precision)))))
+
+
+# ---------------------------------------------------------------------------
+# The model the EM loop drives (gmmfast/_em.py, GMMModel's interface)
+# ---------------------------------------------------------------------------
+
+def non_finite_bound_error(value, n_iter, reg_covar):
+    return ValueError(
+        f"Variational inference failed at iteration {n_iter}: the lower bound is "
+        f"{value}, because the data, the weights or the statistics overflow. Increase "
+        f"reg_covar (now {reg_covar:g}), scale the input data (e.g. "
+        "sklearn.preprocessing.StandardScaler), or check the priors.")
+
+
+class BGMModel:
+    """The variational model for ``_em.run_model``/``fit_model``."""
+
+    def __init__(self, data, n_components, covariance_type, reg_covar, priors):
+        self.data = data
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.cov = _covariance.get(covariance_type)
+        self.reg_covar = reg_covar
+        self.priors = priors
+        self.prior_type = priors.weight_concentration_prior_type
+        self.float32 = data.dtype == np.float32
+
+    @property
+    def center(self):
+        return self.data.center if self.cov.uses_scatter else None
+
+    def params_from_gaussian(self, nk, xk, sk):
+        """The variational M-step, rounded to the data's dtype (the state the
+        next E-step and the fitted attributes both see)."""
+        params = variational_m_step(nk, xk, sk, self.priors, self.covariance_type,
+                                    float32=self.float32)
+        params = params.astype(self.data.dtype)
+        if self.float32 and not all(np.all(np.isfinite(a)) for a in (
+                params.means, params.covariances, params.precisions_cholesky)):
+            _stats.check_finite_params(GMMParams(
+                np.ones(1), params.means, params.covariances, params.precisions_cholesky),
+                np.float32)
+        return params
+
+    def initial_params(self, random_state, init_params, *_):
+        """scikit-learn's ``_initialize_parameters`` then ``_initialize``: the
+        variational M-step of the initial responsibilities."""
+        init = self.data.init_data()
+        dtype = init.dtype
+        (R, S1, S2), shift, rows_sum_to_one = resp_statistics(
+            init, self.n_components, self.covariance_type, init_params, random_state)
+        if self.cov.uses_scatter:
+            S2 = init.T
+            if not rows_sum_to_one:
+                S2 = S2 + self.cov.origin_correction(
+                    R, S1, init.center.astype(np.float64), init.total_weight, init.mean)
+        nk, xk, sk = self.cov.params_from_stats(
+            R, S1, S2, shift, self.reg_covar, float(np.finfo(dtype).eps))
+        return self.params_from_gaussian(nk, xk, sk)
+
+    def start(self, params):
+        return params.astype(self.data.dtype)
+
+    def kernel_params(self, params):
+        return kernel_params(params, self.covariance_type, self.prior_type,
+                             self.data.dtype, self.center)
+
+    def iterate(self, params, kp, stats, ll, n_iter):
+        """scikit-learn's order: M-step on the E-step's responsibilities, then
+        the lower bound of the new parameters with those responsibilities."""
+        if not np.isfinite(ll):
+            raise non_finite_bound_error(ll, n_iter, self.reg_covar)
+        R, S1, S2 = stats
+        eps = float(np.finfo(self.data.dtype).eps)
+        nk, xk, sk = self.cov.params_from_stats(R, S1, S2, kp.shift, self.reg_covar, eps,
+                                                anchor=kp.means)
+        new = self.params_from_gaussian(nk, xk, sk)
+        value = lower_bound(new, self.priors, self.covariance_type,
+                            log_resp_sum(stats, ll, kp))
+        if not np.isfinite(value):
+            raise non_finite_bound_error(value, n_iter, self.reg_covar)
+        return new, value
+
+
+# ---------------------------------------------------------------------------
+# Streaming variational Bayes (partial_fit)
+# ---------------------------------------------------------------------------
+
+def online_step(X, sample_weight, params, state, total_weight, *, priors,
+                covariance_type, reg_covar, cfg, learning_decay, learning_offset):
+    """One streaming step on the batch X (validated, C-contiguous).
+
+    The running statistics s per unit weight (R, S1, S2 around a shift, as
+    stepwise EM keeps them) are blended with the batch's,
+    s <- (1 - rho_t) s + rho_t s_batch (rho = 1 for the stream's first
+    batch, ``state`` None), and the posterior is the variational M-step of
+    the statistics N_t s, N_t the total weight seen so far (``total_weight``
+    before the batch plus the batch's): the stochastic variational update of
+    the natural parameters, prior + N_t s, whose "data set size" is the
+    stream so far.
+
+    Returns (BGMParams in X's dtype, OnlineState, new total weight, mean
+    (weighted) score of the batch under the parameters before the step).
+    """
+    n_chunks = -(-X.shape[0] // cfg.chunk_size)
+    if n_chunks < cfg.n_threads:
+        cfg = KernelConfig(max(1, n_chunks), cfg.chunk_size, cfg.path)
+    dtype = X.dtype
+    cov = _covariance.get(covariance_type)
+    with blas_single_thread():
+        batch_weight = (float(X.shape[0]) if sample_weight is None
+                        else float(sample_weight.sum()))
+        kp = kernel_params(params, covariance_type,
+                           priors.weight_concentration_prior_type, dtype)
+        (R, S1, S2), ll = _stats.e_step_stats(X, sample_weight, kp, cfg)
+        if not np.isfinite(ll):
+            raise non_finite_bound_error(ll, 1, reg_covar)
+        if cov.uses_scatter:
+            S2 = _stats.scatter(X, sample_weight, kp.center, cfg)
+        shift = kp.shift.copy()
+        batch = (R / batch_weight, S1 / batch_weight, S2 / batch_weight)
+        if state is None:
+            R, S1, S2 = batch
+            n_steps = 1
+        else:
+            rho = step_size(state.n_steps, learning_decay, learning_offset)
+            old = cov.reshift(state.R, state.S1, state.S2, state.shift, shift)
+            R, S1, S2 = ((1.0 - rho) * o + rho * b for o, b in zip(old, batch))
+            n_steps = state.n_steps + 1
+        S2 = cov.symmetrize(S2)
+        total_weight = total_weight + batch_weight
+        nk, xk, sk = cov.params_from_stats(
+            total_weight * R, total_weight * S1, total_weight * S2, shift, reg_covar,
+            float(np.finfo(dtype).eps))
+        new = variational_m_step(nk, xk, sk, priors, covariance_type,
+                                 float32=(dtype == np.float32)).astype(dtype)
+    state = OnlineState(covariance_type, R, S1, S2, shift, n_steps)
+    return new, state, total_weight, ll / batch_weight
