@@ -107,16 +107,18 @@ def check_prior_arguments(params, n_features):
     if mean_prior is not None:
         mean_prior = check_array(mean_prior, dtype=[np.float64, np.float32],
                                  ensure_2d=False)
-        _check_shape(mean_prior, (n_features,), "means")
+        _check_shape(mean_prior, (n_features,), "means", "mean_prior", "(n_features,)")
     cp = params["covariance_prior"]
     if cp is not None:
         if covariance_type in ("full", "tied"):
             cp = check_array(cp, dtype=[np.float64, np.float32], ensure_2d=False)
-            _check_shape(cp, (n_features, n_features), "%s covariance_prior" % covariance_type)
+            _check_shape(cp, (n_features, n_features), "%s covariance_prior" % covariance_type,
+                         "covariance_prior", "(n_features, n_features)")
             _check_precision_matrix(cp, covariance_type)
         elif covariance_type == "diag":
             cp = check_array(cp, dtype=[np.float64, np.float32], ensure_2d=False)
-            _check_shape(cp, (n_features,), "%s covariance_prior" % covariance_type)
+            _check_shape(cp, (n_features,), "%s covariance_prior" % covariance_type,
+                         "covariance_prior", "(n_features,)")
             if np.any(cp <= 0.0):
                 raise ValueError("'%s precision' should be positive" % covariance_type)
         else:
