@@ -51,6 +51,7 @@ from sklearn.utils import check_array
 from . import _covariance, _stats
 from ._dispatch import KernelConfig
 from ._init import resp_statistics
+from ._missing import batch_statistics
 from ._online import OnlineState, step_size
 from ._threads import blas_single_thread
 from ._maths import LOG_2PI
@@ -473,8 +474,19 @@ class BGMModel:
         nk, xk, sk = self.cov.params_from_stats(R, S1, S2, kp.shift, self.reg_covar, eps,
                                                 anchor=kp.means)
         new = self.params_from_gaussian(nk, xk, sk)
-        value = lower_bound(new, self.priors, self.covariance_type,
-                            log_resp_sum(stats, ll, kp))
+        terms = getattr(self.data, "missing_terms", None)
+        if terms is None:
+            value = lower_bound(new, self.priors, self.covariance_type,
+                                log_resp_sum(stats, ll, kp))
+        else:
+            # missing values (gmmfast/_missing.py): the missing coordinates
+            # are latent too, q(x_m | z = k) the Gaussian the E-step used; the
+            # complete rows' sum r log r from their statistics, the others'
+            # directly, plus the entropy of q(x_m | z)
+            value = lower_bound(
+                new, self.priors, self.covariance_type,
+                log_resp_sum(terms.complete_stats, terms.complete_ll, kp)
+                + terms.hole_rlogr) + terms.hole_entropy
         if not np.isfinite(value):
             raise non_finite_bound_error(value, n_iter, self.reg_covar)
         return new, value
@@ -485,7 +497,8 @@ class BGMModel:
 # ---------------------------------------------------------------------------
 
 def online_step(X, sample_weight, params, state, total_weight, *, priors,
-                covariance_type, reg_covar, cfg, learning_decay, learning_offset):
+                covariance_type, reg_covar, cfg, learning_decay, learning_offset,
+                missing=False):
     """One streaming step on the batch X (validated, C-contiguous).
 
     The running statistics s per unit weight (R, S1, S2 around a shift, as
@@ -510,11 +523,9 @@ def online_step(X, sample_weight, params, state, total_weight, *, priors,
                         else float(sample_weight.sum()))
         kp = kernel_params(params, covariance_type,
                            priors.weight_concentration_prior_type, dtype)
-        (R, S1, S2), ll = _stats.e_step_stats(X, sample_weight, kp, cfg)
+        (R, S1, S2), ll = batch_statistics(X, sample_weight, kp, cfg, missing)
         if not np.isfinite(ll):
             raise non_finite_bound_error(ll, 1, reg_covar)
-        if cov.uses_scatter:
-            S2 = _stats.scatter(X, sample_weight, kp.center, cfg)
         shift = kp.shift.copy()
         batch = (R / batch_weight, S1 / batch_weight, S2 / batch_weight)
         if state is None:

@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _api, _bayesian, _covariance, _em, _source, _stats
+from . import _api, _bayesian, _covariance, _em, _missing, _source, _stats
 from ._threads import blas_single_thread
 from ._validation import check_sample_weight
 
@@ -74,6 +74,10 @@ default='dirichlet_process'
         rho_t = (t + learning_offset) ** -kappa (as GaussianMixture's).
     learning_offset : float >= 0, default=2.0
         ``partial_fit`` only: t0 in the step size above.
+    nan_policy : {'raise', 'marginalize'}, default='raise'
+        As GaussianMixture's: 'marginalize' treats NaN entries as missing at
+        random. The missing coordinates become latent variables of the
+        variational model, q(x_m | z = k) Gaussian (README, "Missing values").
 
     Attributes
     ----------
@@ -101,6 +105,7 @@ default='dirichlet_process'
         "mean_prior": [None, "array-like"],
         "degrees_of_freedom_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "covariance_prior": [None, "array-like", Interval(Real, 0.0, None, closed="neither")],
+        "nan_policy": _api.PARAMETER_CONSTRAINTS["nan_policy"],
     }
 
     def __init__(
@@ -126,6 +131,7 @@ default='dirichlet_process'
         n_threads=None,
         learning_decay=0.6,
         learning_offset=2.0,
+        nan_policy="raise",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -147,6 +153,7 @@ default='dirichlet_process'
         self.n_threads = n_threads
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
+        self.nan_policy = nan_policy
 
     # ------------------------------------------------------------------ fit
 
@@ -180,7 +187,8 @@ default='dirichlet_process'
         saved = self._save_state()
         try:
             with blas_single_thread():
-                X = _source.validate_X(X, self, reset=True, ensure_min_samples=2)
+                X = _source.validate_X(X, self, reset=True, ensure_min_samples=2,
+                                       allow_nan=self._allow_nan)
                 result = fit_arrays(X, sample_weight, self.get_params(deep=False),
                                     self._warm_start_from(X.shape[1]))
             self.__dict__.pop("_online_state", None)  # a fit ends a stream
@@ -271,14 +279,15 @@ default='dirichlet_process'
         stream = self.__dict__.get("_online_state")
         params = self.get_params(deep=False)
         if stream is None:
-            X = _source.validate_X(X, self, reset=True, ensure_min_samples=2)
+            X = _source.validate_X(X, self, reset=True, ensure_min_samples=2,
+                                   allow_nan=self._allow_nan)
             _api.check_n_samples(X.shape[0], self.n_components)
             mean_prior, covariance_prior = _bayesian.check_prior_arguments(
                 params, X.shape[1])
             data = _source.make_source(
                 X, sample_weight, covariance_type=self.covariance_type,
                 n_components=self.n_components, n_threads=self.n_threads,
-                rescale_weights=False)
+                rescale_weights=False, nan_policy=self.nan_policy, fitting=True)
             priors = _bayesian.priors_from_data(data, params, mean_prior, covariance_prior)
             model = _bayesian.BGMModel(data, self.n_components, self.covariance_type,
                                        self.reg_covar, priors)
@@ -300,7 +309,8 @@ default='dirichlet_process'
                     f"{priors.weight_concentration_prior_type!r}, but the estimator "
                     "now has others; call fit, or start a new stream on a fresh "
                     "estimator (sklearn.base.clone).")
-            X = _source.validate_X(X, self, reset=False, dtype=self.means_.dtype)
+            X = _source.validate_X(X, self, reset=False, dtype=self.means_.dtype,
+                                   allow_nan=self._allow_nan)
             sample_weight = check_sample_weight(sample_weight, X.shape[0], 1, rescale=False)
             start = self._params()
             lower_bounds = list(self.lower_bounds_)
@@ -309,7 +319,8 @@ default='dirichlet_process'
         new, state, total_weight, lower_bound = _bayesian.online_step(
             X, sample_weight, start, state, total_weight, priors=priors,
             covariance_type=self.covariance_type, reg_covar=self.reg_covar, cfg=cfg,
-            learning_decay=self.learning_decay, learning_offset=self.learning_offset)
+            learning_decay=self.learning_decay, learning_offset=self.learning_offset,
+            missing=self._allow_nan and _missing.has_nan(X))
         lower_bounds.append(float(lower_bound))
         out = _attributes(new, self.covariance_type, priors.weight_concentration_prior_type)
         out.update(priors.as_dict())
@@ -328,15 +339,19 @@ default='dirichlet_process'
         return _source.make_source(
             X, sample_weight, covariance_type=self.covariance_type,
             n_components=self.n_components, n_threads=self.n_threads,
-            min_positive_weights=1)
+            min_positive_weights=1, nan_policy=self.nan_policy)
 
     def _predict(self, X, logp=False, resp=False, labels=False):
         return self._source(X).predict(self._kernel_params(X.dtype), logp=logp,
                                        resp=resp, labels=labels)
 
+    @property
+    def _allow_nan(self):
+        return self.nan_policy == "marginalize"
+
     def _check_predict_input(self, X):
         check_is_fitted(self)
-        return _source.validate_X(X, self, reset=False)
+        return _source.validate_X(X, self, reset=False, allow_nan=self._allow_nan)
 
     def score_samples(self, X):
         """scikit-learn's score_samples: logsumexp_k of the weighted log
@@ -513,7 +528,8 @@ def fit_arrays(X, sample_weight, params, warm_start_from=None):
     random_state = check_random_state(params["random_state"])
     data = _source.make_source(
         X, sample_weight, covariance_type=covariance_type, n_components=n_components,
-        n_threads=params["n_threads"], random_state=random_state, rescale_weights=False)
+        n_threads=params["n_threads"], random_state=random_state, rescale_weights=False,
+        nan_policy=params["nan_policy"], fitting=True)
     priors = _bayesian.priors_from_data(data, params, mean_prior, covariance_prior)
     model = _bayesian.BGMModel(data, n_components, covariance_type, params["reg_covar"],
                                priors)

@@ -211,20 +211,28 @@ def _chunk_e_step(x, w, kernel):
 
 
 def _chunk_e_step_missing(x, w, kernel):
-    """_chunk_e_step for a chunk that may hold NaN (nan_policy='marginalize');
-    S2 is the tied scatter itself for tied. A chunk without NaN takes the
-    complete-data path unchanged."""
+    """_chunk_e_step for a chunk that may hold NaN (nan_policy='marginalize'):
+    (R, S1, S2, ll) and then the chunk's MissingTerms fields (tied: S2 is
+    the scatter itself). A chunk without NaN takes the complete-data path."""
     kp, cfg = kernel
     x = _rows(x, kp.means.dtype)
     if not _missing.has_nan(x):
         R, S1, S2, ll = _chunk_e_step(x, w, kernel)
         if kp.cov.uses_scatter:
             (S2,) = _chunk_scatter(x, w, (kp.center, cfg))
-        return R, S1, S2, ll
+        return R, S1, S2, ll, R, S1, S2, ll, 0.0, 0.0
     data = _missing.MissingArrayData(x, _weights(w), cfg, kp.cov, kp.means.shape[0])
     with _blas_for(cfg):
         (R, S1, S2), ll = data.e_step(kp)
-    return R, S1, S2, float(ll)
+    t = data.missing_terms
+    return (R, S1, S2, float(ll), *t.complete_stats, t.complete_ll, t.hole_rlogr,
+            t.hole_entropy)
+
+
+def _chunk_filled_scatter(x, w, center_cfg):
+    """_chunk_scatter with each NaN's deviation counted as 0 (missing values)."""
+    center, _ = center_cfg
+    return (_missing.filled_scatter(x, _weights(w), center),)
 
 
 def _chunk_observed_sums(x, w):
@@ -366,8 +374,14 @@ class DaskData(DataSource):
         if not self.missing:
             return super().e_step(kp)
         # with missing values the tied scatter depends on the responsibilities:
-        # the chunks return it
-        return self._e_step_pass(kp)
+        # the chunks return it, and the parts a Bayesian lower bound needs
+        import dask
+
+        R, S1, S2, ll, Rc, S1c, S2c, llc, rlogr, ent = dask.compute(
+            self.e_step_graph(kp))[0]
+        self._check_finite_ll(ll)
+        self.missing_terms = _missing.MissingTerms((Rc, S1c, S2c), llc, rlogr, ent)
+        return (R, S1, S2), ll
 
     def scan_missing(self):
         """The fit's missing-value checks (gmmfast/_missing.py) in one pass."""
@@ -387,13 +401,18 @@ class DaskData(DataSource):
         import dask
 
         R, S1, S2, ll = dask.compute(self.e_step_graph(kp))[0]
+        self._check_finite_ll(ll)
+        return (R, S1, S2), ll
+
+    @staticmethod
+    def _check_finite_ll(ll):
         if not np.isfinite(ll):
             raise ValueError(
                 "Input X contains NaN or infinity (the log-likelihood of the Dask "
                 f"array is {ll}); remove or impute those rows, e.g. "
-                "X = X[da.isfinite(X).all(axis=1)].compute_chunk_sizes()."
+                "X = X[da.isfinite(X).all(axis=1)].compute_chunk_sizes(), or fit "
+                "with nan_policy='marginalize' (NaN as missing values)."
             )
-        return (R, S1, S2), ll
 
     @property
     def total_weight(self):
@@ -417,7 +436,8 @@ class DaskData(DataSource):
         import dask
 
         node = _one_node((self.center, self.worker_cfg), "center")
-        (T,) = dask.compute(self._map_reduce(_chunk_scatter, node))[0]
+        chunk_scatter = _chunk_filled_scatter if self.missing else _chunk_scatter
+        (T,) = dask.compute(self._map_reduce(chunk_scatter, node))[0]
         return T
 
     def predict(self, kp, logp=False, resp=False, labels=False):

@@ -25,6 +25,8 @@ across blocks. The cost of an iteration therefore grows with the number of
 distinct patterns P as P K D^3 (factorisations, full and tied) plus the rows
 with holes times K D^2; nothing of size n_samples x n_components is stored.
 """
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import linalg
 
@@ -59,6 +61,32 @@ def scan_missing(X, block=BLOCK_ROWS):
             first_empty = a + int(empty[0])
         n_empty += int(empty.size)
     return n_holes, n_empty, first_empty, observed, n_complete
+
+
+def filled_scatter(X, sample_weight, center, block=BLOCK_ROWS):
+    """sum_i w_i (x_i - c)(x_i - c)^T with each NaN replaced by its column's
+    centre c_j (the observed mean: its deviation counts as 0), float64 (D, D)."""
+    D = X.shape[1]
+    T = np.zeros((D, D))
+    center = np.asarray(center, dtype=np.float64)
+    for a, b in _blocks(X.shape[0], block):
+        Y = np.asarray(X[a:b], dtype=np.float64) - center
+        Y[np.isnan(Y)] = 0.0
+        wY = Y if sample_weight is None else Y * np.asarray(sample_weight[a:b])[:, None]
+        T += wY.T @ Y
+    return 0.5 * (T + T.T)
+
+
+def batch_statistics(X, sample_weight, kp, cfg, missing):
+    """One E-step over an in-memory batch (online EM): ((R, S1, S2), sum w
+    log p); tied: S2 is the scatter about kp.center. ``missing``: X has NaN."""
+    if missing:
+        data = MissingArrayData(X, sample_weight, cfg, kp.cov, kp.means.shape[0])
+        return data.e_step(kp)
+    (R, S1, S2), ll = _stats.e_step_stats(X, sample_weight, kp, cfg)
+    if kp.cov.uses_scatter:
+        S2 = _stats.scatter(X, sample_weight, kp.center, cfg)
+    return (R, S1, S2), ll
 
 
 def has_nan(X, block=BLOCK_ROWS):
@@ -100,13 +128,16 @@ class Marginals:
 
     def __init__(self, kp, cov):
         self.cov = cov
-        self.weights = kp.weights
         self.means = np.asarray(kp.means, dtype=np.float64)
         n_components, n_features = self.means.shape
-        with np.errstate(divide="ignore"):
-            self.log_weights = np.log(self.weights)
-        covariances = cov.covariances_from_precision_cholesky(
-            kp.prec.reshape(cov.shape(n_components, n_features)))
+        prec = kp.prec.reshape(cov.shape(n_components, n_features))
+        # the kernels' lognorm_k is log pi_k + log det U_k - D/2 log(2 pi) (a
+        # GaussianMixture), plus the variational terms of a Bayesian mixture:
+        # what is not the Gaussian's own normaliser applies to every pattern
+        self.offset = (np.asarray(kp.lognorm, dtype=np.float64)
+                       - cov.log_det(prec, n_components, n_features)
+                       + 0.5 * n_features * LOG_2PI)
+        covariances = cov.covariances_from_precision_cholesky(prec)
         if cov.matrix:
             self.sigma = cov.per_component(covariances, n_components, n_features)
         else:
@@ -130,8 +161,9 @@ class Marginals:
         if not self.cov.matrix:
             var_o = self.var[:, o]
             logc = -0.5 * (o.size * LOG_2PI + np.log(var_o).sum(axis=1))
-            return dict(o=o, m=m, logc=logc, inv_var_o=1.0 / var_o,
-                        cond_var=self.var[:, m])
+            cond_var = self.var[:, m]
+            return dict(o=o, m=m, logc=logc, inv_var_o=1.0 / var_o, cond_var=cond_var,
+                        entropy=_entropy(m.size, np.log(cond_var).sum(axis=1)))
         linv = np.empty((K, o.size, o.size))
         reg = np.empty((K, o.size, m.size))
         cond = np.empty((K, m.size, m.size))
@@ -149,7 +181,10 @@ class Marginals:
             reg[k] = bt
             c = S[np.ix_(m, m)] - S_om.T @ bt
             cond[k] = 0.5 * (c + c.T)
-        return dict(o=o, m=m, logc=logc, linv=linv, reg=reg, cond=cond)
+        log_det_cond = (np.array([np.linalg.slogdet(c)[1] for c in cond]) if m.size
+                        else np.zeros(K))
+        return dict(o=o, m=m, logc=logc, linv=linv, reg=reg, cond=cond,
+                    entropy=_entropy(m.size, log_det_cond))
 
     def log_prob(self, Xp, f):
         """log pi_k + log N(x_o | k) of the rows Xp (float64, one pattern)
@@ -161,7 +196,7 @@ class Marginals:
             maha = np.einsum("knd,knd->nk", z, z)
         else:
             maha = np.einsum("knd,knd,kd->nk", diff, diff, f["inv_var_o"])
-        return self.log_weights + f["logc"] - 0.5 * maha, diff
+        return self.offset + f["logc"] - 0.5 * maha, diff
 
     def conditional_means(self, Xp, f, diff):
         """x_hat (K, n, D): x_o where observed, each component's conditional
@@ -182,12 +217,28 @@ class Marginals:
         return f["cond"] if self.cov.matrix else f["cond_var"]
 
 
+def _entropy(n_missing, log_det_cond):
+    """Entropy of each component's conditional Gaussian of the missing
+    coordinates, (K,): |m|/2 (1 + log 2 pi) + 1/2 log det C_k."""
+    return 0.5 * n_missing * (1.0 + LOG_2PI) + 0.5 * log_det_cond
+
+
 def _softmax(lp):
     top = lp.max(axis=1, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
     e = np.exp(lp - top)
     s = e.sum(axis=1, keepdims=True)
     return e / s, (np.log(s) + top)[:, 0]
+
+
+@dataclass
+class MissingTerms:
+    """What one missing-value E-step adds to the totals it returns."""
+
+    complete_stats: tuple   # (R, S1, S2) of the complete rows (tied: S2 = T)
+    complete_ll: float      # sum_i w_i log p(x_i) over the complete rows
+    hole_rlogr: float       # sum over rows with holes of w r log r
+    hole_entropy: float     # sum over rows with holes of w r H[x_m | x_o, k]
 
 
 def _pattern_groups(mask):
@@ -239,26 +290,34 @@ class MissingArrayData(ArrayData):
 
     def e_step(self, kp):
         """One pass: ((R, S1, S2), sum_i w_i log p(x_i,o)); tied: S2 is the
-        scatter of the complete rows plus the holes' expected scatter."""
+        scatter of the complete rows plus the holes' expected scatter.
+
+        Also sets ``missing_terms`` (what a Bayesian mixture's lower bound
+        needs besides the totals): the complete rows' statistics and
+        log-likelihood, and over the rows with holes sum w r log r and
+        sum w r H[x_m | x_o, k] (the conditional Gaussians' entropies).
+        """
         self._check_files()
         cov = self.cov
         K, D = kp.means.shape
-        R = np.zeros(K)
-        S1 = np.zeros((K, D))
-        S2 = None if cov.uses_scatter else np.zeros(cov.s2_from_slab(
-            np.zeros(cov.s2_size(K, D)), K, D).shape)
-        T_holes = np.zeros((D, D)) if cov.uses_scatter else None
-        ll = 0.0
+        s2_shape = None if cov.uses_scatter else cov.s2_from_slab(
+            np.zeros(cov.s2_size(K, D)), K, D).shape
+        # complete rows (kernel) and rows with holes (per pattern), apart
+        Rc, S1c = np.zeros(K), np.zeros((K, D))
+        S2c = None if cov.uses_scatter else np.zeros(s2_shape)
+        Rh, S1h = np.zeros(K), np.zeros((K, D))
+        S2h = np.zeros((D, D)) if cov.uses_scatter else np.zeros(s2_shape)
+        ll_c = ll_h = hole_rlogr = hole_entropy = 0.0
         marg = Marginals(kp, cov)
         shift = kp.shift
         for a, b, Xc, wc, ci, hi, Xh, wh, mh in self._split_blocks():
             if Xc.shape[0]:
                 (r, s1, s2), l = _stats.e_step_stats(Xc, wc, kp, self.cfg)
-                R += r
-                S1 += s1
-                if S2 is not None:
-                    S2 += s2
-                ll += l
+                Rc += r
+                S1c += s1
+                if S2c is not None:
+                    S2c += s2
+                ll_c += l
             if hi is None:
                 continue
             patterns, inverse = _pattern_groups(mh)
@@ -268,35 +327,38 @@ class MissingArrayData(ArrayData):
                 f = marg.pattern(patterns[p])
                 lp, diff = marg.log_prob(Xp, f)
                 resp, lse = _softmax(lp)
-                ll += float(wp @ lse)
+                ll_h += float(wp @ lse)
                 wr = resp * wp[:, None]          # (n, K)
                 rk = wr.sum(axis=0)
+                with np.errstate(invalid="ignore"):
+                    hole_rlogr += float(np.where(wr > 0, wr * (lp - lse[:, None]), 0.0).sum())
+                hole_entropy += float(rk @ f["entropy"])
                 xh = marg.conditional_means(Xp, f, diff)   # (K, n, D)
                 y = xh - shift[:, None, :]
-                R += rk
-                S1 += np.einsum("nk,knd->kd", wr, y)
+                Rh += rk
+                S1h += np.einsum("nk,knd->kd", wr, y)
                 ccov = marg.conditional_cov(f)
                 m = f["m"]
                 if cov.uses_scatter:
-                    T_holes += np.einsum("nk,kni,knj->ij", wr, y, y)
+                    S2h += np.einsum("nk,kni,knj->ij", wr, y, y)
                     if m.size:
-                        T_holes[np.ix_(m, m)] += np.einsum("k,kij->ij", rk, ccov)
+                        S2h[np.ix_(m, m)] += np.einsum("k,kij->ij", rk, ccov)
                 elif cov.name == "full":
-                    S2 += np.einsum("nk,kni,knj->kij", wr, y, y)
+                    S2h += np.einsum("nk,kni,knj->kij", wr, y, y)
                     if m.size:
-                        idx = np.ix_(np.arange(K), m, m)
-                        S2[idx] += rk[:, None, None] * ccov
+                        S2h[np.ix_(np.arange(K), m, m)] += rk[:, None, None] * ccov
                 elif cov.name == "diag":
-                    S2 += np.einsum("nk,knd->kd", wr, y * y)
+                    S2h += np.einsum("nk,knd->kd", wr, y * y)
                     if m.size:
-                        S2[:, m] += rk[:, None] * ccov
+                        S2h[:, m] += rk[:, None] * ccov
                 else:  # spherical
-                    S2 += np.einsum("nk,knd->k", wr, y * y)
+                    S2h += np.einsum("nk,knd->k", wr, y * y)
                     if m.size:
-                        S2 += rk * ccov.sum(axis=1)
+                        S2h += rk * ccov.sum(axis=1)
         if cov.uses_scatter:
-            S2 = self._scatter_complete(kp.center) + T_holes
-        return (R, S1, S2), ll
+            S2c = self._scatter_complete(kp.center)
+        self.missing_terms = MissingTerms((Rc, S1c, S2c), ll_c, hole_rlogr, hole_entropy)
+        return (Rc + Rh, S1c + S1h, S2c + S2h), ll_c + ll_h
 
     def _scatter_complete(self, center):
         """Scatter of the complete rows about ``center``: computed once per
@@ -310,6 +372,12 @@ class MissingArrayData(ArrayData):
                     T += _stats.scatter(Xc, wc, center, self.cfg)
             self._T_complete = (key, T)
         return self._T_complete[1]
+
+    def _compute_scatter(self):
+        """The scatter with each NaN's deviation counted as 0
+        (``filled_scatter``): what a default covariance prior is taken from."""
+        self._check_files()
+        return filled_scatter(self.X, self.sample_weight, self.center)
 
     def _compute_mean(self):
         """Each feature's weighted mean over the rows that observe it."""

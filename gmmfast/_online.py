@@ -26,7 +26,7 @@ import numpy as np
 
 from . import _covariance, _stats
 from ._dispatch import KernelConfig
-from ._missing import MissingArrayData
+from ._missing import batch_statistics
 from ._threads import blas_single_thread, threads_for_work
 
 
@@ -98,13 +98,7 @@ def _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
     cov = _covariance.get(covariance_type)
     total_weight = float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
     kp = _stats.KernelParams(params, covariance_type, dtype)
-    if missing:
-        data = MissingArrayData(X, sample_weight, cfg, cov, params.means.shape[0])
-        (R, S1, S2), ll = data.e_step(kp)
-    else:
-        (R, S1, S2), ll = _stats.e_step_stats(X, sample_weight, kp, cfg)
-        if cov.uses_scatter:
-            S2 = _stats.scatter(X, sample_weight, kp.center, cfg)
+    (R, S1, S2), ll = batch_statistics(X, sample_weight, kp, cfg, missing)
     shift = kp.shift.copy()
     batch = (R / total_weight, S1 / total_weight, S2 / total_weight)
 

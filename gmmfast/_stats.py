@@ -72,8 +72,6 @@ class KernelParams:
             center = cov.statistics_center(params.means, params.weights)
         if center is not None:
             center = np.ascontiguousarray(center, dtype=dtype)
-        # K floats: what the missing-value path needs besides the kernel layout
-        self.weights = np.asarray(params.weights, dtype=np.float64)
         self.cov = cov
         self.covariance_type = covariance_type
         self.code = cov.code
