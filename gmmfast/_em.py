@@ -6,7 +6,7 @@ statistics layer (gmmfast/_stats.py). Inputs are trusted: the public
 boundary (gmmfast/_api.py) validates them once. Per iteration the data is
 read once by the kernel, which returns the sufficient statistics; the M-step
 (K x D^3 work) is numpy on those statistics. Nothing allocated here grows
-with n_samples, except what an initialiser needs (k-means labels).
+with n_samples (the k-means start is streamed too).
 """
 import time
 import warnings
@@ -174,7 +174,7 @@ def fit_em(data, *, n_components, covariance_type="full", tol=1e-3,
             verbose_printer.init_beg(init)
             if do_init:
                 params = check_finite_params(initial_params(
-                    data.init_data(), n_components, covariance_type,
+                    data.init_data(init_params), n_components, covariance_type,
                     init_params, random_state, reg_covar, weights_init,
                     means_init, precisions_init,
                 ), dtype)

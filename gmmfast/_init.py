@@ -6,16 +6,21 @@ responsibilities, data points or k-means++ seeds become responsibilities,
 and the initial parameters are the M-step of those responsibilities (initial
 weights n_k / n_samples, as scikit-learn). The statistics are computed by the
 same Cython kernel as in EM, chunk by chunk, so that no n_samples x
-n_components array is ever built (k-means' own labels aside).
+n_components array is ever built.
+
+'kmeans' and 'k-means++' run gmmfast's streamed k-means (gmmfast/_kmeans.py:
+scikit-learn's KMeans and kmeans_plusplus to rounding) over the data
+source's blocks, so they need no copy of X and work on memmaps and Dask
+arrays alike; the final labels are recomputed block by block from the final
+centres where the statistics need them.
 
 With sample weights, the initialisers are weighted too: k-means and
 k-means++ take ``sample_weight``, 'random_from_data' draws rows with
 probability proportional to their weight, and every statistic is weighted.
 """
 import numpy as np
-from sklearn.cluster import KMeans, kmeans_plusplus
 
-from . import _covariance, _stats
+from . import _covariance, _kmeans, _stats
 
 # rows of responsibilities materialised at a time
 RESP_BLOCK = 16384
@@ -26,15 +31,6 @@ TIED_ORIGIN_HINT = (
     "taken about the origin: far from the origin it loses every digit. Centre "
     "the data (X - X.mean(axis=0)) or use init_params='kmeans' or 'random'."
 )
-
-
-def _one_hot_blocks(labels, n_components, dtype):
-    n_samples = labels.shape[0]
-    for a in range(0, n_samples, RESP_BLOCK):
-        b = min(a + RESP_BLOCK, n_samples)
-        resp = np.zeros((b - a, n_components), dtype=dtype)
-        resp[np.arange(b - a), labels[a:b]] = 1
-        yield a, b, resp
 
 
 def _random_blocks(n_samples, n_components, random_state, dtype):
@@ -52,37 +48,47 @@ def resp_statistics(data, n_components, covariance_type, init_params, random_sta
     Returns (stats, shift, rows_sum_to_one), shift being the float64 (K, D)
     array the statistics were taken around.
     """
-    X, sample_weight, cfg = data.X, data.sample_weight, data.cfg
-    n_samples = X.shape[0]
-    dtype = X.dtype
+    dtype = data.dtype
+    n_features = data.n_features
     cov = _covariance.get(covariance_type)
     # one common centre (tied): every component's statistics around it
     common = cov.uses_scatter
-    center = data.center if common else np.zeros(X.shape[1], dtype=dtype)
+    center = data.center if common else np.zeros(n_features, dtype=dtype)
 
-    if init_params in ("kmeans", "random"):
-        if init_params == "kmeans":
-            km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-            km.fit(X, sample_weight=sample_weight)
-            blocks = _one_hot_blocks(km.labels_, n_components, dtype)
-            shift = np.ascontiguousarray(km.cluster_centers_, dtype=dtype)
-        else:
-            blocks = _random_blocks(n_samples, n_components, random_state, dtype)
-            shift = np.tile(data.center, (n_components, 1))
-        if common:
-            shift = np.tile(center, (n_components, 1))
+    if init_params == "kmeans":
+        # streamed over the source's blocks: no labels array, no copy of X
+        walker = data.kmeans_walker()
+        km = _kmeans.kmeans(walker, n_components, random_state)
+        shift = np.tile(center, (n_components, 1)) if common else km.centres
+        one_thread = _stats.kernel_config(n_features, covariance_type, 1, n_components,
+                                          dtype)
+        stats = walker.map_reduce(_kmeans.one_hot_stats_block,
+                                  (km, shift, center, covariance_type, one_thread),
+                                  width=n_components)
+        return stats, shift.astype(np.float64), True
+
+    if init_params == "random":
+        X, sample_weight, cfg = data.X, data.sample_weight, data.cfg
+        blocks = _random_blocks(X.shape[0], n_components, random_state, dtype)
+        shift = np.tile(data.center, (n_components, 1))
         stats = _stats.stats_from_resp(X, sample_weight, blocks, shift, center, cov, cfg)
         return stats, shift.astype(np.float64), True
 
     # 'random_from_data' and 'k-means++': one row per component
     if init_params == "random_from_data":
+        X, sample_weight = data.X, data.sample_weight
+        n_samples = X.shape[0]
         p = None if sample_weight is None else sample_weight / sample_weight.sum()
         indices = random_state.choice(n_samples, size=n_components, replace=False, p=p)
+        X_sub = np.ascontiguousarray(X[indices])
+        sw_sub = None if sample_weight is None else np.ascontiguousarray(sample_weight[indices])
     else:
-        _, indices = kmeans_plusplus(X, n_components, random_state=random_state,
-                                     sample_weight=sample_weight)
-    X_sub = np.ascontiguousarray(X[indices])
-    sw_sub = None if sample_weight is None else np.ascontiguousarray(sample_weight[indices])
+        walker = data.kmeans_walker()
+        with _kmeans.blas_single_thread():
+            _, indices = _kmeans.kmeans_plusplus(walker, n_components, random_state)
+        X_sub = walker.rows(indices)
+        sw_sub = walker.weights(indices)
+    cfg = _stats.kernel_config(n_features, covariance_type, 1, n_components, dtype)
     shift = np.tile(center, (n_components, 1)) if common else X_sub
     blocks = [(0, n_components, np.eye(n_components, dtype=dtype))]
     stats = _stats.stats_from_resp(X_sub, sw_sub, blocks, shift, center, cov, cfg)
@@ -92,7 +98,8 @@ def resp_statistics(data, n_components, covariance_type, init_params, random_sta
 def initial_params(data, n_components, covariance_type, init_params, random_state,
                    reg_covar, weights_init, means_init, precisions_init):
     """Initial GMMParams in the data's dtype (scikit-learn's
-    ``_initialize_parameters``); ``data`` is an in-memory ArrayData."""
+    ``_initialize_parameters``); ``data`` is a data source: an in-memory
+    ArrayData, or for 'kmeans' and 'k-means++' any source (gmmfast/_data.py)."""
     dtype = data.dtype
     cov = _covariance.get(covariance_type)
     weights = means = covariances = prec_chol = None

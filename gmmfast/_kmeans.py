@@ -59,8 +59,9 @@ def block_rows(n_features, n_centres):
 
 
 def sum_parts(a, b):
-    """Element-wise sum of two equal-length tuples (block order kept by the caller)."""
-    return tuple(x + y for x, y in zip(a, b))
+    """Element-wise sum of two equal-length tuples (block order kept by the
+    caller); None stays None (tied statistics have no S2)."""
+    return tuple(None if x is None else x + y for x, y in zip(a, b))
 
 
 # ---------------------------------------------------------------------------
