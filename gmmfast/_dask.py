@@ -455,9 +455,11 @@ def _chunk_chain(x, w, start, dtype, task, carry):
 
 
 def _combine_in_order(combine, *parts):
-    total = parts[0]
-    for part in parts[1:]:
-        total = combine(total, part)
+    """Parts combined in chunk order; None (a chunk without rows) skipped."""
+    total = None
+    for part in parts:
+        if part is not None:
+            total = part if total is None else combine(total, part)
     return total
 
 
