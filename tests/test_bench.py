@@ -30,3 +30,15 @@ def test_plot_speedup(tmp_path):
     ax = quickbench.plot_speedup(rows, path)
     assert path.read_text().lstrip().startswith("<?xml")
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [10.0, 4.0])
+
+
+def test_kmeans_start_bench_runs_small(capsys):
+    kmeans_start = pytest.importorskip("kmeans_start")
+    rows = kmeans_start.main(["--scale", "0.002", "--repeats", "1",
+                              "--memmap-rows", "20000", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "k-means alone" in out and "memmap fit with defaults" in out
+    assert len(rows) == 4
+    # the side-by-side checks are in the rows: same labels and n_iter
+    assert "labels equal True" in rows[0]["check"]
+    assert rows[3]["n_samples"] == 20000 and rows[3]["peak_anon_kib"] > 0
