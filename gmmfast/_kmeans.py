@@ -47,7 +47,7 @@ from ._threads import blas_single_thread
 KMEANS_TOL = 1e-4
 KMEANS_MAX_ITER = 300
 # rows per block: about this many bytes of float64 distances or rows per block
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 18
 MIN_BLOCK, MAX_BLOCK = 256, 16384
 
 
@@ -242,7 +242,7 @@ def _pots(x, w, a, args):
     if chosen is not None:
         np.minimum(_closest(xc, chosen), d, out=d)
     wd = _weights_dtype(w, x.shape[0], x.dtype)
-    return (d.astype(np.float64) @ wd.astype(np.float64),)
+    return (d.astype(np.float64, copy=False) @ wd.astype(np.float64, copy=False),)
 
 
 def _d2_search(x, w, a, args, carry):
@@ -318,7 +318,7 @@ def _lloyd_block(x, w, a, args):
     K = centres.shape[0]
     onehot = np.zeros((x.shape[0], K))
     onehot[np.arange(x.shape[0]), labels] = 1.0 if w is None else w
-    return onehot.T @ xc.astype(np.float64), onehot.sum(axis=0)
+    return onehot.T @ xc.astype(np.float64, copy=False), onehot.sum(axis=0)
 
 
 def _far_block(x, w, a, args):
