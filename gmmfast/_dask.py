@@ -444,9 +444,8 @@ def _chunk_walker(x, w, start, dtype):
 
 def _chunk_map(x, w, start, dtype, task):
     """One chunk's part of a k-means pass: its row blocks, combined in order."""
-    func, args, combine, width = task
-    return _kmeans.ArrayBlocks.map_reduce(_chunk_walker(x, w, start, dtype), func, args,
-                                          combine, width)
+    func, args, combine, width, kernel = task
+    return _chunk_walker(x, w, start, dtype).map_reduce(func, args, combine, width, kernel)
 
 
 def _chunk_chain(x, w, start, dtype, task, carry):
@@ -485,11 +484,11 @@ class DaskBlocks:
         return zip(self.source._x_blocks, self.source._w_blocks,
                    (int(a) for a in self._starts))
 
-    def map_reduce(self, func, args, combine=_kmeans.sum_parts, width=None):
+    def map_reduce(self, func, args, combine=_kmeans.sum_parts, width=None, kernel=False):
         import dask
         from dask import delayed
 
-        node = _one_node((func, args, combine, width), "kmeans")
+        node = _one_node((func, args, combine, width, kernel), "kmeans")
         task = delayed(_chunk_map, pure=True)
         parts = [task(x, w, a, self.dtype, node) for x, w, a in self._parts()]
         reduce = delayed(_combine_in_order, pure=True)

@@ -21,14 +21,19 @@ the same stopping rule. What it never builds is an n_samples-sized array:
   sums and weights, and the final labels are the argmin to the final centres,
   computed again block by block where they are used.
 
-Block work is numpy on row blocks (BLAS gemm for the distances, as
-scikit-learn's ``||c||^2 - 2 x.c`` form); blocks run on ``n_threads``
-Python threads (numpy releases the GIL), and block results are combined in
-block order, so a result does not depend on the number of threads.
+A Lloyd pass is one fused kernel (gmmfast/_kmeans_kernels.pyx: distances in
+scikit-learn's ``||c||^2 - 2 x.c`` form, argmin, per-thread sums, one read
+of X, OpenMP threads, GIL released). The k-means++ passes, the rare
+relocation pass and the labels of the final statistics are numpy on row
+blocks (BLAS gemm for the distances, exactly scikit-learn's formulas); those
+blocks run on ``n_threads`` Python threads (numpy releases the GIL) and are
+combined in block order.
 
 A walker offers: ``n_samples``, ``n_features``, ``dtype``, ``weighted``,
-``map_reduce(func, args, combine)`` (``func(x, w, start, args)`` per block,
-combined in block order; ``w`` None when unweighted),
+``map_reduce(func, args, combine, kernel=False)`` (``func(x, w, start,
+args)`` per block, combined in block order; ``w`` None when unweighted;
+with ``kernel``, ``func(x, w, start, args, n_threads)`` on larger blocks, the
+function running its own OpenMP threads),
 ``chain(func, args, carry)`` (``carry = func(x, w, start, args, carry)``,
 block after block), ``rows(indices)`` (rows of X, in the data's dtype) and
 ``weights(indices)``.
@@ -40,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from . import _covariance, _stats
+from . import _covariance, _kmeans_kernels, _stats
 from ._threads import blas_single_thread
 
 # scikit-learn's KMeans defaults (GaussianMixture builds KMeans with them)
@@ -49,6 +54,10 @@ KMEANS_MAX_ITER = 300
 # rows per block: about this many bytes of float64 distances or rows per block
 BLOCK_BYTES = 1 << 18
 MIN_BLOCK, MAX_BLOCK = 256, 16384
+# the Lloyd kernel: rows per call (Ctrl-C and the memmap check between
+# calls) and rows per OpenMP block (scikit-learn's CHUNK_SIZE)
+KERNEL_CALL_ROWS = 1 << 16
+KERNEL_CHUNK = 256
 
 
 def block_rows(n_features, n_centres):
@@ -98,9 +107,18 @@ class ArrayBlocks:
         w = None if self.sample_weight is None else self.sample_weight[a:b]
         return self.X[a:b], w
 
-    def map_reduce(self, func, args, combine=sum_parts, width=None):
+    def map_reduce(self, func, args, combine=sum_parts, width=None, kernel=False):
         if self.check is not None:
             self.check()
+        if kernel:
+            # a kernel with its own OpenMP threads: calls of KERNEL_CALL_ROWS
+            # rows, one after another
+            total = None
+            for a in self._starts(KERNEL_CALL_ROWS):
+                x, w = self._block(a, KERNEL_CALL_ROWS)
+                part = func(x, w, self.base + a, args, self.n_threads)
+                total = part if total is None else combine(total, part)
+            return total
         block = self.block or block_rows(self.n_features, width or 1)
         starts = list(self._starts(block))
 
@@ -311,14 +329,45 @@ def block_labels(xc, centres, centre_norms):
     return np.argmin(d, axis=1)
 
 
-def _lloyd_block(x, w, a, args):
-    offset, centres, norms = args
+def lloyd_kernel_block(x, w, a, args, n_threads=1):
+    """One Lloyd pass over a block by the fused kernel (one read of x):
+    (S (K, D) float64 sums of w (x - offset) per label, W (K,) weights,
+    inertia, counts (K,)); ``args`` = (offset, centres, want_inertia)."""
+    offset, centres, want = args
+    K, D = centres.shape
+    S = _stats.thread_slabs(n_threads, K * D)
+    W = _stats.thread_slabs(n_threads, K)
+    E = _stats.thread_slabs(n_threads, 1 + K)
+    scratch = np.empty((n_threads, K + D), dtype=x.dtype)
+    _kmeans_kernels.lloyd_pass(
+        np.ascontiguousarray(x), w, offset, centres, np.ascontiguousarray(centres.T),
+        row_norms_sq(centres), scratch, S, W, E, bool(want), KERNEL_CHUNK, n_threads)
+    return (S[:, :K * D].sum(axis=0).reshape(K, D), W[:, :K].sum(axis=0),
+            E[:, 0].sum(), E[:, 1:1 + K].sum(axis=0))
+
+
+def lloyd_numpy_block(x, w, a, args):
+    """The numpy reference of ``lloyd_kernel_block`` (gemm distances, a
+    one-hot product for the sums); the tests compare the two."""
+    offset, centres, want = args
     xc = _centred(x, offset)
-    labels = block_labels(xc, centres, norms)
+    labels = block_labels(xc, centres, row_norms_sq(centres))
     K = centres.shape[0]
     onehot = np.zeros((x.shape[0], K))
     onehot[np.arange(x.shape[0]), labels] = 1.0 if w is None else w
-    return onehot.T @ xc.astype(np.float64, copy=False), onehot.sum(axis=0)
+    S = onehot.T @ xc.astype(np.float64, copy=False)
+    inertia = 0.0
+    if want:
+        diff = xc - centres[labels]
+        d = (diff * diff).sum(axis=1).astype(np.float64)
+        inertia = float(d.sum() if w is None else d @ w)
+    return S, onehot.sum(axis=0), inertia, np.bincount(labels, minlength=K).astype(float)
+
+
+def lloyd_pass(walker, offset, centres, want_inertia=False):
+    """(S, W, inertia, counts) of one pass, by the kernel."""
+    return walker.map_reduce(lloyd_kernel_block, (offset, centres, want_inertia),
+                             kernel=True)
 
 
 def _far_block(x, w, a, args):
@@ -396,11 +445,10 @@ def lloyd(walker, centres, offset, tol, max_iter=KMEANS_MAX_ITER):
     K = centres.shape[0]
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        norms = row_norms_sq(centres)
-        S, W = walker.map_reduce(_lloyd_block, (offset, centres, norms), width=K)
+        S, W, _, _ = lloyd_pass(walker, offset, centres)
         empty = np.flatnonzero(W == 0)
         if empty.shape[0]:
-            _relocate(walker, offset, centres, norms, S, W, empty)
+            _relocate(walker, offset, centres, row_norms_sq(centres), S, W, empty)
         new = _average(S, W, dtype)
         shift = np.sqrt(((new - centres) ** 2).sum(axis=1))
         centres = new
@@ -431,16 +479,6 @@ def mean_and_variance(walker):
     weight, s1, s2 = walker.map_reduce(_moments_block, mean)
     # the residual first moment about the computed mean corrects its rounding
     return mean + s1 / weight, s2 / weight - (s1 / weight) ** 2
-
-
-def _final_block(x, w, a, args):
-    offset, centres, norms = args
-    xc = _centred(x, offset)
-    labels = block_labels(xc, centres, norms)
-    diff = xc - centres[labels]
-    d = (diff * diff).sum(axis=1).astype(np.float64)
-    inertia = float(d.sum() if w is None else d @ w)
-    return inertia, np.bincount(labels, minlength=centres.shape[0])
 
 
 @dataclass
@@ -482,8 +520,7 @@ def kmeans(walker, n_clusters, random_state, tol=KMEANS_TOL, max_iter=KMEANS_MAX
         tol_abs = 0.0 if tol == 0 else float(np.mean(variance) * tol)
         seeds, _ = kmeans_plusplus(walker, n_clusters, random_state, offset=offset)
         centred, n_iter = lloyd(walker, seeds, offset, tol_abs, max_iter)
-        inertia, counts = walker.map_reduce(
-            _final_block, (offset, centred, row_norms_sq(centred)), width=n_clusters)
+        _, _, inertia, counts = lloyd_pass(walker, offset, centred, want_inertia=True)
     distinct = int(np.count_nonzero(counts))
     if distinct < n_clusters:
         warnings.warn(

@@ -95,15 +95,49 @@ def test_kmeans_equals_sklearn(n_samples, n_features, n_clusters, seed, dtype, n
 
 
 def test_threads_and_blocks():
-    # the same blocks give bitwise the same result at 1 and 2 threads; other
-    # blocks the same to rounding
+    # a thread count gives bitwise the same result every time; 1 and 2
+    # threads, and other blocks, the same to rounding
     X = _data(5000, 6, 5, 0, np.float64)
     one = _kmeans.kmeans(_walker(X, n_threads=1, block=256), 5, np.random.RandomState(0))
     two = _kmeans.kmeans(_walker(X, n_threads=2, block=256), 5, np.random.RandomState(0))
-    np.testing.assert_array_equal(one.centres, two.centres)
-    assert one.n_iter == two.n_iter and one.inertia == two.inertia
+    again = _kmeans.kmeans(_walker(X, n_threads=2, block=256), 5, np.random.RandomState(0))
+    np.testing.assert_array_equal(two.centres, again.centres)
+    assert one.n_iter == two.n_iter
+    np.testing.assert_allclose(two.centres, one.centres, rtol=0, atol=_centre_tol(X))
     other = _kmeans.kmeans(_walker(X, block=4999), 5, np.random.RandomState(0))
     np.testing.assert_allclose(other.centres, one.centres, rtol=0, atol=_centre_tol(X))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_samples", [1, 255, 256, 257, 1000])
+@pytest.mark.parametrize("n_features,n_clusters", [(1, 1), (2, 3), (16, 8), (5, 17)])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_lloyd_kernel_against_numpy(dtype, n_samples, n_features, n_clusters, weighted,
+                                    n_threads):
+    # the fused kernel's pass against the numpy reference, at the OpenMP
+    # block size (256) and around it: the same labels (hence counts), sums
+    # and weights to float64 summation rounding, inertia likewise
+    X = _data(n_samples, n_features, max(n_clusters, 2), 3, dtype)
+    w = np.random.default_rng(1).uniform(0, 2, n_samples) if weighted else None
+    rng = np.random.default_rng(2)
+    offset = X.mean(axis=0).astype(dtype)
+    centres = np.ascontiguousarray(X[rng.integers(0, n_samples, n_clusters)] - offset
+                                   + rng.normal(scale=0.1, size=(n_clusters, n_features)),
+                                   dtype=dtype)
+    args = (offset, centres, True)
+    S, W, inertia, counts = _kmeans.lloyd_kernel_block(X, w, 0, args, n_threads)
+    S0, W0, inertia0, counts0 = _kmeans.lloyd_numpy_block(X, w, 0, args)
+    np.testing.assert_array_equal(counts, counts0)
+    # two summation orders of n terms a_i differ by at most 2 (n - 1) u sum|a_i|
+    terms = np.abs(X - offset).astype(np.float64) * (1 if w is None else w[:, None])
+    atol = 2 * n_samples * U64 * float(terms.sum(axis=0).max())
+    np.testing.assert_allclose(S, S0, rtol=0, atol=atol)
+    np.testing.assert_allclose(W, W0, rtol=2 * n_samples * U64)
+    u = U32 if dtype == np.float32 else U64
+    # a sum of n positive terms, each of D squares: relative 2 (D u + n u64)
+    np.testing.assert_allclose(inertia, inertia0,
+                               rtol=2 * (n_features * u + n_samples * U64), atol=1e-300)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
