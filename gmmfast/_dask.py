@@ -445,12 +445,15 @@ def _chunk_walker(x, w, start, dtype):
 def _chunk_map(x, w, start, dtype, task):
     """One chunk's part of a k-means pass: its row blocks, combined in order."""
     func, args, combine, width, kernel = task
-    return _chunk_walker(x, w, start, dtype).map_reduce(func, args, combine, width, kernel)
+    with blas_single_thread():  # the worker runs several chunk tasks at once
+        return _chunk_walker(x, w, start, dtype).map_reduce(func, args, combine, width,
+                                                            kernel)
 
 
 def _chunk_chain(x, w, start, dtype, task, carry):
     func, args, width = task
-    return _chunk_walker(x, w, start, dtype).chain(func, args, carry, width)
+    with blas_single_thread():
+        return _chunk_walker(x, w, start, dtype).chain(func, args, carry, width)
 
 
 def _combine_in_order(combine, *parts):

@@ -338,9 +338,9 @@ def lloyd_kernel_block(x, w, a, args, n_threads=1):
     S = _stats.thread_slabs(n_threads, K * D)
     W = _stats.thread_slabs(n_threads, K)
     E = _stats.thread_slabs(n_threads, 1 + K)
-    scratch = np.empty((n_threads, K + D), dtype=x.dtype)
+    scratch = np.empty((n_threads, KERNEL_CHUNK * (K + D)), dtype=x.dtype)
     _kmeans_kernels.lloyd_pass(
-        np.ascontiguousarray(x), w, offset, centres, np.ascontiguousarray(centres.T),
+        np.ascontiguousarray(x), w, offset, np.ascontiguousarray(centres),
         row_norms_sq(centres), scratch, S, W, E, bool(want), KERNEL_CHUNK, n_threads)
     return (S[:, :K * D].sum(axis=0).reshape(K, D), W[:, :K].sum(axis=0),
             E[:, 0].sum(), E[:, 1:1 + K].sum(axis=0))

@@ -4,7 +4,8 @@
 For each row, in the data's dtype as scikit-learn's Lloyd step computes it:
 
     xc    = x - offset                         (the data centred on its mean)
-    d_k   = ||c_k||^2 - 2 xc.c_k               (scikit-learn's gemm form)
+    d_k   = ||c_k||^2 - 2 xc.c_k               (scikit-learn's gemm call, per
+                                                block of rows)
     label = the first k of minimal d_k         (strict '<' scan)
 
 and into per-thread float64 slabs
@@ -16,49 +17,71 @@ and, when asked, the inertia sum_i w_i ||xc_i - c_label||^2 (float64) and
 the per-cluster row counts. Rows are cut into blocks of ``chunk_size`` rows
 spread over OpenMP threads; each thread adds into its own slab row (the
 caller sums them in thread order: bitwise reproducible for a given thread
-count). Plain C loops only (the inner loop over clusters vectorises), so
+count). The distances are BLAS gemm on a block (as scikit-learn's Lloyd
+step, and as gmmfast's BLAS path calls trmm); the rest is plain C loops, so
 every compiler and the portable build compile it alike.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
+from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 ctypedef Py_ssize_t isize
 
 
+cdef inline void _distances(const floating* xc, const floating* centres,
+                            const floating* norms, floating* P,
+                            int nb, int D, int K) noexcept nogil:
+    """P (nb, K) := ||c_k||^2 - 2 xc.c_k: scikit-learn's gemm call
+    (row-major P = norms + (-2) xc C^T; column-major that is
+    P^T = -2 C^T^T xc^T + P^T)."""
+    cdef int i, k
+    for i in range(nb):
+        for k in range(K):
+            P[i * K + k] = norms[k]
+    cdef char ta = b'T'
+    cdef char tb = b'N'
+    cdef floating alpha = -2.0
+    cdef floating beta = 1.0
+    if floating is double:
+        dgemm(&ta, &tb, &K, &nb, &D, &alpha, <double*>centres, &D, <double*>xc, &D,
+              &beta, P, &K)
+    else:
+        sgemm(&ta, &tb, &K, &nb, &D, &alpha, <float*>centres, &D, <float*>xc, &D,
+              &beta, P, &K)
+
+
 cdef inline void _rows(
     const floating* X, const double* sw, const floating* offset,
-    const floating* centres_t, const floating* norms,
+    const floating* centres, const floating* norms,
     isize a, isize b, isize D, isize K,
-    floating* acc, floating* xc,
+    floating* xc, floating* P,
     double* S, double* W, double* inertia, double* counts,
-    const floating* centres, bint want_inertia,
+    bint want_inertia,
 ) noexcept nogil:
-    cdef isize i, d, k, label
-    cdef floating xd, v, best, diff
+    cdef isize i, d, k, label, nb = b - a
+    cdef floating v, best, diff
     cdef double wi, sq
-    for i in range(a, b):
-        for k in range(K):
-            acc[k] = 0
+    # the block centred (scikit-learn centres X once; the same subtraction)
+    for i in range(nb):
         for d in range(D):
-            xd = X[i * D + d] - offset[d]
-            xc[d] = xd
-            for k in range(K):
-                acc[k] += xd * centres_t[d * K + k]
-        best = norms[0] - 2 * acc[0]
+            xc[i * D + d] = X[(a + i) * D + d] - offset[d]
+    _distances(xc, centres, norms, P, <int>nb, <int>D, <int>K)
+    for i in range(nb):
+        best = P[i * K]
         label = 0
         for k in range(1, K):
-            v = norms[k] - 2 * acc[k]
+            v = P[i * K + k]
             if v < best:
                 best = v
                 label = k
-        wi = 1.0 if sw == NULL else sw[i]
+        wi = 1.0 if sw == NULL else sw[a + i]
         W[label] += wi
         for d in range(D):
-            S[label * D + d] += wi * xc[d]
+            S[label * D + d] += wi * xc[i * D + d]
         if want_inertia:
             sq = 0
             for d in range(D):
-                diff = xc[d] - centres[label * D + d]
+                diff = xc[i * D + d] - centres[label * D + d]
                 sq += diff * diff
             inertia[0] += wi * sq
             counts[label] += 1
@@ -69,9 +92,8 @@ def lloyd_pass(
     const double[::1] sample_weight,     # IN (n_samples,) or None
     const floating[::1] offset,          # IN (n_features,)
     const floating[:, ::1] centres,      # IN (n_clusters, n_features), offset coordinates
-    const floating[:, ::1] centres_t,    # IN (n_features, n_clusters), centres transposed
     const floating[::1] norms,           # IN (n_clusters,) ||c_k||^2 in X's dtype
-    floating[:, ::1] scratch,            # IN/OUT (n_threads, n_clusters + n_features)
+    floating[:, ::1] scratch,            # IN/OUT (n_threads, chunk_size * (n_features + n_clusters))
     double[:, ::1] S,                    # OUT += (n_threads, n_clusters * n_features)
     double[:, ::1] W,                    # OUT += (n_threads, n_clusters)
     double[:, ::1] extra,                # OUT += (n_threads, 1 + n_clusters): inertia, counts
@@ -80,7 +102,8 @@ def lloyd_pass(
     int n_threads,
 ):
     """One Lloyd pass over X: per-thread cluster sums S and weights W (and
-    the inertia and row counts in ``extra`` when ``want_inertia``)."""
+    the inertia and row counts in ``extra`` when ``want_inertia``). BLAS
+    must be held to one thread by the caller (it runs inside OpenMP threads)."""
     cdef isize n = X.shape[0], D = X.shape[1], K = centres.shape[0]
     if n == 0:
         return
@@ -96,6 +119,6 @@ def lloyd_pass(
         for c in prange(n_chunks, schedule='static'):
             a = c * chunk_size
             b = min(a + chunk_size, n)
-            _rows(&X[0, 0], sw, &offset[0], &centres_t[0, 0], &norms[0], a, b, D, K,
-                  &scratch[tid, 0], &scratch[tid, K], &S[tid, 0], &W[tid, 0],
-                  &extra[tid, 0], &extra[tid, 1], &centres[0, 0], want_inertia)
+            _rows(&X[0, 0], sw, &offset[0], &centres[0, 0], &norms[0], a, b, D, K,
+                  &scratch[tid, 0], &scratch[tid, chunk_size * D], &S[tid, 0], &W[tid, 0],
+                  &extra[tid, 0], &extra[tid, 1], want_inertia)
