@@ -256,9 +256,13 @@ def _pots(x, w, a, args):
     # per candidate: sum_i w_i min(closest_i, d(x_i, cand_j))
     offset, chosen, candidates = args
     xc = _centred(x, offset)
-    d = sq_distances(candidates, xc)
-    if chosen is not None:
-        np.minimum(_closest(xc, chosen), d, out=d)
+    if chosen is None:
+        d = sq_distances(candidates, xc)
+    else:
+        # one gemm for the chosen centres and the candidates together
+        both = sq_distances(np.concatenate([chosen, candidates]), xc)
+        d = both[chosen.shape[0]:]
+        np.minimum(both[:chosen.shape[0]].min(axis=0), d, out=d)
     wd = _weights_dtype(w, x.shape[0], x.dtype)
     return (d.astype(np.float64, copy=False) @ wd.astype(np.float64, copy=False),)
 
