@@ -6,7 +6,9 @@ statistics layer (gmmfast/_stats.py). Inputs are trusted: the public
 boundary (gmmfast/_api.py) validates them once. Per iteration the data is
 read once by the kernel, which returns the sufficient statistics; the M-step
 (K x D^3 work) is numpy on those statistics. Nothing allocated here grows
-with n_samples (the k-means start is streamed too).
+with n_samples; the k-means starts are streamed too (gmmfast/_kmeans.py), and
+of the initialisers only 'random_from_data' allocates per row (numpy's
+choice without replacement).
 """
 import time
 import warnings

@@ -21,6 +21,7 @@ probability proportional to their weight, and every statistic is weighted.
 import numpy as np
 
 from . import _covariance, _kmeans, _stats
+from ._threads import blas_single_thread
 
 # rows of responsibilities materialised at a time
 RESP_BLOCK = 16384
@@ -84,7 +85,7 @@ def resp_statistics(data, n_components, covariance_type, init_params, random_sta
         sw_sub = None if sample_weight is None else np.ascontiguousarray(sample_weight[indices])
     else:
         walker = data.kmeans_walker()
-        with _kmeans.blas_single_thread():
+        with blas_single_thread():
             _, indices = _kmeans.kmeans_plusplus(walker, n_components, random_state)
         X_sub = walker.rows(indices)
         sw_sub = walker.weights(indices)
