@@ -1,6 +1,7 @@
 """Build the Cython kernels.
 
-Metadata lives in pyproject.toml; this file only declares the extension.
+Metadata lives in pyproject.toml; this file only declares the extensions
+(gmmfast._kernels and gmmfast._kmeans_kernels).
 
 Environment variables:
 
@@ -235,6 +236,14 @@ def _extensions():
         + ([("CYTHON_DEBUG_BUILD", "1")] if debug else [])
         + ([("GM_PORTABLE", "1")] if portable else []),
     )
+    # the streamed k-means' Lloyd pass: plain C loops, the same flags
+    kmeans_ext = Extension(
+        "gmmfast._kmeans_kernels",
+        ["gmmfast/_kmeans_kernels.pyx"],
+        include_dirs=[numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+        + ([("CYTHON_DEBUG_BUILD", "1")] if debug else []),
+    )
     # Regenerate the C code when the build mode changes (debug <-> release),
     # and recompile it when anything else about the build does.
     mode = "debug" if debug else "release"
@@ -242,7 +251,7 @@ def _extensions():
     marker = os.path.join("gmmfast", ".build_mode")
     previous = open(marker).read().split("\n") if os.path.exists(marker) else ["", ""]
     extensions = cythonize(
-        [ext],
+        [ext, kmeans_ext],
         compiler_directives=directives,
         compile_time_env={"GMMFAST_DEBUG": debug},
         force=previous[0].strip() != mode,

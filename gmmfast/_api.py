@@ -150,7 +150,8 @@ def start_stream(X, sample_weight, params):
     init = check_init_arrays(params, X.shape[1], X.dtype)
     with blas_single_thread():
         start = initial_params(
-            data.init_data(), n_components, params["covariance_type"], params["init_params"],
+            data.init_data(params["init_params"]), n_components,
+            params["covariance_type"], params["init_params"],
             check_random_state(params["random_state"]), params["reg_covar"],
             init["weights_init"], init["means_init"], init["precisions_init"])
     return start, data.sample_weight

@@ -444,7 +444,7 @@ class BGMModel:
     def initial_params(self, random_state, init_params, *_):
         """scikit-learn's ``_initialize_parameters`` then ``_initialize``: the
         variational M-step of the initial responsibilities."""
-        init = self.data.init_data()
+        init = self.data.init_data(init_params)
         dtype = init.dtype
         (R, S1, S2), shift, rows_sum_to_one = resp_statistics(
             init, self.n_components, self.covariance_type, init_params, random_state)

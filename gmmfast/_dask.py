@@ -17,9 +17,15 @@ The data never leaves the workers. The scheduler is Dask's default: the
 active ``dask.distributed.Client`` when there is one, else the local threaded
 scheduler.
 
-Initialisation (k-means & co.) runs on the client on a uniform random sample
-of rows (``init_sample_size``), drawn with the fit's random state; only the
-sampled rows travel. Tied covariance: the initial scatter then comes from the
+Initialisation. 'kmeans' (the default) and 'k-means++' run the streamed
+k-means of gmmfast/_kmeans.py over the chunks (``DaskBlocks``): each Lloyd
+pass maps a chunk task on the worker holding the chunk and tree-sums K x D
+numbers; the k-means++ draws walk the chunks in order (a chain of tasks
+carrying the running cumulative sum). The start therefore equals the
+in-memory one to rounding, and only the chosen seed rows travel. 'random'
+and 'random_from_data' run on the client on a uniform random sample of rows
+(``init_sample_size``), drawn with the fit's random state; only the sampled
+rows travel. Tied covariance: the initial scatter then comes from the
 sample, while the per-iteration scatter ``T`` and the shift (the data mean)
 come from one pass each over the whole array.
 
@@ -33,13 +39,16 @@ import uuid
 
 import numpy as np
 
-from . import _covariance, _missing, _stats
+from . import _covariance, _kmeans, _missing, _stats
 from ._data import ArrayData, DataSource
 from ._threads import blas_single_thread
 from ._validation import check_sample_weight, check_weight_layout, check_weight_values
 
 # per-chunk statistics summed this many at a time in the tree reduction
 SPLIT_EVERY = 8
+
+# initialisers that stream over the chunks; the others run on a sample
+STREAMED_INITS = ("kmeans", "k-means++")
 
 # initialisation sample: at least this many rows, and at least
 # SAMPLE_ROWS_PER_COMPONENT rows per component (all rows when fewer)
@@ -455,10 +464,15 @@ class DaskData(DataSource):
         return float((logp.astype(np.float64) * self.sample_weight).sum().compute()) \
             / self.total_weight
 
-    # -- initialisation on a sample ------------------------------------------
+    # -- initialisation -----------------------------------------------------
 
-    def init_data(self):
-        """In-memory ArrayData of a random sample of rows, for the initialisers.
+    def kmeans_walker(self):
+        """The chunks as a block walker of the streamed k-means."""
+        return DaskBlocks(self)
+
+    def init_data(self, init_params=None):
+        """The source itself for the streamed initialisers ('kmeans',
+        'k-means++'); else an in-memory ArrayData of a random sample of rows.
 
         The sample (``init_sample_size`` rows, uniform without replacement,
         drawn with ``random_state``; their weights come along) is drawn when
@@ -466,6 +480,8 @@ class DaskData(DataSource):
         run: with weights_init, means_init and precisions_init all given,
         nothing is drawn.
         """
+        if init_params in STREAMED_INITS and not self.missing:
+            return self
         return _LazySample(self)
 
     def draw_sample(self):
@@ -507,6 +523,95 @@ class DaskData(DataSource):
                     )
             self._sample = ArrayData(X_sample, w_sample, self.client_cfg)
         return self._sample
+
+
+def _chunk_walker(x, w, start, dtype):
+    return _kmeans.ArrayBlocks(_rows(x, dtype), _weights(w), 1, base=start)
+
+
+def _chunk_map(x, w, start, dtype, task):
+    """One chunk's part of a k-means pass: its row blocks, combined in order."""
+    func, args, combine, width, kernel = task
+    with blas_single_thread():  # the worker runs several chunk tasks at once
+        return _chunk_walker(x, w, start, dtype).map_reduce(func, args, combine, width,
+                                                            kernel)
+
+
+def _chunk_chain(x, w, start, dtype, task, carry):
+    func, args, width = task
+    with blas_single_thread():
+        return _chunk_walker(x, w, start, dtype).chain(func, args, carry, width)
+
+
+def _combine_in_order(combine, *parts):
+    """Parts combined in chunk order; None (a chunk without rows) skipped."""
+    total = None
+    for part in parts:
+        if part is not None:
+            total = part if total is None else combine(total, part)
+    return total
+
+
+class DaskBlocks:
+    """The row chunks of a DaskData as a walker of gmmfast/_kmeans.py.
+
+    ``map_reduce`` runs one task per chunk (on the worker holding it, its
+    rows in blocks), combined by a tree reduction in chunk order;
+    ``chain`` runs the chunks one after another, each task taking the
+    previous one's carry (the running cumulative sums of the k-means++
+    draws). The arguments of a pass are one graph node.
+    """
+
+    def __init__(self, source):
+        self.source = source
+        self.n_samples = source.n_samples
+        self.n_features = source.n_features
+        self.dtype = source.dtype
+        self.weighted = source.sample_weight is not None
+        self._starts = np.concatenate([[0], np.cumsum(source.X.chunks[0])[:-1]]).astype(int)
+
+    def _parts(self):
+        return zip(self.source._x_blocks, self.source._w_blocks,
+                   (int(a) for a in self._starts))
+
+    def map_reduce(self, func, args, combine=_kmeans.sum_parts, width=None, kernel=False):
+        import dask
+        from dask import delayed
+
+        node = _one_node((func, args, combine, width, kernel), "kmeans")
+        task = delayed(_chunk_map, pure=True)
+        parts = [task(x, w, a, self.dtype, node) for x, w, a in self._parts()]
+        reduce = delayed(_combine_in_order, pure=True)
+        while len(parts) > 1:
+            parts = [reduce(combine, *parts[i:i + SPLIT_EVERY])
+                     for i in range(0, len(parts), SPLIT_EVERY)]
+        return dask.compute(parts[0])[0]
+
+    def chain(self, func, args, carry, width=None):
+        import dask
+        from dask import delayed
+
+        node = _one_node((func, args, width), "kmeans")
+        task = delayed(_chunk_chain, pure=True)
+        for x, w, a in self._parts():
+            carry = task(x, w, a, self.dtype, node, carry)
+        return dask.compute(carry)[0]
+
+    def rows(self, indices):
+        import dask
+
+        unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
+        rows = dask.compute(self.source.X[unique])[0]
+        return np.ascontiguousarray(np.asarray(rows)[inverse], dtype=self.dtype)
+
+    def weights(self, indices):
+        import dask
+
+        if self.source.sample_weight is None:
+            return None
+        unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
+        w = dask.compute(self.source.sample_weight[unique])[0]
+        return np.asarray(w, dtype=np.float64)[inverse]
 
 
 class _LazySample:

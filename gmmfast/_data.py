@@ -11,7 +11,10 @@ e_step(kp)       one pass: ((R, S1, S2), sum_i w_i log p(x_i)); for a
 mean             weighted mean, float64 (D,)
 center           the mean in the data's dtype: the shift of tied statistics
 T                tied scatter sum_i w_i (x_i - c)(x_i - c)^T about center
-init_data()      an in-memory ArrayData the initialisers run on
+init_data(init_params)  what the initialisers run on: the source itself
+                 for 'kmeans' and 'k-means++' (streamed), else an
+                 in-memory ArrayData
+kmeans_walker()  the block walker of the streamed k-means (gmmfast/_kmeans.py)
 predict(kp, logp=, resp=, labels=)   the prediction outputs (numpy, or Dask)
 mean_log_likelihood(kp)              score: the mean (weighted) log p(x)
 
@@ -21,7 +24,7 @@ import os
 
 import numpy as np
 
-from . import _stats
+from . import _kmeans, _stats
 from ._threads import blas_single_thread
 
 
@@ -116,8 +119,13 @@ class ArrayData(DataSource):
         with blas_single_thread():
             return _stats.scatter(self.X, self.sample_weight, self.center, self.cfg)
 
-    def init_data(self):
+    def init_data(self, init_params=None):
         return self
+
+    def kmeans_walker(self):
+        """Row blocks of X read in place, the file checked before each pass."""
+        return _kmeans.ArrayBlocks(self.X, self.sample_weight, self.cfg.n_threads,
+                                   check=self._check_files)
 
     def predict(self, kp, logp=False, resp=False, labels=False):
         self._check_files()

@@ -6,7 +6,9 @@ statistics layer (gmmfast/_stats.py). Inputs are trusted: the public
 boundary (gmmfast/_api.py) validates them once. Per iteration the data is
 read once by the kernel, which returns the sufficient statistics; the M-step
 (K x D^3 work) is numpy on those statistics. Nothing allocated here grows
-with n_samples, except what an initialiser needs (k-means labels).
+with n_samples; the k-means starts are streamed too (gmmfast/_kmeans.py), and
+of the initialisers only 'random_from_data' allocates per row (numpy's
+choice without replacement).
 
 The loop drives a model object: ``GMMModel`` here (EM), or
 BayesianGaussianMixture's ``BGMModel`` (gmmfast/_bayesian.py, variational
@@ -153,7 +155,7 @@ class GMMModel:
     def initial_params(self, random_state, init_params, weights_init, means_init,
                        precisions_init):
         return check_finite_params(initial_params(
-            self.data.init_data(), self.n_components, self.covariance_type,
+            self.data.init_data(init_params), self.n_components, self.covariance_type,
             init_params, random_state, self.reg_covar, weights_init, means_init,
             precisions_init,
         ), self.data.dtype)

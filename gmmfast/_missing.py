@@ -396,9 +396,10 @@ class MissingArrayData(ArrayData):
 
     # -- the start -------------------------------------------------------------
 
-    def init_data(self):
+    def init_data(self, init_params=None):
         """The complete rows (at least 10 per component), or every row with
-        its NaN replaced by the column's observed mean."""
+        its NaN replaced by the column's observed mean: an in-memory copy
+        (of those rows) that any initialiser runs on."""
         n_complete = self.scan[4]
         if n_complete >= 10 * self.n_components:
             parts = [(Xc, wc) for _, _, Xc, wc, *_ in self._split_blocks()]

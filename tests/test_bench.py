@@ -44,3 +44,15 @@ def test_bgm_adapters_run_the_same_iterations_from_the_same_start():
     models = [lib.fitted_model(X, start, "full", 4, 1) for lib in libs]
     assert [m.n_iter_ for m in models] == [4, 4]
     np.testing.assert_allclose(models[0].means_, models[1].means_, rtol=1e-8)
+
+
+def test_kmeans_start_bench_runs_small(capsys):
+    kmeans_start = pytest.importorskip("kmeans_start")
+    rows = kmeans_start.main(["--scale", "0.002", "--repeats", "1",
+                              "--memmap-rows", "20000", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "k-means alone" in out and "memmap fit with defaults" in out
+    assert len(rows) == 4
+    # the side-by-side checks are in the rows: same labels and n_iter
+    assert "labels equal True" in rows[0]["check"]
+    assert rows[3]["n_samples"] == 20000 and rows[3]["peak_anon_kib"] > 0

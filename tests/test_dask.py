@@ -236,14 +236,20 @@ def test_init_never_computes_the_whole_array():
     with dask.config.set(scheduler="sync"), RowsComputed() as rows:
         X.compute()
     assert rows.max_rows == n_samples
-    # ... and none during a k-means-initialised, weighted fit (tied: the
-    # mean and the scatter passes too)
+    # ... and none during a k-means-initialised, weighted fit (the k-means
+    # start streams over the chunks; tied: the mean and the scatter passes
+    # too), nor with a start on the sample ('random')
     gm = GaussianMixture(N_COMPONENTS, covariance_type="tied", max_iter=2,
                          random_state=0)
     with dask.config.set(scheduler="sync"), RowsComputed() as rows:
         _fit_quietly(gm, X, weights)
-    assert rows.max_rows == _dask.init_sample_size(n_samples, N_COMPONENTS) == 10_000
+    assert rows.max_rows == chunk
     assert gm.n_iter_ == 2
+    gm = GaussianMixture(N_COMPONENTS, covariance_type="tied", max_iter=2,
+                         random_state=0, init_params="random")
+    with dask.config.set(scheduler="sync"), RowsComputed() as rows:
+        _fit_quietly(gm, X, weights)
+    assert rows.max_rows == _dask.init_sample_size(n_samples, N_COMPONENTS) == 10_000
 
 
 def test_sample_carries_weights_and_is_drawn_once():
@@ -275,10 +281,13 @@ def test_no_sample_when_all_inits_given(blobs, monkeypatch):
     start = start_params("full", centers)
     with dask.config.set(scheduler="sync"):
         _fit_quietly(GaussianMixture(N_COMPONENTS, max_iter=2, **start), _to_dask(X))
-        # the negative control: a missing init needs the sample
+        # the negative control: a missing init needs the sample ('random'; the
+        # default 'kmeans' streams over the chunks and draws none)
         del start["precisions_init"]
+        _fit_quietly(GaussianMixture(N_COMPONENTS, max_iter=2, **start), _to_dask(X))
         with pytest.raises(AssertionError, match="sample drawn"):
-            _fit_quietly(GaussianMixture(N_COMPONENTS, max_iter=2, **start), _to_dask(X))
+            _fit_quietly(GaussianMixture(N_COMPONENTS, max_iter=2, init_params="random",
+                                         **start), _to_dask(X))
 
 
 def test_parameters_are_one_node_per_iteration():
@@ -383,9 +392,10 @@ def test_functional_fit_takes_dask_arrays(blobs):
     np.testing.assert_allclose(got.lower_bounds, expected.lower_bounds, rtol=TOL)
 
 
-def test_memmap_through_dask_initialises_on_a_sample(tmp_path):
-    # k-means on a memmap would copy it whole; wrapped in a Dask array on the
-    # local scheduler, the start comes from the 10_000-row sample instead
+def test_memmap_through_dask_streams_the_start(tmp_path):
+    # scikit-learn's k-means on a memmap would copy it whole; wrapped in a
+    # Dask array on the local scheduler, the k-means start streams over the
+    # chunks (views of the memmap) in block-sized buffers
     import tracemalloc
 
     X, _ = make_blobs(160_000, 8, N_COMPONENTS, seed=12)
@@ -401,7 +411,7 @@ def test_memmap_through_dask_initialises_on_a_sample(tmp_path):
         finally:
             tracemalloc.stop()
     assert gm.n_iter_ == 3
-    assert peak < X.nbytes // 3, (peak, X.nbytes)  # 10 MB of data, a ~1 MB sample
+    assert peak < X.nbytes // 3, (peak, X.nbytes)  # 10 MB of data
 
 
 # ----------------------------------------------------------- faults

@@ -1,0 +1,556 @@
+"""Streamed k-means: scikit-learn's k-means++ seeding and Lloyd iterations
+over the blocks of any data source, in memory that does not grow with
+n_samples.
+
+Layer: beside gmmfast/_stats.py (it uses the statistics kernels for the
+one-hot start of a mixture); the initialisers (gmmfast/_init.py) call it, the
+data sources (gmmfast/_data.py, gmmfast/_dask.py) provide its block walkers.
+
+The result equals scikit-learn's ``KMeans(n_clusters=K, n_init=1,
+random_state=...)`` and ``kmeans_plusplus`` to rounding: the same random
+draws in the same order, the same distance formulas, the same tie-breaking,
+the same stopping rule. What it never builds is an n_samples-sized array:
+
+- k-means++ keeps no closest-distance array; each pass recomputes every
+  row's squared distance to the centres chosen so far (the minimum of
+  exactly the numbers scikit-learn's running ``np.minimum`` keeps), and the
+  inverse-CDF draw walks the cumulative weighted D^2 block after block,
+  carrying the running sum (``np.cumsum`` is sequential, so a block's cumsum
+  started from the carry is bitwise the whole array's);
+- Lloyd keeps no labels (see ``lloyd``): a pass returns per-cluster weighted
+  sums and weights, and the final labels are the argmin to the final centres,
+  computed again block by block where they are used.
+
+A Lloyd pass is one fused kernel (gmmfast/_kmeans_kernels.pyx: distances in
+scikit-learn's ``||c||^2 - 2 x.c`` form, argmin, per-thread sums, one read
+of X, OpenMP threads, GIL released). The k-means++ passes, the rare
+relocation pass and the labels of the final statistics are numpy on row
+blocks (BLAS gemm for the distances, exactly scikit-learn's formulas); those
+blocks run on ``n_threads`` Python threads (numpy releases the GIL) and are
+combined in block order.
+
+A walker offers: ``n_samples``, ``n_features``, ``dtype``, ``weighted``,
+``map_reduce(func, args, combine, kernel=False)`` (``func(x, w, start,
+args)`` per block, combined in block order; ``w`` None when unweighted;
+with ``kernel``, ``func(x, w, start, args, n_threads)`` on larger blocks, the
+function running its own OpenMP threads),
+``chain(func, args, carry)`` (``carry = func(x, w, start, args, carry)``,
+block after block), ``rows(indices)`` (rows of X, in the data's dtype) and
+``weights(indices)``.
+"""
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from . import _covariance, _kmeans_kernels, _stats
+from ._threads import blas_single_thread
+
+# scikit-learn's KMeans defaults (GaussianMixture builds KMeans with them)
+KMEANS_TOL = 1e-4
+KMEANS_MAX_ITER = 300
+# rows per block: about this many bytes of float64 distances or rows per block
+BLOCK_BYTES = 1 << 18
+MIN_BLOCK, MAX_BLOCK = 256, 16384
+# the Lloyd kernel: rows per call (Ctrl-C and the memmap check between
+# calls) and rows per OpenMP block (scikit-learn's CHUNK_SIZE)
+KERNEL_CALL_ROWS = 1 << 16
+KERNEL_CHUNK = 256
+
+
+def block_rows(n_features, n_centres):
+    """Rows per block: the block's distances and its copy of the rows stay
+    near BLOCK_BYTES whatever n_samples."""
+    width = max(1, n_features, n_centres)
+    return int(min(MAX_BLOCK, max(MIN_BLOCK, BLOCK_BYTES // (8 * width))))
+
+
+def sum_parts(a, b):
+    """Element-wise sum of two equal-length tuples (block order kept by the
+    caller); None stays None (tied statistics have no S2)."""
+    return tuple(None if x is None else x + y for x, y in zip(a, b))
+
+
+# ---------------------------------------------------------------------------
+# The in-memory / memmap walker
+# ---------------------------------------------------------------------------
+
+class ArrayBlocks:
+    """Row blocks of an in-memory array or a numpy memmap (read in place).
+
+    X : C-contiguous float32/float64 (n_samples, n_features)
+    sample_weight : float64 (n_samples,) or None
+    n_threads : int, Python threads over blocks
+    check : callable or None, called before every pass (a memmap's file check)
+    block : rows per block, or None for ``block_rows``
+    base : the row index of X's first row (a chunk of a larger array)
+    """
+
+    def __init__(self, X, sample_weight, n_threads=1, check=None, block=None, base=0):
+        self.X = X
+        self.base = base
+        self.sample_weight = sample_weight
+        self.n_samples, self.n_features = X.shape
+        self.dtype = X.dtype
+        self.weighted = sample_weight is not None
+        self.n_threads = max(1, int(n_threads))
+        self.check = check
+        self.block = block
+
+    def _starts(self, block):
+        return range(0, self.n_samples, block)
+
+    def _block(self, a, block):
+        b = min(a + block, self.n_samples)
+        w = None if self.sample_weight is None else self.sample_weight[a:b]
+        return self.X[a:b], w
+
+    def map_reduce(self, func, args, combine=sum_parts, width=None, kernel=False):
+        if self.check is not None:
+            self.check()
+        if kernel:
+            # a kernel with its own OpenMP threads: calls of KERNEL_CALL_ROWS
+            # rows, one after another
+            total = None
+            for a in self._starts(KERNEL_CALL_ROWS):
+                x, w = self._block(a, KERNEL_CALL_ROWS)
+                part = func(x, w, self.base + a, args, self.n_threads)
+                total = part if total is None else combine(total, part)
+            return total
+        block = self.block or block_rows(self.n_features, width or 1)
+        starts = list(self._starts(block))
+
+        def one(a):
+            x, w = self._block(a, block)
+            return func(x, w, self.base + a, args)
+
+        total = None
+        if self.n_threads == 1 or len(starts) == 1:
+            for a in starts:
+                part = one(a)
+                total = part if total is None else combine(total, part)
+            return total
+        # waves of n_threads blocks: memory bounded, combined in block order
+        with ThreadPoolExecutor(self.n_threads) as pool:
+            for i in range(0, len(starts), self.n_threads):
+                for part in pool.map(one, starts[i:i + self.n_threads]):
+                    total = part if total is None else combine(total, part)
+        return total
+
+    def chain(self, func, args, carry, width=None):
+        if self.check is not None:
+            self.check()
+        block = self.block or block_rows(self.n_features, width or 1)
+        for a in self._starts(block):
+            x, w = self._block(a, block)
+            carry = func(x, w, self.base + a, args, carry)
+        return carry
+
+    def rows(self, indices):
+        return np.ascontiguousarray(self.X[np.asarray(indices)], dtype=self.dtype)
+
+    def weights(self, indices):
+        if self.sample_weight is None:
+            return None
+        return np.asarray(self.sample_weight[np.asarray(indices)], dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------
+# Distances, exactly as scikit-learn forms them
+# ---------------------------------------------------------------------------
+
+def row_norms_sq(X):
+    """scikit-learn's ``row_norms(X, squared=True)`` (einsum, X's dtype)."""
+    return np.einsum("ij,ij->i", X, X)
+
+
+def sq_distances(C, x):
+    """scikit-learn's ``_euclidean_distances(C, x, squared=True)`` with x's
+    own squared norms: (n_centres, n_rows) in the data's dtype.
+
+    float64: -2 C.x^T + ||c||^2 + ||x||^2; float32: the same in float64 on
+    upcast copies, rounded to float32 (scikit-learn's ``_upcast``); then
+    clipped at 0.
+    """
+    if x.dtype == np.float32:
+        C64 = C.astype(np.float64)
+        x64 = x.astype(np.float64)
+        d = -2 * (C64 @ x64.T)
+        d += row_norms_sq(C64)[:, None]
+        d += row_norms_sq(x64)[None, :]
+        d = d.astype(np.float32)
+    else:
+        d = -2 * (C @ x.T)
+        d += row_norms_sq(C)[:, None]
+        d += row_norms_sq(x)[None, :]
+    np.maximum(d, 0, out=d)
+    return d
+
+
+def _centred(x, offset):
+    return x if offset is None else x - offset
+
+
+def _weights_dtype(w, n, dtype):
+    """scikit-learn casts sample_weight to X's dtype (ones when None)."""
+    return np.ones(n, dtype=dtype) if w is None else w.astype(dtype)
+
+
+def _closest(x, chosen):
+    """Running minimum over the chosen centres in order (scikit-learn's
+    ``np.minimum`` sequence: the minimum is exact, so order is immaterial)."""
+    d = sq_distances(chosen, x)
+    return d.min(axis=0)
+
+
+# ---------------------------------------------------------------------------
+# k-means++ seeding (scikit-learn's _kmeans_plusplus, streamed)
+# ---------------------------------------------------------------------------
+
+def _cdf_total(x, w, a, args, carry):
+    # sequential float64 cumsum of p = w / sum(w), carried over blocks
+    dtype, total = args
+    p = (_weights_dtype(w, x.shape[0], dtype) / total).astype(np.float64)
+    p[0] += carry
+    return float(np.cumsum(p)[-1])
+
+
+def _cdf_search(x, w, a, args, carry):
+    # the first row with cdf_i / cdf[-1] > u (numpy's choice: side='right')
+    dtype, total, last, u = args
+    running, found = carry
+    if found >= 0:
+        return carry
+    p = (_weights_dtype(w, x.shape[0], dtype) / total).astype(np.float64)
+    p[0] += running
+    cdf = np.cumsum(p)
+    running = float(cdf[-1])
+    cdf /= last
+    i = int(np.searchsorted(cdf, u, side="right"))
+    return running, (a + i if i < cdf.shape[0] else -1)
+
+
+def _first_centre(walker, random_state):
+    """``random_state.choice(n_samples, p=w / w.sum())``, streamed: the
+    same single uniform draw, searched in the same float64 cdf."""
+    dtype = walker.dtype
+    n = walker.n_samples
+    if walker.weighted:
+        total = walker.map_reduce(_weight_sum, dtype)[0]
+        total = np.asarray(total, dtype=dtype)
+    else:
+        total = np.asarray(n, dtype=dtype)
+    last = walker.chain(_cdf_total, (dtype, total), 0.0)
+    u = random_state.random_sample()
+    _, found = walker.chain(_cdf_search, (dtype, total, last, u), (0.0, -1))
+    return n - 1 if found < 0 else found
+
+
+def _weight_sum(x, w, a, dtype):
+    return (float(np.sum(w.astype(dtype), dtype=np.float64)),)
+
+
+def _pots(x, w, a, args):
+    # per candidate: sum_i w_i min(closest_i, d(x_i, cand_j))
+    offset, chosen, candidates = args
+    xc = _centred(x, offset)
+    if chosen is None:
+        d = sq_distances(candidates, xc)
+    else:
+        # one gemm for the chosen centres and the candidates together
+        both = sq_distances(np.concatenate([chosen, candidates]), xc)
+        d = both[chosen.shape[0]:]
+        np.minimum(both[:chosen.shape[0]].min(axis=0), d, out=d)
+    wd = _weights_dtype(w, x.shape[0], x.dtype)
+    return (d.astype(np.float64, copy=False) @ wd.astype(np.float64, copy=False),)
+
+
+def _d2_search(x, w, a, args, carry):
+    # candidate ids: np.searchsorted(np.cumsum(w * closest), rand_vals),
+    # the cumsum in the data's dtype carried over blocks
+    offset, chosen, rand_vals = args
+    running, found = carry
+    if np.all(found >= 0):
+        return carry
+    xc = _centred(x, offset)
+    prod = _weights_dtype(w, x.shape[0], x.dtype) * _closest(xc, chosen)
+    prod[0] = prod.dtype.type(running) + prod[0]
+    cs = np.cumsum(prod)
+    found = found.copy()
+    todo = (found < 0) & (rand_vals <= cs[-1])
+    if np.any(todo):
+        found[todo] = a + np.searchsorted(cs, rand_vals[todo])
+    return cs[-1], found
+
+
+def kmeans_plusplus(walker, n_clusters, random_state, offset=None, n_local_trials=None):
+    """scikit-learn's ``_kmeans_plusplus`` on a walker.
+
+    offset : (n_features,) in the data's dtype, subtracted from every row
+        (KMeans seeds the data centred on its mean), or None.
+    Returns (centres (n_clusters, n_features) in the data's dtype, in the
+    offset coordinates; indices int64 (n_clusters,)).
+    """
+    dtype = walker.dtype
+    n_samples = walker.n_samples
+    if n_local_trials is None:
+        n_local_trials = 2 + int(np.log(n_clusters))
+    width = n_clusters + n_local_trials
+    indices = np.full(n_clusters, -1, dtype=np.int64)
+    indices[0] = _first_centre(walker, random_state)
+    centres = _centred(walker.rows(indices[:1]), offset)
+    pot = walker.map_reduce(_pots, (offset, None, centres), width=width)[0][0]
+    current_pot = np.asarray(pot, dtype=dtype)  # scikit-learn's dot is in dtype
+    for c in range(1, n_clusters):
+        rand_vals = random_state.uniform(size=n_local_trials) * current_pot
+        _, candidate_ids = walker.chain(
+            _d2_search, (offset, centres, rand_vals),
+            (0.0, np.full(n_local_trials, -1, dtype=np.int64)), width=width)
+        # numerical imprecision can leave a value beyond the total: the last row
+        candidate_ids = np.where(candidate_ids < 0, n_samples - 1, candidate_ids)
+        candidates = _centred(walker.rows(candidate_ids), offset)
+        pots = walker.map_reduce(_pots, (offset, centres, candidates), width=width)[0]
+        pots = np.asarray(pots, dtype=dtype)
+        best = int(np.argmin(pots))
+        current_pot = pots[best]
+        indices[c] = candidate_ids[best]
+        centres = np.concatenate([centres, candidates[best:best + 1]])
+    return np.ascontiguousarray(centres, dtype=dtype), indices
+
+
+# ---------------------------------------------------------------------------
+# Lloyd (scikit-learn's _kmeans_single_lloyd, streamed)
+# ---------------------------------------------------------------------------
+
+def block_labels(xc, centres, centre_norms):
+    """argmin_k ||c_k||^2 - 2 x.c_k, the first minimum on ties (scikit-learn's
+    gemm form and strict '<' scan); xc in the centres' coordinates."""
+    d = xc @ centres.T
+    d *= -2
+    d += centre_norms
+    return np.argmin(d, axis=1)
+
+
+def lloyd_kernel_block(x, w, a, args, n_threads=1):
+    """One Lloyd pass over a block by the fused kernel (one read of x):
+    (S (K, D) float64 sums of w (x - offset) per label, W (K,) weights,
+    inertia, counts (K,)); ``args`` = (offset, centres, want_inertia)."""
+    offset, centres, want = args
+    K, D = centres.shape
+    S = _stats.thread_slabs(n_threads, K * D)
+    W = _stats.thread_slabs(n_threads, K)
+    E = _stats.thread_slabs(n_threads, 1 + K)
+    scratch = np.empty((n_threads, KERNEL_CHUNK * (K + D)), dtype=x.dtype)
+    _kmeans_kernels.lloyd_pass(
+        np.ascontiguousarray(x), w, offset, np.ascontiguousarray(centres),
+        row_norms_sq(centres), scratch, S, W, E, bool(want), KERNEL_CHUNK, n_threads)
+    return (S[:, :K * D].sum(axis=0).reshape(K, D), W[:, :K].sum(axis=0),
+            E[:, 0].sum(), E[:, 1:1 + K].sum(axis=0))
+
+
+def lloyd_numpy_block(x, w, a, args):
+    """The numpy reference of ``lloyd_kernel_block`` (gemm distances, a
+    one-hot product for the sums); the tests compare the two."""
+    offset, centres, want = args
+    xc = _centred(x, offset)
+    labels = block_labels(xc, centres, row_norms_sq(centres))
+    K = centres.shape[0]
+    onehot = np.zeros((x.shape[0], K))
+    onehot[np.arange(x.shape[0]), labels] = 1.0 if w is None else w
+    S = onehot.T @ xc.astype(np.float64, copy=False)
+    inertia = 0.0
+    if want:
+        diff = xc - centres[labels]
+        d = (diff * diff).sum(axis=1).astype(np.float64)
+        inertia = float(d.sum() if w is None else d @ w)
+    return S, onehot.sum(axis=0), inertia, np.bincount(labels, minlength=K).astype(float)
+
+
+def lloyd_pass(walker, offset, centres, want_inertia=False):
+    """(S, W, inertia, counts) of one pass, by the kernel."""
+    return walker.map_reduce(lloyd_kernel_block, (offset, centres, want_inertia),
+                             kernel=True)
+
+
+def _far_block(x, w, a, args):
+    # the rows farthest from their assigned centre, (x - c_label)^2 summed
+    # in the data's dtype as scikit-learn's relocation computes it
+    offset, centres, norms, n_far = args
+    xc = _centred(x, offset)
+    labels = block_labels(xc, centres, norms)
+    d = ((xc - centres[labels]) ** 2).sum(axis=1)
+    m = min(n_far, d.shape[0])
+    top = np.argpartition(d, -m)[-m:]
+    return d[top].astype(np.float64), a + top, labels[top]
+
+
+def _far_merge(p, q):
+    d, idx, lab = (np.concatenate([u, v]) for u, v in zip(p, q))
+    n_far = max(p[0].shape[0], q[0].shape[0])
+    order = np.lexsort((idx, -d))[:n_far]  # largest first, then lowest row
+    return d[order], idx[order], lab[order]
+
+
+def _relocate(walker, offset, centres, norms, S, W, empty):
+    """scikit-learn's ``_relocate_empty_clusters_dense``: each empty cluster
+    takes one of the rows farthest from their centres, that row's weighted
+    value moving out of its own cluster's sums. One extra pass; rare."""
+    n_empty = empty.shape[0]
+    d, idx, lab = walker.map_reduce(_far_block, (offset, centres, norms, n_empty),
+                                    combine=_far_merge, width=centres.shape[0])
+    if d.shape[0] == 0 or d[0] == 0:
+        # more clusters than distinct rows: relocating is pointless
+        return
+    rows = _centred(walker.rows(idx), offset).astype(np.float64)
+    ws = walker.weights(idx)
+    for j, new in enumerate(empty[:d.shape[0]]):
+        weight = 1.0 if ws is None else float(ws[j])
+        S[lab[j]] -= rows[j] * weight
+        S[new] = rows[j] * weight
+        W[new] = weight
+        W[lab[j]] -= weight
+
+
+def _average(S, W, dtype):
+    """scikit-learn's ``_average_centers``, including its order: an empty
+    cluster copies row argmax(W) as it stands at that moment of the loop
+    (still a sum when that row comes later)."""
+    centres = S.copy()
+    big = int(np.argmax(W))
+    for j in range(S.shape[0]):
+        if W[j] > 0:
+            centres[j] = S[j] * (1.0 / W[j])
+        else:
+            centres[j] = centres[big]
+    return centres.astype(dtype)
+
+
+def lloyd(walker, centres, offset, tol, max_iter=KMEANS_MAX_ITER):
+    """Lloyd iterations from ``centres`` (offset coordinates, data dtype).
+
+    Stopping rule. scikit-learn stops at iteration i when the labels equal
+    the previous iteration's (strict convergence) or when the squared centre
+    shift summed over clusters is <= tol. Labels are a function of the
+    centres (argmin), and the new centres a function of the labels; so equal
+    labels give bitwise equal new centres, a shift of exactly 0, which
+    passes ``<= tol`` for every tol >= 0 at the same iteration. And when the
+    labels differ but the centres do not move, scikit-learn stops by the
+    shift rule too. Testing the shift alone therefore stops at the same
+    iteration, without storing labels. The final labels are the argmin to
+    the final centres in both cases (scikit-learn reruns the assignment when
+    not strictly converged; when strictly converged the final centres equal
+    the ones the labels came from).
+
+    Returns (centres, n_iter).
+    """
+    dtype = walker.dtype
+    K = centres.shape[0]
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        S, W, _, _ = lloyd_pass(walker, offset, centres)
+        empty = np.flatnonzero(W == 0)
+        if empty.shape[0]:
+            _relocate(walker, offset, centres, row_norms_sq(centres), S, W, empty)
+        new = _average(S, W, dtype)
+        shift = np.sqrt(((new - centres) ** 2).sum(axis=1))
+        centres = new
+        if (shift ** 2).sum() <= tol:
+            break
+    return centres, n_iter
+
+
+# ---------------------------------------------------------------------------
+# The whole k-means, and its final pass
+# ---------------------------------------------------------------------------
+
+def _moments_block(x, w, a, center):
+    # (sum w, sum w (x - c), sum w (x - c)^2), float64
+    xc = x.astype(np.float64) - center
+    if w is None:
+        return float(x.shape[0]), xc.sum(axis=0), (xc * xc).sum(axis=0)
+    return float(w.sum()), w @ xc, w @ (xc * xc)
+
+
+def mean_and_variance(walker):
+    """Weighted mean and per-feature variance (float64 (D,) each), two
+    streamed passes: the mean, then the squares about it (never raw
+    moments). Unweighted: ``np.var(X, axis=0)``'s definition."""
+    zero = np.zeros(walker.n_features)
+    weight, s1, _ = walker.map_reduce(_moments_block, zero)
+    mean = s1 / weight
+    weight, s1, s2 = walker.map_reduce(_moments_block, mean)
+    # the residual first moment about the computed mean corrects its rounding
+    return mean + s1 / weight, s2 / weight - (s1 / weight) ** 2
+
+
+@dataclass
+class KMeansResult:
+    """A streamed k-means.
+
+    centres : (K, D) data dtype, the data's coordinates (cluster_centers_)
+    centred : (K, D) data dtype, centres - offset: what labels are taken in
+    offset : (D,) data dtype, the mean the data was centred on
+    n_iter, inertia, counts : as scikit-learn (counts: rows per label)
+    """
+
+    centres: np.ndarray
+    centred: np.ndarray
+    offset: np.ndarray
+    n_iter: int
+    inertia: float
+    counts: np.ndarray
+
+    def labels(self, x):
+        """Labels of rows x (data coordinates), as KMeans.labels_."""
+        return block_labels(x - self.offset, self.centred, row_norms_sq(self.centred))
+
+
+def kmeans(walker, n_clusters, random_state, tol=KMEANS_TOL, max_iter=KMEANS_MAX_ITER):
+    """scikit-learn's ``KMeans(n_clusters, n_init=1, random_state).fit`` on a
+    walker; ``random_state`` a RandomState, consumed as KMeans does.
+
+    KMeans centres the data on its mean and seeds and iterates there; so
+    does this, the centring done block by block on the fly (the mean is the
+    weighted mean with sample weights). The tolerance is
+    ``tol * mean(variance per feature)``, the variance weighted with sample
+    weights (scikit-learn's is unweighted; weighted, integer weights are
+    repetitions exactly).
+    """
+    with blas_single_thread():
+        mean, variance = mean_and_variance(walker)
+        offset = mean.astype(walker.dtype)
+        tol_abs = 0.0 if tol == 0 else float(np.mean(variance) * tol)
+        seeds, _ = kmeans_plusplus(walker, n_clusters, random_state, offset=offset)
+        centred, n_iter = lloyd(walker, seeds, offset, tol_abs, max_iter)
+        _, _, inertia, counts = lloyd_pass(walker, offset, centred, want_inertia=True)
+    distinct = int(np.count_nonzero(counts))
+    if distinct < n_clusters:
+        warnings.warn(
+            "Number of distinct clusters ({}) found smaller than "
+            "n_clusters ({}). Possibly due to duplicate points "
+            "in X.".format(distinct, n_clusters),
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    centres = centred + offset
+    return KMeansResult(centres.astype(walker.dtype), centred, offset, n_iter,
+                        inertia, counts)
+
+
+# ---------------------------------------------------------------------------
+# One-hot statistics of the final labels (the mixture's k-means start)
+# ---------------------------------------------------------------------------
+
+def one_hot_stats_block(x, w, a, args):
+    """(R, S1, S2) of one block with one-hot responsibilities of the final
+    labels; ``args`` = (KMeansResult, shift, center, covariance_type, cfg)."""
+    km, shift, center, covariance_type, cfg = args
+    labels = km.labels(x)
+    K = km.centres.shape[0]
+    resp = np.zeros((x.shape[0], K), dtype=x.dtype)
+    resp[np.arange(x.shape[0]), labels] = 1
+    cov = _covariance.get(covariance_type)
+    return _stats.stats_from_resp(np.ascontiguousarray(x), w, [(0, x.shape[0], resp)],
+                                  shift, center, cov, cfg)
