@@ -104,6 +104,34 @@ def resp_statistics(data, n_components, covariance_type, init_params, random_sta
     return stats, shift.astype(np.float64), False
 
 
+def params_from_resp(data, resp_blocks, n_components, covariance_type, reg_covar):
+    """scikit-learn's ``_estimate_gaussian_parameters`` from given
+    responsibilities, through the kernel statistics: (nk, means,
+    covariances), float64, nk with scikit-learn's 10 eps guard.
+
+    ``resp_blocks`` yields (start, end, resp rows) and may be iterated twice
+    (a list); rows need not sum to one (scikit-learn's 'k-means++' and
+    'random_from_data' starts have zero rows), which only 'tied' has to know.
+    """
+    X, sample_weight, cfg = data.X, data.sample_weight, data.cfg
+    dtype = X.dtype
+    cov = _covariance.get(covariance_type)
+    center = data.center if cov.uses_scatter else np.zeros(X.shape[1], dtype=dtype)
+    shift = np.tile(data.center, (n_components, 1))
+    R, S1, S2 = _stats.stats_from_resp(X, sample_weight, resp_blocks, shift, center, cov,
+                                       cfg)
+    if cov.uses_scatter:
+        rows_sum_to_one = all(np.allclose(resp.sum(axis=1), 1.0, rtol=0,
+                                          atol=100 * np.finfo(dtype).eps)
+                              for _, _, resp in resp_blocks)
+        S2 = data.T
+        if not rows_sum_to_one:
+            S2 = S2 + cov.origin_correction(
+                R, S1, data.center.astype(np.float64), data.total_weight, data.mean)
+    return cov.params_from_stats(R, S1, S2, shift.astype(np.float64), reg_covar,
+                                 float(np.finfo(dtype).eps))
+
+
 def initial_params(data, n_components, covariance_type, init_params, random_state,
                    reg_covar, weights_init, means_init, precisions_init):
     """Initial GMMParams in the data's dtype (scikit-learn's

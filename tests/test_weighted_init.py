@@ -1,31 +1,37 @@
 """Integer sample weights start (and fit) where the repeated rows do.
 
 scikit-learn's KMeans measures its tolerance with the unweighted variance of
-X, also when given sample weights; gmmfast passes it the weighted one
-(``_init.weighted_kmeans_tol``). The data below puts zero-weight rows far
-away, so the unweighted variance is about 1000 times the weighted one: with
-scikit-learn's tolerance, Lloyd's iterations on the weighted rows stop early,
-and the starts differ by 1e-3 to 1 (the test checks that this known-wrong
-tolerance fails it).
+X, also when given sample weights; gmmfast's streamed k-means
+(gmmfast/_kmeans.py) uses the weighted one, and a k-means++ seed counts once
+whatever its weight. The data below puts zero-weight rows far away, so the
+unweighted variance is about 1000 times the weighted one: with scikit-learn's
+tolerance, Lloyd's iterations on the weighted rows stop early, and the
+starts differ by 1e-3 to 1 (the test checks that this known-wrong tolerance
+fails it).
 """
 import warnings
 
 import numpy as np
 import pytest
-from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-import gmmfast._init as init_module
-from gmmfast import GaussianMixture
-from gmmfast._init import weighted_kmeans_tol
+from gmmfast import GaussianMixture, _kmeans
 
 from conftest import COVARIANCE_TYPES
 
-# the two starts are the same arithmetic summed in another order: a few
-# hundred rows' rounding, relative to the data's scale (about 1)
-START_ATOL = 1e-12
+
+def start_atol(X, w):
+    """The two starts are the same sums in another order (and on other
+    threads): each of the n_rows terms of a second moment is good to an ulp of
+    the largest, max_i |x_i - mean|^2, relative to which the sum of n_rows
+    terms rounds to n_rows * eps (the first moments' error is smaller)."""
+    rows = X[w > 0]
+    scale = float(((rows - rows.mean(axis=0)) ** 2).sum(axis=1).max())
+    return int(w.sum()) * np.finfo(np.float64).eps * scale
+
+
 # after EM the same, amplified by at most a few dozen iterations
-FIT_ATOL = 1e-9
+FIT_FACTOR = 1e3
 
 
 def weighted_data(seed):
@@ -60,67 +66,32 @@ def test_integer_weights_start_and_fit_as_repeated_rows(n_components, covariance
     X, w = weighted_data(0)
     kw = dict(n_components=n_components, covariance_type=covariance_type,
               init_params=init_params)
+    atol = start_atol(X, w)
     start_r, start_w = fit_both(X, w, max_iter=0, **kw)
-    assert max_param_difference(start_r, start_w) < START_ATOL
+    assert max_param_difference(start_r, start_w) < atol
     fit_r, fit_w = fit_both(X, w, tol=1e-6, **kw)
     assert fit_w.n_iter_ == fit_r.n_iter_
-    assert max_param_difference(fit_r, fit_w) < FIT_ATOL
+    assert max_param_difference(fit_r, fit_w) < FIT_FACTOR * atol
     assert fit_w.lower_bound_ == pytest.approx(fit_r.lower_bound_, rel=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_unweighted_kmeans_tolerance_would_fail(seed, monkeypatch):
-    """The known-wrong method (scikit-learn's tolerance) fails the test above."""
+    """The known-wrong method (scikit-learn's unweighted tolerance) fails the
+    test above."""
     X, w = weighted_data(seed)
+    atol = start_atol(X, w)
     kw = dict(n_components=3, covariance_type="full", max_iter=0)
     start_r, start_w = fit_both(X, w, **kw)
-    assert max_param_difference(start_r, start_w) < START_ATOL
-    monkeypatch.setattr(init_module, "weighted_kmeans_tol",
-                        lambda X, sample_weight, tol=1e-4: tol)
+    assert max_param_difference(start_r, start_w) < atol
+    right = _kmeans.mean_and_variance
+
+    def unweighted_variance(walker):
+        mean, variance = right(walker)
+        if walker.weighted:
+            variance = np.var(walker.X, axis=0)
+        return mean, variance
+
+    monkeypatch.setattr(_kmeans, "mean_and_variance", unweighted_variance)
     start_r, start_w = fit_both(X, w, **kw)
-    assert max_param_difference(start_r, start_w) > 1e3 * START_ATOL
-
-
-def test_weighted_kmeans_tol_values():
-    X, w = weighted_data(0)
-    assert weighted_kmeans_tol(X, None) == 1e-4
-    Xr = np.repeat(X, w, axis=0)
-    expected = 1e-4 * np.var(Xr, axis=0).mean() / np.var(X, axis=0).mean()
-    assert weighted_kmeans_tol(X, w.astype(np.float64)) == pytest.approx(expected,
-                                                                          rel=1e-12)
-    # so that KMeans' absolute tolerance on the weighted rows is the repeated rows'
-    # (scikit-learn's private _tolerance: the absolute value KMeans stops at)
-    from sklearn.cluster._kmeans import _tolerance
-    assert _tolerance(X, weighted_kmeans_tol(X, w.astype(np.float64))) == pytest.approx(
-        _tolerance(Xr, 1e-4), rel=1e-12)
-    # float32 X: computed in float64, same value to float32 rounding of X
-    assert weighted_kmeans_tol(X.astype(np.float32), w.astype(np.float64)) == \
-        pytest.approx(expected, rel=1e-6)
-    # every row equal: both variances are zero
-    same = np.ones((5, 2))
-    assert weighted_kmeans_tol(same, np.arange(5.0)) == 1e-4
-    # the positive-weight rows equal, the others not: the weighted variance is
-    # zero, so KMeans must stop only when the centres stop moving
-    X2 = np.array([[0.0, 0.0], [0.0, 0.0], [5.0, 1.0]])
-    assert weighted_kmeans_tol(X2, np.array([1.0, 2.0, 0.0])) == 0.0
-
-
-def test_unweighted_start_is_scikit_learns_kmeans(monkeypatch):
-    """Without weights the k-means start is KMeans(n_clusters=K, n_init=1,
-    random_state=...) with its defaults: no tol passed."""
-    seen = []
-
-    class Recorder(KMeans):
-        def fit(self, X, y=None, sample_weight=None):
-            seen.append(self.get_params())
-            return super().fit(X, y, sample_weight)
-
-    monkeypatch.setattr(init_module, "KMeans", Recorder)
-    X, w = weighted_data(0)
-    GaussianMixture(3, random_state=0, max_iter=0).fit(X)
-    GaussianMixture(3, random_state=0, max_iter=0).fit(X, sample_weight=w)
-    defaults = KMeans().get_params()
-    assert {k: v for k, v in seen[0].items() if k != "random_state"} == \
-        {**{k: v for k, v in defaults.items() if k != "random_state"}, "n_clusters": 3,
-         "n_init": 1}
-    assert seen[1]["tol"] == pytest.approx(weighted_kmeans_tol(X, w.astype(float)))
+    assert max_param_difference(start_r, start_w) > 1e3 * atol
