@@ -270,11 +270,25 @@ class Worker:
         self.proc.start()
 
     def ask(self, kind, args, extra):
-        self.conn.send((kind, args, extra))
-        return self.conn.recv()
+        """The worker's answer; a worker that died (a library that aborts
+        the process, e.g. mlpack's fatal errors) answers NaN with the reason,
+        and a fresh worker takes the next question."""
+        try:
+            self.conn.send((kind, args, extra))
+            return self.conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            self.proc.join(timeout=5)
+            code = self.proc.exitcode
+            self.__init__(self.name)
+            if kind == "whole":
+                return [float("nan")], [None]
+            return float("nan"), {"error": f"the {self.name} worker died (exit code {code})"}
 
     def close(self):
-        self.conn.send(None)
+        try:
+            self.conn.send(None)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
         self.proc.join(timeout=30)
 
 
