@@ -115,10 +115,12 @@ def main(argv=None):
     p.add_argument("--small", action="store_true",
                    help="whole small fits and select() with defaults instead")
     p.add_argument("--fits", type=int, default=20, help="--small: fits of each size")
+    p.add_argument("--omp-threads", default=None,
+                   help="--small: OMP_NUM_THREADS and OPENBLAS_NUM_THREADS (default: unset)")
     args = p.parse_args(argv)
     if args.small:
         code = SMALL_CHILD.format(here=HERE, fits=args.fits)
-        sections = counts(None, args.pythonpath, code=code, threads=None)
+        sections = counts(None, args.pythonpath, code=code, threads=args.omp_threads)
         print("| case | instructions (all threads) |")
         print("|---|---|")
         for i, case in enumerate(SMALL_CASES):

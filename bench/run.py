@@ -16,14 +16,20 @@ give medians over repeats and ratios.
     ... --types all --dtypes float64,float32 --libs gmmfast,scikit-learn,oneDAL
     ... --predict          # predict / predict_proba / score_samples instead
     ... --bgm              # BayesianGaussianMixture (gmmfast's and scikit-learn's)
+    ... --many             # the many-component rows (K = 64 - 1024)
+    ... --small            # whole fits with defaults, and select(), vs scikit-learn
 
 Writes bench/results/NAME.md (tables), NAME.json (raw medians) and, for EM
 runs, NAME.png (speed-up over each peer against D).
 
-The machine limit column: per iteration, full covariance costs 2 N K D^2
-flops (triangular product + symmetric update) plus N K exp(); the limit is
-that work at this machine's measured dgemm and exp rates for the thread
-count, or one read of X at the measured read bandwidth if that is longer.
+The machine limit column: the GEMM-shaped flops of one iteration at this
+machine's measured GEMM rate for the thread count and the row's dtype (sgemm
+for float32, dgemm for float64), or one read of X (4 or 8 bytes a value) at
+the measured read bandwidth if that is longer. Flops per iteration (two per
+multiply-add; ``gemm_flops``): full 2 N K D^2 (triangular product and
+symmetric update) + 4 N K D; tied 2 N D^2 + 4 N K D; diag and spherical
+four GEMMs of N K D (the log-densities as X^2 L^T and X (M L)^T, the
+statistics R^T X and R^T X^2): 8 N K D.
 """
 import argparse
 import datetime
@@ -52,6 +58,24 @@ FULL_GRID = [
     (20_000, 256, 8),
 ]
 QUICK_GRID = [(n // 10, d, k) for (n, d, k) in FULL_GRID]
+# (n_samples, n_features, n_components, covariance_type, dtype): many
+# components (speech UBMs, Fisher-vector and IVF codebooks), --many
+MANY_ROWS = [
+    (100_000, 40, 256, "diag", "float64"),
+    (100_000, 40, 256, "diag", "float32"),
+    (50_000, 64, 256, "diag", "float32"),
+    (100_000, 16, 512, "spherical", "float64"),
+    (50_000, 32, 64, "full", "float64"),
+    (50_000, 128, 1024, "diag", "float32"),
+]
+# whole fits with every default (k-means start, tol=1e-3), --small:
+# (kind, n_samples, n_features, n_components or the candidates, covariance_type,
+#  calls per repeat)
+SMALL_CASES = [
+    ("fit", 200, 2, 3, "full", 30),
+    ("fit", 2_000, 4, 3, "full", 20),
+] + [("select", 2_000, 2, tuple(range(1, 10)), cov, 2)
+     for cov in ("full", "tied", "diag", "spherical")]
 SLOW_ITERATION = 0.4  # seconds: slower libraries time 1 -> 3 iterations
 
 
@@ -101,12 +125,15 @@ def measure_machine(threads):
 
     rng = np.random.default_rng(0)
     A = rng.normal(size=(2048, 2048))
+    A32 = A.astype(np.float32)
     rates = {}
     for n in threads:
+        rates[n] = {}
         with threadpool_limits(n, user_api="blas"):
-            A @ A
-            best = min(_timed(lambda: A @ A) for _ in range(3))
-        rates[n] = {"dgemm": 2 * 2048**3 / best}
+            for name, M in (("dgemm", A), ("sgemm", A32)):
+                M @ M
+                best = min(_timed(lambda: M @ M) for _ in range(3))
+                rates[n][name] = 2 * 2048**3 / best
     big = rng.normal(size=32_000_000)
     bandwidth = big.nbytes / min(_timed(lambda: big.sum()) for _ in range(3))
     for n in threads:
@@ -134,11 +161,25 @@ def _timed(fn):
     return time.perf_counter() - t
 
 
-def machine_limit(machine, n_samples, n_features, n_components, n_threads):
+def gemm_flops(n_samples, n_features, n_components, covariance_type):
+    """GEMM-shaped flops of one EM iteration (module docstring)."""
+    n, d, k = float(n_samples), float(n_features), float(n_components)
+    if covariance_type == "full":
+        return 2.0 * n * k * d * d + 4.0 * n * k * d
+    if covariance_type == "tied":
+        return 2.0 * n * d * d + 4.0 * n * k * d
+    return 8.0 * n * k * d  # diag, spherical
+
+
+def machine_limit(machine, n_samples, n_features, n_components, n_threads,
+                  covariance_type="full", dtype="float64"):
+    """Seconds per iteration at the measured GEMM rate of the dtype, or one
+    read of X if that is longer."""
     r = machine["threads"][n_threads]
-    compute = (2.0 * n_samples * n_components * n_features**2 / r["dgemm"]
-               + n_samples * n_components / r["exp"])
-    read = n_samples * n_features * 8 / machine["bandwidth"]
+    single = np.dtype(dtype) == np.float32
+    compute = (gemm_flops(n_samples, n_features, n_components, covariance_type)
+               / r["sgemm" if single else "dgemm"])
+    read = n_samples * n_features * (4 if single else 8) / machine["bandwidth"]
     return max(compute, read)
 
 
@@ -171,6 +212,24 @@ def time_predict(lib, X, start, covariance_type, n_threads, method, repeats=5):
     return float(np.median(times)), None
 
 
+def time_whole(lib, X, case, n_threads, calls, seed0):
+    """Seconds of each of ``calls`` whole fits (or select calls) with seeds
+    seed0, seed0 + 1, ...; and what each returned (n_iter_ or the chosen K)."""
+    kind, _, _, n_components, covariance_type, _ = case
+    times, answers = [], []
+    for seed in range(seed0, seed0 + calls):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            if kind == "fit":
+                answer = lib.whole_fit(X, n_components, seed, n_threads)
+            else:
+                answer = lib.select(X, n_components, covariance_type, seed, n_threads)
+            times.append(time.perf_counter() - t0)
+        answers.append(answer)
+    return times, answers
+
+
 def _worker(name, conn, bgm=False):
     libs, _ = available_libraries([name], bgm=bgm)
     lib = libs[0]
@@ -181,15 +240,19 @@ def _worker(name, conn, bgm=False):
             return
         kind, (n_samples, n_features, n_components, dtype, covariance_type,
                n_threads), extra = msg
-        key = (n_samples, n_features, n_components, dtype)
+        # whole fits: the data of 3 components (select: whatever the candidates)
+        n_data = n_components if isinstance(n_components, int) else 3
+        key = (n_samples, n_features, n_data, dtype)
         if key not in cache:
             cache.clear()
-            cache[key] = make_data(n_samples, n_features, n_components,
-                                   np.dtype(dtype).type)
+            cache[key] = make_data(n_samples, n_features, n_data, np.dtype(dtype).type)
         X, means0 = cache[key]
         start = start_for(covariance_type, means0)
         try:
-            if kind == "fit":
+            if kind == "whole":
+                case, calls, seed0 = extra
+                conn.send(time_whole(lib, X, case, n_threads, calls, seed0))
+            elif kind == "fit":
                 conn.send(time_library(lib, X, start, covariance_type, n_threads, *extra))
             else:
                 conn.send(time_predict(lib, X, start, covariance_type, n_threads, extra))
@@ -203,16 +266,31 @@ class Worker:
 
         ctx = mp.get_context("spawn")
         self.name = name
+        self.bgm = bgm
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker, args=(name, child, bgm), daemon=True)
         self.proc.start()
 
     def ask(self, kind, args, extra):
-        self.conn.send((kind, args, extra))
-        return self.conn.recv()
+        """The worker's answer; a worker that died (a library that aborts
+        the process, e.g. mlpack's fatal errors) answers NaN with the reason,
+        and a fresh worker takes the next question."""
+        try:
+            self.conn.send((kind, args, extra))
+            return self.conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            self.proc.join(timeout=5)
+            code = self.proc.exitcode
+            self.__init__(self.name, self.bgm)
+            if kind == "whole":
+                return [float("nan")], [None]
+            return float("nan"), {"error": f"the {self.name} worker died (exit code {code})"}
 
     def close(self):
-        self.conn.send(None)
+        try:
+            self.conn.send(None)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
         self.proc.join(timeout=30)
 
 
@@ -230,45 +308,123 @@ def choose_span(worker, args, target=0.3):
     return (2, 2 + int(min(400, max(4, np.ceil(target / per_iter)))))
 
 
-def run_fit(grid, libraries, threads, covariance_types, dtypes, repeats, out,
-            machine, pause=0.2, bgm=False):
+def grid_cases(grid, covariance_types, dtypes):
+    """(n_samples, n_features, n_components, covariance_type, dtype) of every
+    grid row, dtype and covariance type, in the tables' order."""
+    return [(n, d, k, cov, np.dtype(dtype).name) for (n, d, k) in grid
+            for dtype in dtypes for cov in covariance_types]
+
+
+def run_fit(cases, libraries, threads, repeats, out, machine, pause=0.2, bgm=False):
     workers = {lib.name: Worker(lib.name, bgm) for lib in libraries}
     names = [lib.name for lib in libraries]
     rows = []
     try:
-        for (n_samples, n_features, n_components) in grid:
-            for dtype in dtypes:
-                for covariance_type in covariance_types:
-                    libs = [lib.name for lib in libraries
-                            if lib.supports(covariance_type, dtype)]
-                    for n_threads in threads:
-                        args = (n_samples, n_features, n_components, np.dtype(dtype).name,
-                                covariance_type, n_threads)
-                        spans = {}
-                        for name in libs:  # warm-up, and the span to time
-                            spans[name] = choose_span(workers[name], args)
-                            time.sleep(pause)
-                        samples = {name: [] for name in libs}
-                        reported = {}
-                        for _ in range(repeats):
-                            for name in libs:  # alternate A B A B ...
-                                t, iters = workers[name].ask("fit", args, spans[name])
-                                samples[name].append(t)
-                                reported[name] = iters
-                                time.sleep(pause)  # let idle pools stop spinning
-                        med = {name: _median(v) for name, v in samples.items()}
-                        row = dict(n=n_samples, d=n_features, k=n_components,
-                                   dtype=np.dtype(dtype).name, cov=covariance_type,
-                                   threads=n_threads, med=med,
-                                   reported={k: str(v) for k, v in reported.items()},
-                                   limit=machine_limit(machine, n_samples, n_features,
-                                                       n_components, n_threads))
-                        rows.append(row)
-                        out(format_row(row, names))
+        for (n_samples, n_features, n_components, covariance_type, dtype) in cases:
+            libs = [lib.name for lib in libraries
+                    if lib.supports(covariance_type, np.dtype(dtype).type)]
+            for n_threads in threads:
+                args = (n_samples, n_features, n_components, dtype, covariance_type,
+                        n_threads)
+                spans = {}
+                for name in libs:  # warm-up, and the span to time
+                    spans[name] = choose_span(workers[name], args)
+                    time.sleep(pause)
+                samples = {name: [] for name in libs}
+                reported = {}
+                for _ in range(repeats):
+                    for name in libs:  # alternate A B A B ...
+                        t, iters = workers[name].ask("fit", args, spans[name])
+                        samples[name].append(t)
+                        reported[name] = iters
+                        time.sleep(pause)  # let idle pools stop spinning
+                med = {name: _median(v) for name, v in samples.items()}
+                row = dict(n=n_samples, d=n_features, k=n_components, dtype=dtype,
+                           cov=covariance_type, threads=n_threads, med=med,
+                           reported={k: str(v) for k, v in reported.items()},
+                           limit=machine_limit(machine, n_samples, n_features,
+                                               n_components, n_threads,
+                                               covariance_type, dtype),
+                           limit_model="gemm")
+                rows.append(row)
+                out(format_row(row, names))
     finally:
         for w in workers.values():
             w.close()
     return rows
+
+
+WHOLE_LIBRARIES = ("gmmfast", "scikit-learn")
+WHOLE_TITLE = ("Whole fits with defaults (k-means start, tol=1e-3) and select() against "
+               "a loop of scikit-learn fits choosing by BIC: median seconds per call "
+               "over every call of every repeat")
+
+
+def run_whole(cases, libraries, threads, repeats, out, pause=0.2):
+    """Whole fits with defaults and select() calls, gmmfast against
+    scikit-learn: each repeat times every case's ``calls`` calls (seeds
+    0, 1, ...; the same seeds in every repeat) of each library in turn
+    (A B A B ...); the median over every call of every repeat."""
+    libraries = [lib for lib in libraries if lib.name in WHOLE_LIBRARIES]
+    workers = {lib.name: Worker(lib.name) for lib in libraries}
+    names = [lib.name for lib in libraries]
+    rows = []
+    try:
+        for case in cases:
+            kind, n_samples, n_features, n_components, covariance_type, calls = case
+            for n_threads in threads:
+                args = (n_samples, n_features, n_components, "float64", covariance_type,
+                        n_threads)
+                for name in names:  # warm-up
+                    workers[name].ask("whole", args, (case, 1, 10_000))
+                samples = {name: [] for name in names}
+                answers = {name: [] for name in names}
+                for _ in range(repeats):
+                    for name in names:
+                        t, a = workers[name].ask("whole", args, (case, calls, 0))
+                        samples[name] += list(t)
+                        answers[name] = a
+                        time.sleep(pause)
+                row = dict(case=case_name(case), kind=kind, threads=n_threads,
+                           med={name: _median(v) for name, v in samples.items()},
+                           calls={name: len(v) for name, v in samples.items()},
+                           answers={name: [None if x is None else int(x) for x in v]
+                                    for name, v in answers.items()})
+                rows.append(row)
+                out(format_whole_row(row, names))
+    finally:
+        for w in workers.values():
+            w.close()
+    return rows
+
+
+def case_name(case):
+    kind, n_samples, n_features, n_components, covariance_type, _ = case
+    if kind == "fit":
+        return f"fit, {n_samples:,} x {n_features}, K = {n_components}, defaults"
+    ks = list(n_components)
+    return (f"select(n_components=range({ks[0]}, {ks[-1] + 1})), {n_samples:,} x "
+            f"{n_features}, {covariance_type}")
+
+
+def whole_table_header(names):
+    cols = ["case", "threads"] + names + [f"{n} / gmmfast" for n in names if n != "gmmfast"]
+    cols += ["n_iter / chosen K (first seeds)"]
+    return "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
+
+
+def format_whole_row(row, names):
+    med = row["med"]
+    g = med.get("gmmfast", float("nan"))
+    cells = [row["case"], str(row["threads"])]
+    cells += [format_time(med.get(n, float("nan"))) for n in names]
+    for n in names:
+        if n != "gmmfast":
+            t = med.get(n, float("nan"))
+            cells.append(f"{t / g:.1f}×" if np.isfinite(t) and np.isfinite(g) else "—")
+    cells.append("; ".join(f"{n} {','.join(str(a) for a in row['answers'].get(n, [])[:5])}"
+                           for n in names))
+    return "| " + " | ".join(cells) + " |"
 
 
 def run_predict(grid, libraries, threads, covariance_types, dtypes, repeats, out,
@@ -338,9 +494,9 @@ def format_row(row, names, method=False):
         t = med.get(n, float("nan"))
         cells.append(f"{t / g:.1f}×" if np.isfinite(t) and np.isfinite(g) else "—")
     if not method and "limit" in row:
-        if row["cov"] != "full":
-            # the limit counts full covariance's 2 N K D^2 flops: not a
-            # bound for the other types
+        if row["cov"] != "full" and row.get("limit_model") != "gemm":
+            # a run before the GEMM limit of every type: its limit counted
+            # full covariance's 2 N K D^2 flops, not a bound for the others
             cells += ["—", "—"]
         else:
             cells += [format_time(row["limit"]),
@@ -418,28 +574,42 @@ def plot_speedup(rows, path, title):
     plt.close(fig)
 
 
-def write_outputs(name, header, rows, predict=False):
-    base = os.path.join(HERE, "results", name)
+def _library_names(rows):
     names = []
     for r in rows:
         for n in r["med"]:
             if n not in names:
                 names.append(n)
-    names.sort(key=lambda n: (n != "gmmfast", n != "scikit-learn", n))
-    lines = list(header) + ["", table_header(names, method=predict)]
-    lines += [format_row(r, names, method=predict) for r in rows]
-    if not predict:
-        lines += derived_tables(rows)
+    return sorted(names, key=lambda n: (n != "gmmfast", n != "scikit-learn", n))
+
+
+def write_outputs(name, header, rows, predict=False):
+    base = os.path.join(HERE, "results", name)
+    whole = [r for r in rows if "case" in r]
+    per_iteration = [r for r in rows if "case" not in r]
+    lines = list(header)
+    if per_iteration:
+        names = _library_names(per_iteration)
+        lines += ["", table_header(names, method=predict)]
+        lines += [format_row(r, names, method=predict) for r in per_iteration]
+        if not predict:
+            lines += derived_tables(per_iteration)
+    if whole:
+        names = _library_names(whole)
+        lines += ["", WHOLE_TITLE, "", whole_table_header(names)]
+        lines += [format_whole_row(r, names) for r in whole]
+    rows = per_iteration + whole
     with open(base + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(base + ".json", "w") as f:
         json.dump({"header": header, "rows": rows, "predict": predict}, f, indent=1)
     print(f"wrote {base}.md, {base}.json")
-    if not predict and any(r["cov"] == "full" and r["dtype"] == "float64" for r in rows):
+    if not predict and any(r.get("cov") == "full" and r.get("dtype") == "float64"
+                           for r in per_iteration):
         try:
             date = next((h.split("date: ")[1][:10] for h in header if "date: " in h),
                         datetime.date.today().isoformat())
-            plot_speedup(rows, base + ".png",
+            plot_speedup(per_iteration, base + ".png",
                          f"gmmfast speed-up per EM iteration, full covariance, float64 "
                          f"({date}, {os.cpu_count()} cores)")
             print(f"wrote {base}.png")
@@ -465,6 +635,13 @@ def main(argv=None):
     size.add_argument("--full", action="store_true", help="the speed issue's grid")
     p.add_argument("--predict", action="store_true",
                    help="time predict/predict_proba/score_samples instead of EM")
+    p.add_argument("--many", action="store_true",
+                   help="the many-component rows (MANY_ROWS: their own types and dtypes)")
+    p.add_argument("--small", action="store_true",
+                   help="whole fits with defaults and select() (SMALL_CASES) against "
+                        "scikit-learn, instead of per-iteration rows")
+    p.add_argument("--scale", type=float, default=None,
+                   help="multiply every row's N by this (e.g. 0.01: a check that rows run)")
     p.add_argument("--threads", default="1,2", help="comma list (default 1,2)")
     p.add_argument("--types", default="full", help="covariance types, comma list or 'all'")
     p.add_argument("--dtypes", default="float64", help="float64,float32")
@@ -482,15 +659,38 @@ def main(argv=None):
 
     grid = FULL_GRID if args.full else QUICK_GRID
     if args.rows:
-        grid = [grid[int(i)] for i in args.rows.split(",")]
+        pick = [int(i) for i in args.rows.split(",")]
     types = (["full", "tied", "diag", "spherical"] if args.types == "all"
              else args.types.split(","))
     dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
     wanted = None if args.libs == "all" else args.libs.split(",")
     libraries, missing = available_libraries(wanted, bgm=args.bgm)
+    if args.small:
+        cases = SMALL_CASES
+    elif args.many:
+        cases = list(MANY_ROWS)
+    else:
+        cases = grid_cases(grid, types, dtypes)
+    if args.rows:
+        if args.small or args.many:
+            cases = [cases[i] for i in pick]
+        else:
+            grid = [grid[i] for i in pick]
+            cases = grid_cases(grid, types, dtypes)
+    if args.scale is not None:
+        def scale(n, k):  # at least two rows per component
+            k = max(k) if isinstance(k, tuple) else k
+            return max(2 * k, 20, int(round(n * args.scale)))
+
+        if args.small:
+            cases = [(c[0], scale(c[1], c[3])) + c[2:] for c in cases]
+        else:
+            cases = [(scale(c[0], c[2]),) + c[1:] for c in cases]
+            grid = [(scale(n, k), d, k) for (n, d, k) in grid]
     name = args.name or (("bgm-" if args.bgm else "") + ("predict-" if args.predict else "")
-                         + ("full" if args.full else "quick"))
+                         + ("small" if args.small else "many" if args.many
+                            else "full" if args.full else "quick"))
 
     lines = []
 
@@ -499,6 +699,7 @@ def main(argv=None):
         lines.append(line)
 
     what = ("seconds per call of predict, predict_proba, score_samples" if args.predict
+            else "seconds per whole fit or select() call, defaults" if args.small
             else "seconds per EM iteration, same start")
     if args.bgm:
         what = "BayesianGaussianMixture: " + what.replace("EM iteration", "iteration")
@@ -513,28 +714,39 @@ def main(argv=None):
         machine = measure_machine(threads)
         for t, r in machine["threads"].items():
             out(f"    measured, {t} thread(s): dgemm {r['dgemm'] / 1e9:.1f} GFlop/s, "
-                f"exp {r['exp'] / 1e9:.2f} G/s")
+                f"sgemm {r['sgemm'] / 1e9:.1f} GFlop/s, exp {r['exp'] / 1e9:.2f} G/s")
         out(f"    measured read bandwidth: {machine['bandwidth'] / 1e9:.1f} GB/s")
         out("    per-iteration = (t(hi) - t(lo)) / (iterations reported); lo = 2 and "
             "hi - lo iterations take ~0.3 s (at least 4), or 1 -> 3 above "
             f"{SLOW_ITERATION} s per iteration")
         out("    mlpack starts from its own k-means (no start can be passed from "
             "Python); OpenCV from trainM on the start's one-hot responsibilities")
+        out("    machine limit: GEMM-shaped flops per iteration (full 2NKD^2 + 4NKD, "
+            "tied 2ND^2 + 4NKD, diag/spherical 8NKD) at the dtype's measured sgemm/dgemm "
+            "rate, or one read of X (4/8-byte values), whichever is longer")
     out()
-    names = [lib.name for lib in libraries
-             if not args.predict or hasattr(lib, "fitted_model")]
-    out(table_header(names, method=args.predict))
+    if args.small:
+        names = [lib.name for lib in libraries if lib.name in WHOLE_LIBRARIES]
+        first = whole_table_header(names)
+        out(WHOLE_TITLE)
+        out()
+        out(first)
+        rows = run_whole(cases, libraries, threads, args.repeats, out)
+    else:
+        names = [lib.name for lib in libraries
+                 if not args.predict or hasattr(lib, "fitted_model")]
+        first = table_header(names, method=args.predict)
+        out(first)
     if args.predict:
         rows = run_predict(grid, libraries, threads, types, dtypes, args.repeats, out,
                            bgm=args.bgm)
-    else:
-        rows = run_fit(grid, libraries, threads, types, dtypes, args.repeats, out, machine,
-                       bgm=args.bgm)
+    elif not args.small:
+        rows = run_fit(cases, libraries, threads, args.repeats, out, machine, bgm=args.bgm)
         for line in derived_tables(rows):
             out(line)
 
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    header = lines[:lines.index(table_header(names, method=args.predict))]
+    header = lines[:lines.index(WHOLE_TITLE if args.small else first)]
     while header and header[-1] == "":
         header.pop()
     write_outputs(name, header, rows, args.predict)

@@ -56,3 +56,27 @@ def test_kmeans_start_bench_runs_small(capsys):
     # the side-by-side checks are in the rows: same labels and n_iter
     assert "labels equal True" in rows[0]["check"]
     assert rows[3]["n_samples"] == 20000 and rows[3]["peak_anon_kib"] > 0
+
+
+def test_run_limit_uses_the_dtype_rate_and_reads():
+    """bench/run.py's limit: GEMM-shaped flops at the dtype's GEMM rate
+    (sgemm for float32), reads of 4 or 8 bytes a value."""
+    run = pytest.importorskip("run")
+    machine = {"threads": {1: {"dgemm": 50e9, "sgemm": 100e9, "exp": 1e9}},
+               "bandwidth": 20e9}
+    n, d, k = 50_000, 128, 1024
+    flops = 8.0 * n * k * d
+    assert run.gemm_flops(n, d, k, "diag") == run.gemm_flops(n, d, k, "spherical") == flops
+    assert run.machine_limit(machine, n, d, k, 1, "diag", "float32") == flops / 100e9
+    assert run.machine_limit(machine, n, d, k, 1, "diag", "float64") == flops / 50e9
+    assert run.gemm_flops(n, 32, 64, "full") == 2.0 * n * 64 * 32**2 + 4.0 * n * 64 * 32
+    assert run.gemm_flops(n, 32, 64, "tied") == 2.0 * n * 32**2 + 4.0 * n * 64 * 32
+    # a read of X bounds a cheap iteration: 4-byte values for float32
+    wide = 10**7, 2, 1
+    assert run.machine_limit(machine, *wide, 1, "spherical", "float32") == 10**7 * 2 * 4 / 20e9
+    assert run.machine_limit(machine, *wide, 1, "spherical", "float64") == 10**7 * 2 * 8 / 20e9
+    names = [run.case_name(c) for c in run.SMALL_CASES]
+    assert names[0] == "fit, 200 x 2, K = 3, defaults"
+    assert names[-1] == "select(n_components=range(1, 10)), 2,000 x 2, spherical"
+    assert {(r[3], r[4]) for r in run.MANY_ROWS} >= {("diag", "float32"), ("full", "float64"),
+                                                     ("spherical", "float64")}
