@@ -34,8 +34,10 @@ Clopper-Pearson 95% interval for a binomial proportion. Mutants that
 cosmic-ray could not apply (incompetent) are listed and left out.
 """
 import argparse
+import hashlib
 import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -152,8 +154,33 @@ def _init_session(n_sample, seed):
                 output=f"outside the sample (seed {seed}, n {n_sample})"))
     (WORKDIR / "sample.json").write_text(json.dumps(
         {"seed": seed, "n_sample": n_sample, "n_mutants": len(items),
+         "sources": {m: _digest(ROOT / m) for m in MODULES},
          "order": sample_ids(items, n_sample, seed)}))
     print(f"{len(items)} mutants, {len(keep)} in the sample (seed {seed})", flush=True)
+
+
+def _digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _check_sources():
+    """The scratch copy's modules as they were when the session began: a
+    run killed mid-mutant can leave one mutated (it is restored from the
+    checkout), and a checkout whose modules changed since needs --fresh
+    (the mutants' positions refer to the old text)."""
+    sources = json.loads((WORKDIR / "sample.json").read_text())["sources"]
+    for module, digest in sources.items():
+        if _digest(ROOT / module) != digest:
+            sys.exit(f"{module} changed since the session began: run with --fresh")
+        if _digest(WORKDIR / module) != digest:
+            shutil.copy2(ROOT / module, WORKDIR / module)
+            print(f"restored {module} in the scratch copy", flush=True)
+
+
+def _stop_cleanly():
+    """SIGTERM as SystemExit, so that cosmic-ray's context manager puts the
+    mutated module back before the process ends."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def _run_items(db, job_ids, timeouts, label):
@@ -181,6 +208,8 @@ def cmd_run(args):
         os.chdir(WORKDIR)
         _init_session(None if args.all else args.sample, args.seed)
     os.chdir(WORKDIR)
+    _stop_cleanly()
+    _check_sources()
     timeouts = _timeouts()
     (WORKDIR / "timeouts.json").write_text(json.dumps(timeouts))
     order = json.loads((WORKDIR / "sample.json").read_text())["order"]
@@ -314,6 +343,8 @@ def cmd_report(args):
 def cmd_rerun(args):
     _environment()
     os.chdir(WORKDIR)
+    _stop_cleanly()
+    _check_sources()
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.rmtree(WORKDIR / "tests")
     shutil.copytree(ROOT / "tests", WORKDIR / "tests", ignore=ignore)
