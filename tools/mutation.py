@@ -67,6 +67,23 @@ FIRST = {
 MODULES = list(FIRST)
 
 
+# Survivors judged equivalent (no input can tell them from the original), and
+# why; docs/mutation.md has the whole classification. The report leaves them
+# out of the second score it gives.
+EQUIVALENT = {
+    "gmmfast/_em.py:core/NumberReplacer:25":
+        "fit_em's default reg_covar: its one caller passes every argument",
+    "gmmfast/_em.py:core/NumberReplacer:30":
+        "fit_em's default verbose: its one caller passes every argument",
+    "gmmfast/_covariance.py:core/NumberReplacer:72":
+        "Tied.s2_size: a placeholder slab the tied kernel never writes and "
+        "s2_from_slab discards",
+    "gmmfast/_em.py:core/ReplaceBinaryOperator_Sub_Mod:0":
+        "now % t_iter == now - t_iter exactly while t_iter <= now < 2 t_iter "
+        "(epoch seconds)",
+}
+
+
 def test_files(module):
     names = FIRST[module] + [n for n in CORE if n not in FIRST[module]]
     return [f"tests/{n}.py" for n in names]
@@ -321,13 +338,20 @@ def cmd_report(args):
     else:
         lines += _table(_score_rows(outcomes), "Score:") + [""]
     lines += _table(_family_rows(outcomes), "By kind of change (current):") + [""]
+    equivalent = {j: o for j, o in outcomes.items() if mutant_id(o[0]) in EQUIVALENT}
+    if equivalent:
+        rest = {j: o for j, o in outcomes.items() if j not in equivalent}
+        lines += _table(_score_rows(rest), f"Without the {len(equivalent)} equivalent "
+                        "mutants (current):") + [""]
     survivors = sorted((mutant_id(m), m.start_pos[0], d) for m, o, d, _ in outcomes.values()
                        if o == "survived")
     lines += [f"Survivors ({len(survivors)}):", ""]
     for mid, line, diff in survivors:
         change = [ln for ln in diff.splitlines()
                   if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
-        lines.append(f"- `{mid}` (line {line}): " + " → ".join(f"`{c[1:].strip()}`" for c in change))
+        note = f" (equivalent: {EQUIVALENT[mid]})" if mid in EQUIVALENT else ""
+        lines.append(f"- `{mid}` (line {line}): "
+                     + " → ".join(f"`{c[1:].strip()}`" for c in change) + note)
     other = sorted(mutant_id(m) for m, o, *_ in outcomes.values() if o not in ("killed", "survived"))
     if other:
         lines += ["", f"Not applicable ({len(other)}): " + ", ".join(f"`{x}`" for x in other)]
