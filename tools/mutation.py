@@ -16,7 +16,7 @@ reads it too.
 Commands (run from the repository root, with the one interpreter that has
 cosmic-ray, pytest and hypothesis; one worker, so ``nice -n 19``)::
 
-    nice -n 19 python tools/mutation.py run --sample 150   # the README's sample
+    nice -n 19 python tools/mutation.py run --sample 67    # the README's sample
     nice -n 19 python tools/mutation.py run --all          # every mutant (hours)
     python tools/mutation.py report [--markdown FILE]      # score, intervals, survivors
     nice -n 19 python tools/mutation.py rerun              # survivors, against today's tests
@@ -352,12 +352,15 @@ def cmd_report(args):
         note = f" (equivalent: {EQUIVALENT[mid]})" if mid in EQUIVALENT else ""
         lines.append(f"- `{mid}` (line {line}): "
                      + " → ".join(f"`{c[1:].strip()}`" for c in change) + note)
-    other = sorted(mutant_id(m) for m, o, *_ in outcomes.values() if o not in ("killed", "survived"))
+    other = sorted(mutant_id(m) for m, o, *_ in outcomes.values()
+                   if o not in ("killed", "survived"))
     if other:
-        lines += ["", f"Not applicable ({len(other)}): " + ", ".join(f"`{x}`" for x in other)]
+        lines += ["", f"Not applicable ({len(other)}): "
+                  + ", ".join(f"`{x}`" for x in other)]
     timed = sorted(mutant_id(m) for m, o, _, t in outcomes.values() if t)
     if timed:
-        lines += ["", f"Killed by the timeout ({len(timed)}): " + ", ".join(f"`{x}`" for x in timed)]
+        lines += ["", f"Killed by the timeout ({len(timed)}): "
+                  + ", ".join(f"`{x}`" for x in timed)]
     text = "\n".join(lines) + "\n"
     if args.markdown:
         Path(args.markdown).write_text(text)
@@ -421,7 +424,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="evaluate the sample (resumable)")
-    run.add_argument("--sample", type=int, default=150, help="number of mutants (default 150)")
+    run.add_argument("--sample", type=int, default=67, help="number of mutants (default 67)")
     run.add_argument("--all", action="store_true", help="every mutant, no sample")
     run.add_argument("--seed", type=int, default=SEED)
     run.add_argument("--fresh", action="store_true", help="discard the session and start over")
