@@ -108,8 +108,8 @@ def test_save_load_keeps_init_arrays_feature_names_and_warm_start(tmp_path):
 
 def test_save_load_entries_larger_than_the_header_allowance(tmp_path):
     """An entry may hold up to its model's size plus 64 KiB of header: a model
-    whose covariances alone exceed 64 KiB (3 x 48 x 48 float64 = 55 KiB per
-    array, 4 x 48 x 48 = 72 KiB) loads, so the bound scales with the model."""
+    whose arrays exceed 64 KiB (4 x 48 x 48 float64 = 72 KiB) loads, so the
+    bound scales with the model."""
     X = make_blobs(400, 48, 4, seed=3)[0]
     gm = GaussianMixture(4, covariance_type="full", max_iter=2, random_state=0)
     with warnings.catch_warnings():
