@@ -49,10 +49,9 @@ from scipy.special import betaln, digamma, gammaln
 from sklearn.utils import check_array
 
 from . import _covariance, _stats
-from ._dispatch import KernelConfig
 from ._init import resp_statistics
 from ._missing import batch_statistics
-from ._online import OnlineState, step_size
+from ._online import batch_config, blend
 from ._threads import blas_single_thread
 from ._maths import LOG_2PI
 from ._stats import GMMParams, KernelParams
@@ -513,9 +512,7 @@ def online_step(X, sample_weight, params, state, total_weight, *, priors,
     Returns (BGMParams in X's dtype, OnlineState, new total weight, mean
     (weighted) score of the batch under the parameters before the step).
     """
-    n_chunks = -(-X.shape[0] // cfg.chunk_size)
-    if n_chunks < cfg.n_threads:
-        cfg = KernelConfig(max(1, n_chunks), cfg.chunk_size, cfg.path)
+    cfg = batch_config(cfg, X, params.means.shape[0])
     dtype = X.dtype
     cov = _covariance.get(covariance_type)
     with blas_single_thread():
@@ -526,22 +523,13 @@ def online_step(X, sample_weight, params, state, total_weight, *, priors,
         (R, S1, S2), ll = batch_statistics(X, sample_weight, kp, cfg, missing)
         if not np.isfinite(ll):
             raise non_finite_bound_error(ll, 1, reg_covar)
-        shift = kp.shift.copy()
-        batch = (R / batch_weight, S1 / batch_weight, S2 / batch_weight)
-        if state is None:
-            R, S1, S2 = batch
-            n_steps = 1
-        else:
-            rho = step_size(state.n_steps, learning_decay, learning_offset)
-            old = cov.reshift(state.R, state.S1, state.S2, state.shift, shift)
-            R, S1, S2 = ((1.0 - rho) * o + rho * b for o, b in zip(old, batch))
-            n_steps = state.n_steps + 1
-        S2 = cov.symmetrize(S2)
+        state, _ = blend(state, (R, S1, S2), batch_weight, kp.shift.copy(), cov,
+                         learning_decay, learning_offset)
+        R, S1, S2, shift = state.R, state.S1, state.S2, state.shift
         total_weight = total_weight + batch_weight
         nk, xk, sk = cov.params_from_stats(
             total_weight * R, total_weight * S1, total_weight * S2, shift, reg_covar,
             float(np.finfo(dtype).eps))
         new = variational_m_step(nk, xk, sk, priors, covariance_type,
                                  float32=(dtype == np.float32)).astype(dtype)
-    state = OnlineState(covariance_type, R, S1, S2, shift, n_steps)
     return new, state, total_weight, ll / batch_weight

@@ -6,13 +6,13 @@ so memmaps and Dask arrays are fitted like in-memory arrays."""
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _api, _bayesian, _covariance, _em, _missing, _source, _stats
+from ._hooks import MixtureHooksMixin
 from ._threads import blas_single_thread
 from ._validation import check_sample_weight
 
@@ -35,7 +35,7 @@ _BASE_PARAMETERS = ("n_components", "tol", "reg_covar", "max_iter", "n_init",
                     "learning_decay", "learning_offset")
 
 
-class BayesianGaussianMixture(DensityMixin, BaseEstimator):
+class BayesianGaussianMixture(MixtureHooksMixin, DensityMixin, BaseEstimator):
     """Variational Bayesian Gaussian mixture (drop-in for scikit-learn's).
 
     Same parameters, attributes, methods and answers as
@@ -477,20 +477,6 @@ default='dirichlet_process'
         const = _bayesian.log_prob_constant(self._params(), self.covariance_type, n_features)
         # log_prob_constant holds -D/2 log(2 pi); scikit-learn's order of terms
         return (-0.5 * maha + const).astype(X.dtype, copy=False)
-
-    def _estimate_weighted_log_prob(self, X, xp=None):
-        return self._estimate_log_prob(X) + self._estimate_log_weights()
-
-    def _estimate_log_prob_resp(self, X, xp=None):
-        weighted_log_prob = self._estimate_weighted_log_prob(X)
-        log_prob_norm = logsumexp(weighted_log_prob, axis=1)
-        with np.errstate(under="ignore"):
-            log_resp = weighted_log_prob - log_prob_norm[:, np.newaxis]
-        return log_prob_norm, log_resp
-
-    def _e_step(self, X, xp=None):
-        log_prob_norm, log_resp = self._estimate_log_prob_resp(X)
-        return np.mean(log_prob_norm), log_resp
 
     def _compute_lower_bound(self, log_resp, log_prob_norm):
         """scikit-learn's lower bound of the current parameters."""

@@ -83,13 +83,19 @@ def online_step(X, sample_weight, params, state, *, covariance_type, reg_covar, 
         before the step (the meaning of ``lower_bound_`` in ``fit``).
     rho : float, the step size used
     """
-    # a small batch is not worth more threads (the sums agree to rounding)
-    n_threads = threads_for_work(cfg.n_threads, X.shape[0], X.shape[1], params.means.shape[0])
-    if n_threads < cfg.n_threads:
-        cfg = KernelConfig(n_threads, cfg.chunk_size, cfg.path)
+    cfg = batch_config(cfg, X, params.means.shape[0])
     with blas_single_thread():  # the M-step's small solves too
         return _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
                      learning_decay, learning_offset, missing)
+
+
+def batch_config(cfg, X, n_components):
+    """``cfg`` for one batch: a small batch is not worth more threads (the
+    sums agree to rounding)."""
+    n_threads = threads_for_work(cfg.n_threads, X.shape[0], X.shape[1], n_components)
+    if n_threads < cfg.n_threads:
+        return KernelConfig(n_threads, cfg.chunk_size, cfg.path)
+    return cfg
 
 
 def _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
@@ -99,9 +105,20 @@ def _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
     total_weight = float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
     kp = _stats.KernelParams(params, covariance_type, dtype)
     (R, S1, S2), ll = batch_statistics(X, sample_weight, kp, cfg, missing)
-    shift = kp.shift.copy()
-    batch = (R / total_weight, S1 / total_weight, S2 / total_weight)
+    new_state, rho = blend(state, (R, S1, S2), total_weight, kp.shift.copy(), cov,
+                           learning_decay, learning_offset)
+    new_params = _stats.m_step((new_state.R, new_state.S1, new_state.S2), new_state.shift,
+                               cov, reg_covar, dtype)
+    return new_params, new_state, ll / total_weight, rho
 
+
+def blend(state, stats, batch_weight, shift, cov, learning_decay, learning_offset):
+    """The running statistics after one batch: the batch's per unit weight,
+    (1 - rho) old + rho batch with the old re-centred exactly on the batch's
+    ``shift`` (rho = 1 when ``state`` is None, the stream's first step).
+    Returns (OnlineState, rho)."""
+    R, S1, S2 = stats
+    batch = (R / batch_weight, S1 / batch_weight, S2 / batch_weight)
     if state is None:
         rho = 1.0
         R, S1, S2 = batch
@@ -111,7 +128,4 @@ def _step(X, sample_weight, params, state, covariance_type, reg_covar, cfg,
         old = cov.reshift(state.R, state.S1, state.S2, state.shift, shift)
         R, S1, S2 = ((1.0 - rho) * o + rho * b for o, b in zip(old, batch))
         n_steps = state.n_steps + 1
-    S2 = cov.symmetrize(S2)
-    new_params = _stats.m_step((R, S1, S2), shift, cov, reg_covar, dtype)
-    new_state = OnlineState(covariance_type, R, S1, S2, shift, n_steps)
-    return new_params, new_state, ll / total_weight, rho
+    return OnlineState(cov.name, R, S1, cov.symmetrize(S2), shift, n_steps), rho
