@@ -36,7 +36,14 @@ import sys
 import numpy as np
 import sklearn.mixture
 from sklearn import get_config
-from sklearn.externals import array_api_compat
+
+try:  # vendored by scikit-learn >= 1.7; a separate package before
+    from sklearn.externals import array_api_compat
+except ImportError:  # pragma: no cover - depends on the installed versions
+    try:
+        import array_api_compat
+    except ImportError:  # then scikit-learn cannot dispatch to other arrays either
+        array_api_compat = None
 
 from .. import _dask
 
@@ -55,6 +62,8 @@ def _foreign_array(X):
         return False  # scikit-learn converts it with numpy, and so does gmmfast
     if isinstance(X, np.ndarray) or _dask.is_dask_array(X):
         return False
+    if array_api_compat is None:
+        return hasattr(X, "__array_namespace__")
     return bool(array_api_compat.is_array_api_obj(X))
 
 
