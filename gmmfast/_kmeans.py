@@ -446,7 +446,6 @@ def lloyd(walker, centres, offset, tol, max_iter=KMEANS_MAX_ITER):
     Returns (centres, n_iter).
     """
     dtype = walker.dtype
-    K = centres.shape[0]
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         S, W, _, _ = lloyd_pass(walker, offset, centres)
