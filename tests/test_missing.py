@@ -438,3 +438,29 @@ def test_bayesian_partial_fit_and_dask():
             da.from_array(Xn, chunks=(150, -1)))
     np.testing.assert_allclose(b.means_, a.means_, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(b.lower_bounds_, a.lower_bounds_, rtol=1e-10)
+
+
+def test_save_and_load_keep_the_policy(tmp_path):
+    from gmmfast import load
+    X, Xn = _data(seed=24)
+    gm = GaussianMixture(3, nan_policy="marginalize", random_state=0).fit(Xn)
+    gm.save(tmp_path / "m.npz")
+    back = load(tmp_path / "m.npz")
+    assert back.nan_policy == "marginalize"
+    np.testing.assert_array_equal(back.predict_proba(Xn), gm.predict_proba(Xn))
+
+
+def test_a_file_from_before_nan_policy_loads(tmp_path):
+    """Files written before nan_policy existed have no such parameter: they
+    load with the default, 'raise'."""
+    import json
+    from gmmfast import load
+    X, _ = _data(seed=25, fraction=0.0)
+    GaussianMixture(2, random_state=0).fit(X).save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as f:
+        entries = {k: f[k] for k in f.files}
+    params = json.loads(str(entries["params"]))
+    del params["nan_policy"]
+    entries["params"] = np.array(json.dumps(params))
+    np.savez(tmp_path / "old.npz", **entries)
+    assert load(tmp_path / "old.npz").nan_policy == "raise"
