@@ -174,6 +174,9 @@ def test_verbose_output_matches_sklearn(capsys):
     GaussianMixture(2, verbose=2, verbose_interval=1, random_state=0).fit(X)
     out = capsys.readouterr().out
     assert "ll change" in out and "lower bound" in out
+    # verbose=0 prints nothing (scikit-learn's default)
+    GaussianMixture(2, verbose=0, random_state=0).fit(X)
+    assert capsys.readouterr().out == ""
 
 
 def test_functional_fit_equals_estimator():

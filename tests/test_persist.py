@@ -135,6 +135,19 @@ def test_save_load_many_feature_names(tmp_path):
     _assert_same_model(gm, loaded, df)
 
 
+def test_save_load_long_feature_names(tmp_path):
+    """Names of a few hundred characters load (the bound is 4096)."""
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(5).normal(size=(40, 2))
+    df = pd.DataFrame(X, columns=["a" * 300, "b" * 1000])
+    gm = GaussianMixture(2, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(df)
+    loaded = gmmfast.load(gm.save(tmp_path / "long.npz"))
+    assert list(loaded.feature_names_in_) == list(df.columns)
+
+
 def test_save_appends_npz_and_accepts_pathlike(tmp_path):
     gm, X = _fit()
     assert gm.save(str(tmp_path / "plain")) == str(tmp_path / "plain.npz")

@@ -405,3 +405,30 @@ def test_readonly_memmap_input(tmp_path):
     b = _fit(X)
     np.testing.assert_array_equal(a.means_, b.means_)
     np.testing.assert_array_equal(a.predict(Xm), b.predict(X))
+
+
+def test_float32_weights_init_sum_is_checked_at_float32_precision():
+    """float32 weights are normalised to float32 rounding (1e-6), float64 ones
+    to 1e-8: a sum off by 5e-7 passes in float32 and fails in float64."""
+    from gmmfast._validation import check_weights
+    w32 = np.array([0.5, 0.5 + 5e-7], dtype=np.float32)
+    check_weights(w32, 2)
+    w64 = np.array([0.5, 0.5 + 5e-7])
+    with pytest.raises(ValueError, match="should be normalized"):
+        check_weights(w64, 2)
+    X = np.random.default_rng(0).normal(size=(60, 2)).astype(np.float32)
+    gm = GaussianMixture(3, weights_init=np.full(3, 1 / 3, dtype=np.float32),
+                         max_iter=0, random_state=0).fit(X)
+    np.testing.assert_allclose(gm.weights_, 1 / 3, rtol=1e-6)
+
+
+def test_full_precisions_init_gives_its_inverse():
+    """A non-diagonal precisions_init: the start's covariances_ are its
+    inverse (the triangular solve in the conversion must take the upper
+    factor, which a diagonal precision would not show)."""
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(2, 3, 3))
+    prec = A @ np.swapaxes(A, 1, 2) + 3 * np.eye(3)
+    X = rng.normal(size=(50, 3))
+    gm = GaussianMixture(2, precisions_init=prec, max_iter=0, random_state=0).fit(X)
+    np.testing.assert_allclose(gm.covariances_, np.linalg.inv(prec), rtol=1e-10)
