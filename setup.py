@@ -229,18 +229,21 @@ def _extensions():
     ext = Extension(
         "gmmfast._kernels",
         ["gmmfast/_kernels.pyx"],
-        depends=["gmmfast/_simd.h", "gmmfast/_simd_dtypes.h", "gmmfast/_simd_impl.h",
+        depends=["gmmfast/_simd.h", "gmmfast/_simd_compat.h", "gmmfast/_simd_dtypes.h",
+                 "gmmfast/_simd_impl.h",
                  "gmmfast/_simd_full.h", "gmmfast/_simd_sizes.h", "gmmfast/_simd.pxd"],
         include_dirs=[numpy.get_include(), "gmmfast"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
         + ([("CYTHON_DEBUG_BUILD", "1")] if debug else [])
         + ([("GM_PORTABLE", "1")] if portable else []),
     )
-    # the streamed k-means' Lloyd pass: plain C loops, the same flags
+    # the streamed k-means: the Lloyd pass in plain C loops, the k-means++
+    # rows vectorised (gmmfast/_kmeans_simd.h, the same ISA dispatch)
     kmeans_ext = Extension(
         "gmmfast._kmeans_kernels",
         ["gmmfast/_kmeans_kernels.pyx"],
-        include_dirs=[numpy.get_include()],
+        depends=["gmmfast/_kmeans_simd.h", "gmmfast/_simd_compat.h"],
+        include_dirs=[numpy.get_include(), "gmmfast"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
         + ([("CYTHON_DEBUG_BUILD", "1")] if debug else []),
     )

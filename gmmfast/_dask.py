@@ -538,9 +538,9 @@ def _chunk_map(x, w, start, dtype, task):
 
 
 def _chunk_chain(x, w, start, dtype, task, carry):
-    func, args, width = task
+    func, args, width, kernel = task
     with blas_single_thread():
-        return _chunk_walker(x, w, start, dtype).chain(func, args, carry, width)
+        return _chunk_walker(x, w, start, dtype).chain(func, args, carry, width, kernel)
 
 
 def _combine_in_order(combine, *parts):
@@ -587,11 +587,11 @@ class DaskBlocks:
                      for i in range(0, len(parts), SPLIT_EVERY)]
         return dask.compute(parts[0])[0]
 
-    def chain(self, func, args, carry, width=None):
+    def chain(self, func, args, carry, width=None, kernel=False):
         import dask
         from dask import delayed
 
-        node = _one_node((func, args, width), "kmeans")
+        node = _one_node((func, args, width, kernel), "kmeans")
         task = delayed(_chunk_chain, pure=True)
         for x, w, a in self._parts():
             carry = task(x, w, a, self.dtype, node, carry)

@@ -34,8 +34,10 @@ A walker offers: ``n_samples``, ``n_features``, ``dtype``, ``weighted``,
 args)`` per block, combined in block order; ``w`` None when unweighted;
 with ``kernel``, ``func(x, w, start, args, n_threads)`` on larger blocks, the
 function running its own OpenMP threads),
-``chain(func, args, carry)`` (``carry = func(x, w, start, args, carry)``,
-block after block), ``rows(indices)`` (rows of X, in the data's dtype) and
+``chain(func, args, carry, kernel=False)`` (``carry = func(x, w, start,
+args, carry)``, block after block; with ``kernel``, ``func(x, w, start,
+args, carry, n_threads)`` on larger blocks), ``store_closest`` (whether
+k-means++ may keep one value per row, indexed by ``start``), ``rows(indices)`` (rows of X, in the data's dtype) and
 ``weights(indices)``.
 """
 import warnings
@@ -58,6 +60,9 @@ MIN_BLOCK, MAX_BLOCK = 256, 16384
 # calls) and rows per OpenMP block (scikit-learn's CHUNK_SIZE)
 KERNEL_CALL_ROWS = 1 << 16
 KERNEL_CHUNK = 256
+# a chained kernel pass (k-means++'s draws): rows per call, each call's
+# buffer of one value per row
+CHAIN_CALL_ROWS = 1 << 14
 
 
 def block_rows(n_features, n_centres):
@@ -98,6 +103,10 @@ class ArrayBlocks:
         self.n_threads = max(1, int(n_threads))
         self.check = check
         self.block = block
+        # k-means++ may keep each row's closest squared distance (one value
+        # per row, 1/n_features of X) when X is in memory anyway; a memmap
+        # recomputes it instead (extra memory that does not grow with n)
+        self.store_closest = base == 0 and check is None and not isinstance(X, np.memmap)
 
     def _starts(self, block):
         return range(0, self.n_samples, block)
@@ -112,10 +121,11 @@ class ArrayBlocks:
             self.check()
         if kernel:
             # a kernel with its own OpenMP threads: calls of KERNEL_CALL_ROWS
-            # rows, one after another
+            # rows (or ``block``), one after another
             total = None
-            for a in self._starts(KERNEL_CALL_ROWS):
-                x, w = self._block(a, KERNEL_CALL_ROWS)
+            step = self.block or KERNEL_CALL_ROWS
+            for a in self._starts(step):
+                x, w = self._block(a, step)
                 part = func(x, w, self.base + a, args, self.n_threads)
                 total = part if total is None else combine(total, part)
             return total
@@ -139,9 +149,15 @@ class ArrayBlocks:
                     total = part if total is None else combine(total, part)
         return total
 
-    def chain(self, func, args, carry, width=None):
+    def chain(self, func, args, carry, width=None, kernel=False):
         if self.check is not None:
             self.check()
+        if kernel:
+            step = self.block or CHAIN_CALL_ROWS
+            for a in self._starts(step):
+                x, w = self._block(a, step)
+                carry = func(x, w, self.base + a, args, carry, self.n_threads)
+            return carry
         block = self.block or block_rows(self.n_features, width or 1)
         for a in self._starts(block):
             x, w = self._block(a, block)
@@ -198,13 +214,6 @@ def _weights_dtype(w, n, dtype):
     return np.ones(n, dtype=dtype) if w is None else w.astype(dtype)
 
 
-def _closest(x, chosen):
-    """Running minimum over the chosen centres in order (scikit-learn's
-    ``np.minimum`` sequence: the minimum is exact, so order is immaterial)."""
-    d = sq_distances(chosen, x)
-    return d.min(axis=0)
-
-
 # ---------------------------------------------------------------------------
 # k-means++ seeding (scikit-learn's _kmeans_plusplus, streamed)
 # ---------------------------------------------------------------------------
@@ -252,37 +261,74 @@ def _weight_sum(x, w, a, dtype):
     return (float(np.sum(w.astype(dtype), dtype=np.float64)),)
 
 
-def _pots(x, w, a, args):
-    # per candidate: sum_i w_i min(closest_i, d(x_i, cand_j))
-    offset, chosen, candidates = args
-    xc = _centred(x, offset)
-    if chosen is None:
-        d = sq_distances(candidates, xc)
-    else:
-        # one gemm for the chosen centres and the candidates together
-        both = sq_distances(np.concatenate([chosen, candidates]), xc)
-        d = both[chosen.shape[0]:]
-        np.minimum(both[:chosen.shape[0]].min(axis=0), d, out=d)
-    wd = _weights_dtype(w, x.shape[0], x.dtype)
-    return (d.astype(np.float64, copy=False) @ wd.astype(np.float64, copy=False),)
+@dataclass
+class _Seeding:
+    """One k-means++ pass's arguments (gmmfast/_kmeans_kernels.pyx,
+    ``seed_pass``): centres C upcast to float64 with their squared norms,
+    the first ``n_chosen`` of them chosen centres, the rest candidates;
+    ``closest`` the stored running minimum (n_samples,) or None."""
+
+    offset: np.ndarray
+    C: np.ndarray
+    n_chosen: int
+    closest: object
+    first: bool = False
+
+    @classmethod
+    def of(cls, offset, centres, n_chosen, closest, first=False):
+        C = np.ascontiguousarray(centres, dtype=np.float64).reshape(-1, offset.shape[0])
+        return cls(offset, C, n_chosen, closest, first)
+
+    def run(self, x, w, start, vals, n_threads):
+        """The kernel on one block: its candidates' potentials (float64)."""
+        M, D = self.C.shape
+        n_cand = M - self.n_chosen
+        pots = _stats.thread_slabs(n_threads, max(1, n_cand))
+        scratch = np.empty((n_threads, _kmeans_kernels.seed_scratch(KERNEL_CHUNK, D)))
+        closest = None if self.closest is None else self.closest[start:start + x.shape[0]]
+        _kmeans_kernels.seed_pass(
+            np.ascontiguousarray(x), w, self.offset, self.C, row_norms_sq(self.C),
+            self.n_chosen, closest, self.first, vals, pots, scratch, KERNEL_CHUNK,
+            n_threads)
+        return pots[:, :n_cand].sum(axis=0)
 
 
-def _d2_search(x, w, a, args, carry):
-    # candidate ids: np.searchsorted(np.cumsum(w * closest), rand_vals),
-    # the cumsum in the data's dtype carried over blocks
-    offset, chosen, rand_vals = args
-    running, found = carry
-    if np.all(found >= 0):
-        return carry
-    xc = _centred(x, offset)
-    prod = _weights_dtype(w, x.shape[0], x.dtype) * _closest(xc, chosen)
-    prod[0] = prod.dtype.type(running) + prod[0]
-    cs = np.cumsum(prod)
-    found = found.copy()
-    todo = (found < 0) & (rand_vals <= cs[-1])
-    if np.any(todo):
-        found[todo] = a + np.searchsorted(cs, rand_vals[todo])
-    return cs[-1], found
+def _pots_block(x, w, start, seeding, n_threads=1):
+    # per candidate: sum_i w_i min(closest_i, d(x_i, cand))
+    return (seeding.run(x, w, start, None, n_threads),)
+
+
+def _scan_block(x, w, start, args, carry, n_threads=1):
+    # w * closest (lowering closest first), summed (targets None: the
+    # potential) or searched: the candidate ids np.searchsorted(np.cumsum(
+    # w * closest), targets), the cumsum in the data's dtype carried over
+    # blocks
+    seeding, targets = args
+    running, j, found = carry
+    if seeding.closest is None and targets is not None and j == targets.shape[0]:
+        return carry  # nothing to update, nothing left to find
+    vals = np.empty(x.shape[0], dtype=x.dtype)
+    seeding.run(x, w, start, vals, n_threads)
+    if targets is None:
+        return running + float(np.sum(vals, dtype=np.float64)), j, found
+    if j < targets.shape[0]:
+        running, j = _kmeans_kernels.seed_scan(vals, running, targets, j, found, start)
+    return running, j, found
+
+
+def _draw(walker, seeding, rand_vals):
+    """Candidate ids for ``rand_vals``: scikit-learn's searchsorted over the
+    cumulative weighted D^2, values beyond the total (rounding) clipped to
+    the last row."""
+    order = np.argsort(rand_vals, kind="stable")
+    targets = np.ascontiguousarray(rand_vals[order], dtype=np.float64)
+    found = np.full(targets.shape[0], walker.n_samples - 1, dtype=np.int64)
+    # the carry's array, not ``found`` itself: a chain on a cluster copies it
+    _, _, found = walker.chain(_scan_block, (seeding, targets), (0.0, 0, found),
+                               kernel=True)
+    ids = np.empty_like(found)
+    ids[order] = found
+    return ids
 
 
 def kmeans_plusplus(walker, n_clusters, random_state, offset=None, n_local_trials=None):
@@ -292,31 +338,53 @@ def kmeans_plusplus(walker, n_clusters, random_state, offset=None, n_local_trial
         (KMeans seeds the data centred on its mean), or None.
     Returns (centres (n_clusters, n_features) in the data's dtype, in the
     offset coordinates; indices int64 (n_clusters,)).
+
+    Each row's closest squared distance is kept (one value per row) when
+    the walker allows it, else recomputed from the centres chosen so far
+    in every pass (the minimum of exactly the numbers scikit-learn's running
+    ``np.minimum`` keeps). A step is then two passes: the candidates' draw
+    (the cumulative sum walked block after block, lowering the stored
+    minimum by the previous step's centre on the way) and their potentials.
+    BLAS is held to one thread here (the kernel calls it inside OpenMP
+    threads).
     """
     dtype = walker.dtype
-    n_samples = walker.n_samples
+    if offset is None:
+        offset = np.zeros(walker.n_features, dtype=dtype)
+    offset = np.ascontiguousarray(offset, dtype=dtype)
     if n_local_trials is None:
         n_local_trials = 2 + int(np.log(n_clusters))
-    width = n_clusters + n_local_trials
-    indices = np.full(n_clusters, -1, dtype=np.int64)
-    indices[0] = _first_centre(walker, random_state)
-    centres = _centred(walker.rows(indices[:1]), offset)
-    pot = walker.map_reduce(_pots, (offset, None, centres), width=width)[0][0]
-    current_pot = np.asarray(pot, dtype=dtype)  # scikit-learn's dot is in dtype
-    for c in range(1, n_clusters):
-        rand_vals = random_state.uniform(size=n_local_trials) * current_pot
-        _, candidate_ids = walker.chain(
-            _d2_search, (offset, centres, rand_vals),
-            (0.0, np.full(n_local_trials, -1, dtype=np.int64)), width=width)
-        # numerical imprecision can leave a value beyond the total: the last row
-        candidate_ids = np.where(candidate_ids < 0, n_samples - 1, candidate_ids)
-        candidates = _centred(walker.rows(candidate_ids), offset)
-        pots = walker.map_reduce(_pots, (offset, centres, candidates), width=width)[0]
-        pots = np.asarray(pots, dtype=dtype)
-        best = int(np.argmin(pots))
-        current_pot = pots[best]
-        indices[c] = candidate_ids[best]
-        centres = np.concatenate([centres, candidates[best:best + 1]])
+    with blas_single_thread():
+        indices = np.full(n_clusters, -1, dtype=np.int64)
+        indices[0] = _first_centre(walker, random_state)
+        centres = walker.rows(indices[:1]) - offset
+        closest = (np.empty(walker.n_samples, dtype=dtype)
+                   if getattr(walker, "store_closest", False) else None)
+        first = _Seeding.of(offset, centres, 1, closest, first=True)
+        pot, _, _ = walker.chain(_scan_block, (first, None), (0.0, 0, None), kernel=True)
+        current_pot = np.asarray(pot, dtype=dtype)  # scikit-learn's dot is in dtype
+        best = None
+        for c in range(1, n_clusters):
+            rand_vals = random_state.uniform(size=n_local_trials) * current_pot
+            if closest is None:
+                scan = _Seeding.of(offset, centres, c, None)
+            else:  # lower the stored minimum by the previous best on the way
+                scan = _Seeding.of(offset, np.empty((0,)) if best is None else best,
+                                   0 if best is None else 1, closest)
+            candidate_ids = _draw(walker, scan, rand_vals)
+            candidates = walker.rows(candidate_ids) - offset
+            if closest is None:
+                both = np.concatenate([centres, candidates])
+                seeding = _Seeding.of(offset, both, c, None)
+            else:
+                seeding = _Seeding.of(offset, candidates, 0, closest)
+            pots = walker.map_reduce(_pots_block, seeding, kernel=True)[0]
+            pots = np.asarray(pots, dtype=dtype)
+            j = int(np.argmin(pots))
+            current_pot = pots[j]
+            indices[c] = candidate_ids[j]
+            best = candidates[j:j + 1]
+            centres = np.concatenate([centres, best])
     return np.ascontiguousarray(centres, dtype=dtype), indices
 
 
@@ -464,12 +532,14 @@ def lloyd(walker, centres, offset, tol, max_iter=KMEANS_MAX_ITER):
 # The whole k-means, and its final pass
 # ---------------------------------------------------------------------------
 
-def _moments_block(x, w, a, center):
-    # (sum w, sum w (x - c), sum w (x - c)^2), float64
-    xc = x.astype(np.float64) - center
-    if w is None:
-        return float(x.shape[0]), xc.sum(axis=0), (xc * xc).sum(axis=0)
-    return float(w.sum()), w @ xc, w @ (xc * xc)
+def _moments_block(x, w, a, center, n_threads=1):
+    # (sum w, sum w (x - c), sum w (x - c)^2), float64, by the kernel
+    D = x.shape[1]
+    out = _stats.thread_slabs(n_threads, 1 + 2 * D)
+    _kmeans_kernels.moments_pass(np.ascontiguousarray(x), w, center, out,
+                                 KERNEL_CHUNK, n_threads)
+    total = out[:, :1 + 2 * D].sum(axis=0)
+    return float(total[0]), total[1:1 + D], total[1 + D:]
 
 
 def mean_and_variance(walker):
@@ -477,9 +547,9 @@ def mean_and_variance(walker):
     streamed passes: the mean, then the squares about it (never raw
     moments). Unweighted: ``np.var(X, axis=0)``'s definition."""
     zero = np.zeros(walker.n_features)
-    weight, s1, _ = walker.map_reduce(_moments_block, zero)
+    weight, s1, _ = walker.map_reduce(_moments_block, zero, kernel=True)
     mean = s1 / weight
-    weight, s1, s2 = walker.map_reduce(_moments_block, mean)
+    weight, s1, s2 = walker.map_reduce(_moments_block, mean, kernel=True)
     # the residual first moment about the computed mean corrects its rounding
     return mean + s1 / weight, s2 / weight - (s1 / weight) ** 2
 

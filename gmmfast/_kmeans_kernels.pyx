@@ -122,3 +122,155 @@ def lloyd_pass(
             _rows(&X[0, 0], sw, &offset[0], &centres[0, 0], &norms[0], a, b, D, K,
                   &scratch[tid, 0], &scratch[tid, chunk_size * D], &S[tid, 0], &W[tid, 0],
                   &extra[tid, 0], &extra[tid, 1], want_inertia)
+
+
+# ---------------------------------------------------------------------------
+# k-means++ seeding passes (gmmfast/_kmeans.py, ``kmeans_plusplus``)
+# ---------------------------------------------------------------------------
+#
+# The rows of a pass are gmmfast/_kmeans_simd.h (vectorised, one build per
+# instruction set); this file spreads chunks of rows over OpenMP threads.
+
+cdef extern from "_kmeans_simd.h" nogil:
+    long long km_seed_scratch(long long nb, long long D)
+    void km_seed_rows_d(const double* X, const double* sw, const double* offset,
+                        const double* C, const double* cc, long long M,
+                        long long n_chosen, double* closest, int first,
+                        double* vals, double* pots, long long nb, long long D,
+                        double* buf)
+    void km_seed_rows_f(const float* X, const double* sw, const float* offset,
+                        const double* C, const double* cc, long long M,
+                        long long n_chosen, float* closest, int first,
+                        float* vals, double* pots, long long nb, long long D,
+                        double* buf)
+
+
+cdef inline void _seed_rows(
+    const floating* X, const double* sw, const floating* offset,
+    const double* C, const double* cc, isize M, isize n_chosen,
+    floating* closest, bint first, floating* vals, double* pots,
+    isize a, isize b, isize D, double* buf,
+) noexcept nogil:
+    cdef isize nb = b - a
+    if floating is double:
+        km_seed_rows_d(X + a * D, NULL if sw == NULL else sw + a, offset, C, cc, M,
+                       n_chosen, NULL if closest == NULL else closest + a, first,
+                       vals, pots, nb, D, buf)
+    else:
+        km_seed_rows_f(X + a * D, NULL if sw == NULL else sw + a, offset, C, cc, M,
+                       n_chosen, NULL if closest == NULL else closest + a, first,
+                       vals, pots, nb, D, buf)
+
+
+def seed_scratch(isize chunk_size, isize n_features):
+    """Doubles of scratch per thread for ``seed_pass``."""
+    return km_seed_scratch(chunk_size, n_features)
+
+
+def seed_pass(
+    const floating[:, ::1] X,            # IN (nb, n_features): a block of rows
+    const double[::1] sample_weight,     # IN (nb,) or None
+    const floating[::1] offset,          # IN (n_features,)
+    const double[:, ::1] C,              # IN (M, n_features), offset coordinates, upcast
+    const double[::1] cc,                # IN (M,) ||c||^2 in float64
+    isize n_chosen,                      # the first n_chosen rows of C are chosen centres
+    floating[::1] closest,               # IN/OUT (nb,) the running minimum, or None
+    bint first,                          # closest := min over the chosen only
+    floating[::1] vals,                  # OUT (nb,) w * closest, or None
+    double[:, ::1] pots,                 # OUT += (n_threads, M - n_chosen)
+    double[:, ::1] scratch,              # (n_threads, seed_scratch(chunk_size, n_features))
+    isize chunk_size,
+    int n_threads,
+):
+    """One seeding pass over a block: lower ``closest`` by the chosen
+    centres (or compute it from them when ``closest`` is None), write
+    ``vals`` = w * closest, add the candidates' potentials into ``pots``.
+    BLAS must be held to one thread by the caller."""
+    cdef isize n = X.shape[0], D = X.shape[1], M = C.shape[0]
+    if n == 0:
+        return
+    cdef isize n_chunks = (n + chunk_size - 1) // chunk_size
+    cdef isize c, a, b
+    cdef int tid
+    cdef const double* sw = NULL
+    cdef floating* cl = NULL
+    cdef floating* vp = NULL
+    cdef const double* Cp = NULL
+    cdef const double* ccp = NULL
+    if sample_weight is not None:
+        sw = &sample_weight[0]
+    if closest is not None:
+        cl = &closest[0]
+    if vals is not None:
+        vp = &vals[0]
+    if M > 0:
+        Cp = &C[0, 0]
+        ccp = &cc[0]
+    n_threads = <int>min(<isize>n_threads, n_chunks)
+    with nogil, parallel(num_threads=n_threads):
+        tid = threadid()
+        for c in prange(n_chunks, schedule='static'):
+            a = c * chunk_size
+            b = min(a + chunk_size, n)
+            _seed_rows(&X[0, 0], sw, &offset[0], Cp, ccp, M, n_chosen, cl, first,
+                       NULL if vp == NULL else vp + a, &pots[tid, 0], a, b, D,
+                       &scratch[tid, 0])
+
+
+def seed_scan(const floating[::1] vals, double carry, const double[::1] targets,
+              isize j, long long[::1] found, isize base):
+    """np.searchsorted(np.cumsum(vals), targets) continued from a previous
+    block: the cumulative sum runs in the data's dtype from ``carry`` (the
+    previous blocks' total, so the sum is numpy's sequential cumsum over the
+    whole array), ``targets`` sorted ascending, ``targets[:j]`` already
+    found. found[t] := base + the first i with cumsum_i >= targets[t].
+    Returns (the running total, the new j)."""
+    cdef isize i, n = vals.shape[0], nt = targets.shape[0]
+    cdef floating cs = <floating>carry
+    with nogil:
+        for i in range(n):
+            cs = cs + vals[i]
+            while j < nt and <double>cs >= targets[j]:
+                found[j] = base + i
+                j += 1
+    return <double>cs, j
+
+
+# ---------------------------------------------------------------------------
+# Weighted moments about a centre (k-means' mean and tolerance variance)
+# ---------------------------------------------------------------------------
+
+def moments_pass(
+    const floating[:, ::1] X,            # IN (nb, n_features)
+    const double[::1] sample_weight,     # IN (nb,) or None
+    const double[::1] center,            # IN (n_features,)
+    double[:, ::1] out,                  # OUT += (n_threads, 1 + 2 n_features)
+    isize chunk_size,
+    int n_threads,
+):
+    """Per-thread float64 sums of w, w (x - c) and w (x - c)^2."""
+    cdef isize n = X.shape[0], D = X.shape[1]
+    if n == 0:
+        return
+    cdef isize n_chunks = (n + chunk_size - 1) // chunk_size
+    cdef isize c, a, b, i, d
+    cdef int tid
+    cdef double wi, v
+    cdef double* o
+    cdef const double* sw = NULL
+    if sample_weight is not None:
+        sw = &sample_weight[0]
+    n_threads = <int>min(<isize>n_threads, n_chunks)
+    with nogil, parallel(num_threads=n_threads):
+        tid = threadid()
+        for c in prange(n_chunks, schedule='static'):
+            a = c * chunk_size
+            b = min(a + chunk_size, n)
+            o = &out[tid, 0]
+            for i in range(a, b):
+                wi = 1.0 if sw == NULL else sw[i]
+                o[0] += wi
+                for d in range(D):
+                    v = <double>X[i, d] - center[d]
+                    o[1 + d] += wi * v
+                    o[1 + D + d] += wi * v * v

@@ -44,8 +44,12 @@ def _centre_tol(X):
     return 2 * (X.shape[0] - 1) * (u + U64) * float(np.abs(X).max())
 
 
-def _walker(X, sample_weight=None, n_threads=1, block=None):
-    return _kmeans.ArrayBlocks(X, sample_weight, n_threads, block=block)
+def _walker(X, sample_weight=None, n_threads=1, block=None, store=True):
+    walker = _kmeans.ArrayBlocks(X, sample_weight, n_threads, block=block)
+    # k-means++ keeps each row's closest distance for in-memory data; a
+    # memmap (or Dask) recomputes it from the chosen centres
+    walker.store_closest = store
+    return walker
 
 
 SHAPES = [(2000, 2, 3), (3000, 16, 8), (1500, 5, 20), (700, 1, 2)]
@@ -54,23 +58,27 @@ SHAPES = [(2000, 2, 3), (3000, 16, 8), (1500, 5, 20), (700, 1, 2)]
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_samples,n_features,n_clusters", SHAPES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_kmeans_plusplus_same_seeds(n_samples, n_features, n_clusters, seed, dtype):
+@pytest.mark.parametrize("store,n_threads", [(True, 1), (False, 1), (True, 2), (False, 2)])
+def test_kmeans_plusplus_same_seeds(n_samples, n_features, n_clusters, seed, dtype,
+                                    store, n_threads):
     X = _data(n_samples, n_features, n_clusters, seed, dtype)
     sk_centres, sk_idx = kmeans_plusplus(X, n_clusters, random_state=seed)
     # blocks of 97 rows: the cumulative sums cross many block boundaries
-    centres, idx = _kmeans.kmeans_plusplus(_walker(X, block=97), n_clusters,
-                                           np.random.RandomState(seed))
+    walker = _walker(X, block=97, store=store, n_threads=n_threads)
+    centres, idx = _kmeans.kmeans_plusplus(walker, n_clusters, np.random.RandomState(seed))
     np.testing.assert_array_equal(idx, sk_idx)
     np.testing.assert_array_equal(centres, sk_centres)
 
 
 @pytest.mark.parametrize("seed", [0, 3])
-def test_kmeans_plusplus_weighted_same_seeds(seed):
-    X = _data(2500, 4, 6, seed, np.float64)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("store", [True, False])
+def test_kmeans_plusplus_weighted_same_seeds(seed, dtype, store):
+    X = _data(2500, 4, 6, seed, dtype)
     w = np.random.default_rng(seed).uniform(0.0, 3.0, X.shape[0])
     w[::7] = 0.0  # zero-weight rows are never drawn
     sk_centres, sk_idx = kmeans_plusplus(X, 6, random_state=seed, sample_weight=w)
-    centres, idx = _kmeans.kmeans_plusplus(_walker(X, w, block=211), 6,
+    centres, idx = _kmeans.kmeans_plusplus(_walker(X, w, block=211, store=store), 6,
                                            np.random.RandomState(seed))
     np.testing.assert_array_equal(idx, sk_idx)
     assert np.all(w[idx] > 0)

@@ -1,0 +1,155 @@
+/*
+ * gmmfast/_kmeans_simd.h — the rows of a k-means++ seeding pass
+ * (gmmfast/_kmeans_kernels.pyx, ``seed_pass``), vectorised over rows.
+ *
+ * scikit-learn's seeding forms every squared distance as
+ *
+ *     d = max((-2 c.xc + ||c||^2) + ||xc||^2, 0)
+ *
+ * in float64 (float32 data upcast, the result rounded to float32 before the
+ * clip: its _euclidean_distances_upcast), keeps each row's running minimum
+ * ``closest`` in the data's dtype, and sums w * closest (w in the data's
+ * dtype). km_seed_rows_{d,f} compute exactly those numbers for a chunk of
+ * rows; each dot product sums over the features in order (the order of a
+ * BLAS dot aside, scikit-learn's numbers to rounding).
+ *
+ * The centres C (M, D), float64, are split in two: the first n_chosen are
+ * centres already chosen (they lower each row's closest), the rest are
+ * candidates (their potentials sum_i w_i min(closest_i, d(x_i, cand)) are
+ * added to pots).
+ *
+ * Layout as the EM kernel's (gmmfast/_simd.h): the chunk transposed to
+ * structure-of-arrays, xt[j * nb + i], so that every loop runs over rows in
+ * SIMD lanes; compiled once per instruction set and picked at load time by
+ * the dispatch of gmmfast/_simd_compat.h.
+ */
+#ifndef GMMFAST_KMEANS_SIMD_H
+#define GMMFAST_KMEANS_SIMD_H
+
+#include "_simd_compat.h"
+
+/* doubles of scratch per chunk of nb rows */
+static int64_t km_seed_scratch(int64_t nb, int64_t D) { return nb * (D + 4); }
+
+#define KM_CAT3(a, b, c) a##b##c
+#define KM_XCAT3(a, b, c) KM_CAT3(a, b, c)
+
+#define KM_BODY                                                                 \
+{                                                                               \
+    double* xt = buf;                                                           \
+    double* xx = xt + D * nb;                                                   \
+    double* cur = xx + nb;                                                      \
+    double* dot = cur + nb;                                                     \
+    double* wv = dot + nb;                                                      \
+    const double big = KM_BIG;                                                  \
+    for (int64_t i = 0; i < nb; i++) {                                          \
+        wv[i] = (double)(KM_REAL)(sw ? sw[i] : 1.0);                            \
+        cur[i] = (closest && !first) ? (double)closest[i] : big;                \
+    }                                                                           \
+    if (M > 0) {                                                                \
+        for (int64_t i = 0; i < nb; i++)                                        \
+            for (int64_t j = 0; j < D; j++)                                     \
+                xt[j * nb + i] = (double)(X[i * D + j] - offset[j]);            \
+        for (int64_t i = 0; i < nb; i++) xx[i] = 0;                             \
+        for (int64_t j = 0; j < D; j++) {                                       \
+            const double* xj = xt + j * nb;                                     \
+            _Pragma("omp simd")                                                 \
+            for (int64_t i = 0; i < nb; i++) xx[i] += xj[i] * xj[i];            \
+        }                                                                       \
+    }                                                                           \
+    for (int64_t k = 0; k < M; k++) {                                           \
+        for (int64_t i = 0; i < nb; i++) dot[i] = 0;                            \
+        for (int64_t j = 0; j < D; j++) {                                       \
+            const double* xj = xt + j * nb;                                     \
+            const double ck = C[k * D + j];                                     \
+            _Pragma("omp simd")                                                 \
+            for (int64_t i = 0; i < nb; i++) dot[i] += xj[i] * ck;              \
+        }                                                                       \
+        const double ccv = cc[k];                                               \
+        if (k < n_chosen) {                                                     \
+            _Pragma("omp simd")                                                 \
+            for (int64_t i = 0; i < nb; i++) {                                  \
+                KM_REAL dist = (KM_REAL)((-2.0 * dot[i] + ccv) + xx[i]);        \
+                dist = dist > 0 ? dist : (KM_REAL)0;                            \
+                cur[i] = (double)dist < cur[i] ? (double)dist : cur[i];         \
+            }                                                                   \
+        } else {                                                                \
+            double s = 0;                                                       \
+            _Pragma("omp simd reduction(+:s)")                                  \
+            for (int64_t i = 0; i < nb; i++) {                                  \
+                KM_REAL dist = (KM_REAL)((-2.0 * dot[i] + ccv) + xx[i]);        \
+                dist = dist > 0 ? dist : (KM_REAL)0;                            \
+                double m = (double)dist < cur[i] ? (double)dist : cur[i];       \
+                s += m * wv[i];                                                 \
+            }                                                                   \
+            pots[k - n_chosen] += s;                                            \
+        }                                                                       \
+    }                                                                           \
+    if (closest && n_chosen > 0)                                                \
+        for (int64_t i = 0; i < nb; i++) closest[i] = (KM_REAL)cur[i];          \
+    if (vals)                                                                   \
+        for (int64_t i = 0; i < nb; i++)                                        \
+            vals[i] = (KM_REAL)wv[i] * (KM_REAL)cur[i];                         \
+}
+
+/* One definition per dtype (and per ISA suffix SFX when picked through
+ * function pointers): X, closest and vals point at the chunk's first row. */
+#define KM_DEFINE(NAME, ATTR)                                                   \
+ATTR static void NAME(const KM_REAL* X, const double* sw, const KM_REAL* offset,\
+                      const double* C, const double* cc, int64_t M,             \
+                      int64_t n_chosen, KM_REAL* closest, int first,            \
+                      KM_REAL* vals, double* pots, int64_t nb, int64_t D,       \
+                      double* buf)                                              \
+KM_BODY
+
+/* float64 */
+#define KM_REAL double
+#define KM_BIG 1e300
+#if GM_ISA_FNPTR
+GM_TARGET_PUSH("avx512f")
+KM_DEFINE(km_seed_rows_d_avx512f, )
+GM_TARGET_POP
+GM_TARGET_PUSH("avx2")
+KM_DEFINE(km_seed_rows_d_avx2, )
+GM_TARGET_POP
+KM_DEFINE(km_seed_rows_d_base, )
+#else
+KM_DEFINE(km_seed_rows_d, GM_CLONES)
+#endif
+#undef KM_REAL
+#undef KM_BIG
+
+/* float32 */
+#define KM_REAL float
+#define KM_BIG 3e38
+#if GM_ISA_FNPTR
+GM_TARGET_PUSH("avx512f")
+KM_DEFINE(km_seed_rows_f_avx512f, )
+GM_TARGET_POP
+GM_TARGET_PUSH("avx2")
+KM_DEFINE(km_seed_rows_f_avx2, )
+GM_TARGET_POP
+KM_DEFINE(km_seed_rows_f_base, )
+#else
+KM_DEFINE(km_seed_rows_f, GM_CLONES)
+#endif
+#undef KM_REAL
+#undef KM_BIG
+
+#if GM_ISA_FNPTR
+/* 2: AVX-512F, 1: AVX2, 0: baseline; checked once */
+static int km_isa_level(void)
+{
+    static volatile int level = -1;
+    if (level < 0) {
+        __builtin_cpu_init();
+        level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return level;
+}
+#define KM_PICK(f) (km_isa_level() == 2 ? f##_avx512f : km_isa_level() == 1 ? f##_avx2 : f##_base)
+#define km_seed_rows_d KM_PICK(km_seed_rows_d)
+#define km_seed_rows_f KM_PICK(km_seed_rows_f)
+#endif
+
+#endif /* GMMFAST_KMEANS_SIMD_H */

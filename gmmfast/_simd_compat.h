@@ -1,0 +1,114 @@
+/*
+ * gmmfast/_simd_compat.h — every per-compiler spelling of the vectorised
+ * kernels (gmmfast/_simd.h, the EM block kernel; gmmfast/_kmeans_simd.h,
+ * the k-means++ seeding rows): forced inlining, pragmas, the runtime ISA
+ * dispatch (target_clones, or __builtin_cpu_supports through function
+ * pointers), the vector shuffles. Standard C headers first.
+ */
+#ifndef GMMFAST_SIMD_COMPAT_H
+#define GMMFAST_SIMD_COMPAT_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- compat: every per-compiler spelling lives here ------------------- */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GM_GNUC_LIKE 1 /* GCC, clang, Apple clang, icx: GNU C extensions */
+#else
+#define GM_GNUC_LIKE 0 /* MSVC and others: standard C only */
+#endif
+
+/* GM_PORTABLE (setup.py: GMMFAST_PORTABLE=1) selects the plain-C path;
+ * compilers without GCC vector extensions get it whatever was asked. */
+#if !GM_GNUC_LIKE && !defined(GM_PORTABLE)
+#define GM_PORTABLE 1
+#endif
+#ifdef GM_PORTABLE
+#define GM_PORTABLE_BUILD 1
+#else
+#define GM_PORTABLE_BUILD 0
+#endif
+
+/* Forced inlining. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define GM_INLINE static __forceinline
+#elif GM_GNUC_LIKE
+#define GM_INLINE static inline __attribute__((always_inline))
+#else
+#define GM_INLINE static inline
+#endif
+
+/* Unroll an inner loop of constant trip count n (so that the loop around it
+ * vectorises). clang: full unrolling, which runs before its vectoriser
+ * (unroll_count(n) runs after it, and the outer loop stayed scalar). */
+#define GM_PRAGMA(x) _Pragma(#x)
+#if defined(__clang__)
+#define GM_UNROLL(n) GM_PRAGMA(clang loop unroll(full))
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define GM_UNROLL(n) GM_PRAGMA(GCC unroll n)
+#else
+#define GM_UNROLL(n)
+#endif
+
+/* Runtime ISA dispatch: target_clones needs ifunc (ELF, glibc's loader).
+ * GCC >= 6 and clang >= 14 have it on x86-64; __GLIBC__ comes from
+ * <math.h> above. The portable path is compiled once (as MSVC would). */
+#if defined(__clang__)
+#define GM_CLONES_COMPILER (__clang_major__ >= 14)
+#elif defined(__GNUC__)
+#define GM_CLONES_COMPILER (__GNUC__ >= 6)
+#else
+#define GM_CLONES_COMPILER 0
+#endif
+#if GM_CLONES_COMPILER && defined(__x86_64__) && defined(__linux__) && \
+    defined(__GLIBC__) && !defined(GMMFAST_NO_CLONES) && !defined(GM_PORTABLE) && \
+    !(defined(GM_ISA_FNPTR) && GM_ISA_FNPTR)
+#define GM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define GM_CLONES_BUILD 1
+#else
+#define GM_CLONES
+#define GM_CLONES_BUILD 0
+#endif
+
+/* Elsewhere on x86-64 with GCC or clang (macOS, musl, clang < 14; or
+ * -DGM_ISA_FNPTR=1 to test it): the kernels compiled once per instruction
+ * set under target pragmas, the entry points' names standing for a choice
+ * by __builtin_cpu_supports (GM_PICK below). */
+#ifndef GM_ISA_FNPTR
+#if !GM_CLONES_BUILD && GM_GNUC_LIKE && defined(__x86_64__) && \
+    !defined(GMMFAST_NO_CLONES) && !defined(GM_PORTABLE)
+#define GM_ISA_FNPTR 1
+#else
+#define GM_ISA_FNPTR 0
+#endif
+#endif
+#if defined(__clang__)
+#define GM_TARGET_PUSH(t) \
+    GM_PRAGMA(clang attribute push(__attribute__((target(t))), apply_to = function))
+#define GM_TARGET_POP GM_PRAGMA(clang attribute pop)
+#elif defined(__GNUC__)
+#define GM_TARGET_PUSH(t) GM_PRAGMA(GCC push_options) GM_PRAGMA(GCC target(t))
+#define GM_TARGET_POP GM_PRAGMA(GCC pop_options)
+#endif
+#if GM_CLONES_BUILD
+#define GM_ISA_DISPATCH "target_clones"
+#elif GM_ISA_FNPTR
+#define GM_ISA_DISPATCH "cpu_supports"
+#else
+#define GM_ISA_DISPATCH ""
+#endif
+
+/* Two-input vector shuffle with constant lane indices (the vector path
+ * only): clang spells it __builtin_shufflevector with the indices as
+ * arguments, GCC __builtin_shuffle with an index vector of type IV. */
+#if defined(__clang__)
+#define GM_SHUFFLE(IV, a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#elif defined(__GNUC__)
+#define GM_SHUFFLE(IV, a, b, ...) __builtin_shuffle(a, b, (IV){__VA_ARGS__})
+#endif
+
+/* ---- end of compat ------------------------------------------------------ */
+
+#endif /* GMMFAST_SIMD_COMPAT_H */
