@@ -1,6 +1,6 @@
 """Streamed k-means: scikit-learn's k-means++ seeding and Lloyd iterations
-over the blocks of any data source, in memory that does not grow with
-n_samples.
+over the blocks of any data source, in extra memory that does not grow with
+n_samples (beyond one value per row when X is in memory anyway).
 
 Layer: beside gmmfast/_stats.py (it uses the statistics kernels for the
 one-hot start of a mixture); the initialisers (gmmfast/_init.py) call it, the
@@ -9,21 +9,25 @@ data sources (gmmfast/_data.py, gmmfast/_dask.py) provide its block walkers.
 The result equals scikit-learn's ``KMeans(n_clusters=K, n_init=1,
 random_state=...)`` and ``kmeans_plusplus`` to rounding: the same random
 draws in the same order, the same distance formulas, the same tie-breaking,
-the same stopping rule. What it never builds is an n_samples-sized array:
+the same stopping rule. What it never builds is an n_samples-sized array
+beyond one value per row for in-memory data:
 
-- k-means++ keeps no closest-distance array; each pass recomputes every
-  row's squared distance to the centres chosen so far (the minimum of
-  exactly the numbers scikit-learn's running ``np.minimum`` keeps), and the
-  inverse-CDF draw walks the cumulative weighted D^2 block after block,
-  carrying the running sum (``np.cumsum`` is sequential, so a block's cumsum
-  started from the carry is bitwise the whole array's);
+- k-means++ keeps each row's closest squared distance (in the data's dtype,
+  as scikit-learn does) when X is in memory anyway; for a memmap or a Dask
+  array it keeps none, and each pass recomputes every row's squared
+  distance to the centres chosen so far (the minimum of exactly the numbers
+  scikit-learn's running ``np.minimum`` keeps). The inverse-CDF draw walks
+  the cumulative weighted D^2 block after block, carrying the running sum
+  (``np.cumsum`` is sequential, so a block's cumsum started from the carry
+  is bitwise the whole array's);
 - Lloyd keeps no labels (see ``lloyd``): a pass returns per-cluster weighted
   sums and weights, and the final labels are the argmin to the final centres,
   computed again block by block where they are used.
 
 A Lloyd pass is one fused kernel (gmmfast/_kmeans_kernels.pyx: distances in
 scikit-learn's ``||c||^2 - 2 x.c`` form, argmin, per-thread sums, one read
-of X, OpenMP threads, GIL released). The k-means++ passes, the rare
+of X, OpenMP threads, GIL released); so is a k-means++ pass (the rows in
+gmmfast/_kmeans_simd.h, vectorised) and the mean and variance. The rare
 relocation pass and the labels of the final statistics are numpy on row
 blocks (BLAS gemm for the distances, exactly scikit-learn's formulas); those
 blocks run on ``n_threads`` Python threads (numpy releases the GIL) and are
@@ -180,29 +184,6 @@ class ArrayBlocks:
 def row_norms_sq(X):
     """scikit-learn's ``row_norms(X, squared=True)`` (einsum, X's dtype)."""
     return np.einsum("ij,ij->i", X, X)
-
-
-def sq_distances(C, x):
-    """scikit-learn's ``_euclidean_distances(C, x, squared=True)`` with x's
-    own squared norms: (n_centres, n_rows) in the data's dtype.
-
-    float64: -2 C.x^T + ||c||^2 + ||x||^2; float32: the same in float64 on
-    upcast copies, rounded to float32 (scikit-learn's ``_upcast``); then
-    clipped at 0.
-    """
-    if x.dtype == np.float32:
-        C64 = C.astype(np.float64)
-        x64 = x.astype(np.float64)
-        d = -2 * (C64 @ x64.T)
-        d += row_norms_sq(C64)[:, None]
-        d += row_norms_sq(x64)[None, :]
-        d = d.astype(np.float32)
-    else:
-        d = -2 * (C @ x.T)
-        d += row_norms_sq(C)[:, None]
-        d += row_norms_sq(x)[None, :]
-    np.maximum(d, 0, out=d)
-    return d
 
 
 def _centred(x, offset):
@@ -410,7 +391,8 @@ def lloyd_kernel_block(x, w, a, args, n_threads=1):
     S = _stats.thread_slabs(n_threads, K * D)
     W = _stats.thread_slabs(n_threads, K)
     E = _stats.thread_slabs(n_threads, 1 + K)
-    scratch = np.empty((n_threads, KERNEL_CHUNK * (K + D)), dtype=x.dtype)
+    scratch = np.empty((n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D)),
+                       dtype=x.dtype)
     _kmeans_kernels.lloyd_pass(
         np.ascontiguousarray(x), w, offset, np.ascontiguousarray(centres),
         row_norms_sq(centres), scratch, S, W, E, bool(want), KERNEL_CHUNK, n_threads)

@@ -1,11 +1,13 @@
 # cython: language_level=3
-"""The Lloyd pass of the streamed k-means (gmmfast/_kmeans.py): one read of X.
+"""The passes of the streamed k-means (gmmfast/_kmeans.py): Lloyd,
+k-means++ seeding, moments; each one read of X.
+
+The Lloyd pass:
 
 For each row, in the data's dtype as scikit-learn's Lloyd step computes it:
 
     xc    = x - offset                         (the data centred on its mean)
-    d_k   = ||c_k||^2 - 2 xc.c_k               (scikit-learn's gemm call, per
-                                                block of rows)
+    d_k   = ||c_k||^2 - 2 xc.c_k               (scikit-learn's gemm formula)
     label = the first k of minimal d_k         (strict '<' scan)
 
 and into per-thread float64 slabs
@@ -17,74 +19,47 @@ and, when asked, the inertia sum_i w_i ||xc_i - c_label||^2 (float64) and
 the per-cluster row counts. Rows are cut into blocks of ``chunk_size`` rows
 spread over OpenMP threads; each thread adds into its own slab row (the
 caller sums them in thread order: bitwise reproducible for a given thread
-count). The distances are BLAS gemm on a block (as scikit-learn's Lloyd
-step, and as gmmfast's BLAS path calls trmm); the rest is plain C loops, so
-every compiler and the portable build compile it alike.
+count). The rows of every pass are gmmfast/_kmeans_simd.h: vectorised over
+rows, compiled per instruction set with the EM kernel's dispatch
+(gmmfast/_simd_compat.h); each dot product sums over the features in order,
+so scikit-learn's numbers to the rounding of a BLAS dot.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
-from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 ctypedef Py_ssize_t isize
 
 
-cdef inline void _distances(const floating* xc, const floating* centres,
-                            const floating* norms, floating* P,
-                            int nb, int D, int K) noexcept nogil:
-    """P (nb, K) := ||c_k||^2 - 2 xc.c_k: scikit-learn's gemm call
-    (row-major P = norms + (-2) xc C^T; column-major that is
-    P^T = -2 C^T^T xc^T + P^T)."""
-    cdef int i, k
-    for i in range(nb):
-        for k in range(K):
-            P[i * K + k] = norms[k]
-    cdef char ta = b'T'
-    cdef char tb = b'N'
-    cdef floating alpha = -2.0
-    cdef floating beta = 1.0
-    if floating is double:
-        dgemm(&ta, &tb, &K, &nb, &D, &alpha, <double*>centres, &D, <double*>xc, &D,
-              &beta, P, &K)
-    else:
-        sgemm(&ta, &tb, &K, &nb, &D, &alpha, <float*>centres, &D, <float*>xc, &D,
-              &beta, P, &K)
+cdef extern from "_kmeans_simd.h" nogil:
+    long long km_lloyd_scratch(long long nb, long long D)
+    void km_lloyd_rows_d(const double* X, const double* sw, const double* offset,
+                         const double* C, const double* norms, long long K,
+                         long long nb, long long D, double* S, double* W,
+                         double* inertia, double* counts, int want, double* buf)
+    void km_lloyd_rows_f(const float* X, const double* sw, const float* offset,
+                         const float* C, const float* norms, long long K,
+                         long long nb, long long D, double* S, double* W,
+                         double* inertia, double* counts, int want, float* buf)
 
 
 cdef inline void _rows(
     const floating* X, const double* sw, const floating* offset,
     const floating* centres, const floating* norms,
-    isize a, isize b, isize D, isize K,
-    floating* xc, floating* P,
+    isize a, isize b, isize D, isize K, floating* buf,
     double* S, double* W, double* inertia, double* counts,
     bint want_inertia,
 ) noexcept nogil:
-    cdef isize i, d, k, label, nb = b - a
-    cdef floating v, best, diff
-    cdef double wi, sq
-    # the block centred (scikit-learn centres X once; the same subtraction)
-    for i in range(nb):
-        for d in range(D):
-            xc[i * D + d] = X[(a + i) * D + d] - offset[d]
-    _distances(xc, centres, norms, P, <int>nb, <int>D, <int>K)
-    for i in range(nb):
-        best = P[i * K]
-        label = 0
-        for k in range(1, K):
-            v = P[i * K + k]
-            if v < best:
-                best = v
-                label = k
-        wi = 1.0 if sw == NULL else sw[a + i]
-        W[label] += wi
-        for d in range(D):
-            S[label * D + d] += wi * xc[i * D + d]
-        if want_inertia:
-            sq = 0
-            for d in range(D):
-                diff = xc[i * D + d] - centres[label * D + d]
-                sq += diff * diff
-            inertia[0] += wi * sq
-            counts[label] += 1
+    if floating is double:
+        km_lloyd_rows_d(X + a * D, NULL if sw == NULL else sw + a, offset, centres,
+                        norms, K, b - a, D, S, W, inertia, counts, want_inertia, buf)
+    else:
+        km_lloyd_rows_f(X + a * D, NULL if sw == NULL else sw + a, offset, centres,
+                        norms, K, b - a, D, S, W, inertia, counts, want_inertia, buf)
+
+
+def lloyd_scratch(isize chunk_size, isize n_features):
+    """Values (the data's dtype) of scratch per thread for ``lloyd_pass``."""
+    return km_lloyd_scratch(chunk_size, n_features)
 
 
 def lloyd_pass(
@@ -93,7 +68,7 @@ def lloyd_pass(
     const floating[::1] offset,          # IN (n_features,)
     const floating[:, ::1] centres,      # IN (n_clusters, n_features), offset coordinates
     const floating[::1] norms,           # IN (n_clusters,) ||c_k||^2 in X's dtype
-    floating[:, ::1] scratch,            # IN/OUT (n_threads, chunk_size * (n_features + n_clusters))
+    floating[:, ::1] scratch,            # (n_threads, lloyd_scratch(chunk_size, n_features))
     double[:, ::1] S,                    # OUT += (n_threads, n_clusters * n_features)
     double[:, ::1] W,                    # OUT += (n_threads, n_clusters)
     double[:, ::1] extra,                # OUT += (n_threads, 1 + n_clusters): inertia, counts
@@ -120,7 +95,7 @@ def lloyd_pass(
             a = c * chunk_size
             b = min(a + chunk_size, n)
             _rows(&X[0, 0], sw, &offset[0], &centres[0, 0], &norms[0], a, b, D, K,
-                  &scratch[tid, 0], &scratch[tid, chunk_size * D], &S[tid, 0], &W[tid, 0],
+                  &scratch[tid, 0], &S[tid, 0], &W[tid, 0],
                   &extra[tid, 0], &extra[tid, 1], want_inertia)
 
 

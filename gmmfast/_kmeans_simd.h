@@ -1,6 +1,7 @@
 /*
- * gmmfast/_kmeans_simd.h — the rows of a k-means++ seeding pass
- * (gmmfast/_kmeans_kernels.pyx, ``seed_pass``), vectorised over rows.
+ * gmmfast/_kmeans_simd.h — the rows of a k-means++ seeding pass and of a
+ * Lloyd pass (gmmfast/_kmeans_kernels.pyx, ``seed_pass``, ``lloyd_pass``),
+ * vectorised over rows.
  *
  * scikit-learn's seeding forms every squared distance as
  *
@@ -102,19 +103,111 @@ ATTR static void NAME(const KM_REAL* X, const double* sw, const KM_REAL* offset,
                       double* buf)                                              \
 KM_BODY
 
+
+/* ---- Lloyd rows ---------------------------------------------------------
+ *
+ * One Lloyd pass over a chunk, in the data's dtype as scikit-learn's Lloyd
+ * step computes it: xc = x - offset, d_k = ||c_k||^2 - 2 xc.c_k, the label
+ * the first k of minimal d_k (strict '<' in k order), and into float64
+ * sums W[label] += w, S[label, :] += w xc; with ``want``, the inertia
+ * sum_i w_i ||xc_i - c_label||^2 and the rows per label. The distances run
+ * over rows in SIMD lanes (xt transposed as above, each dot product summed
+ * over the features in order); the sums are per row, in row order.
+ */
+/* rows per register block of the distance loops */
+#define KM_V 16
+static int64_t km_lloyd_scratch(int64_t nb, int64_t D)
+{
+    return (nb + KM_V - 1) / KM_V * KM_V * (D + 2);
+}
+
+#define KM_LLOYD_BODY                                                           \
+{                                                                               \
+    const int64_t nbp = (nb + KM_V - 1) / KM_V * KM_V; /* padded rows */        \
+    KM_REAL* xt = buf;                                                          \
+    KM_REAL* best = xt + D * nbp;                                               \
+    KM_REAL* lab = best + nbp; /* labels, exact as values below 2^24 */         \
+    for (int64_t i = 0; i < nb; i++)                                            \
+        for (int64_t j = 0; j < D; j++)                                         \
+            xt[j * nbp + i] = X[i * D + j] - offset[j];                         \
+    for (int64_t i = nb; i < nbp; i++)                                          \
+        for (int64_t j = 0; j < D; j++) xt[j * nbp + i] = 0;                    \
+    for (int64_t k = 0; k < K; k++) {                                           \
+        const KM_REAL nk = norms[k];                                            \
+        const KM_REAL kv = (KM_REAL)k;                                          \
+        for (int64_t i0 = 0; i0 < nbp; i0 += KM_V) {                            \
+            KM_REAL acc[KM_V];                                                  \
+            for (int ii = 0; ii < KM_V; ii++) acc[ii] = 0;                      \
+            for (int64_t j = 0; j < D; j++) {                                   \
+                const KM_REAL* xj = xt + j * nbp + i0;                          \
+                const KM_REAL ck = C[k * D + j];                                \
+                _Pragma("omp simd")                                             \
+                for (int ii = 0; ii < KM_V; ii++) acc[ii] += xj[ii] * ck;       \
+            }                                                                   \
+            KM_REAL* bi = best + i0;                                            \
+            KM_REAL* li = lab + i0;                                             \
+            if (k == 0) {                                                       \
+                _Pragma("omp simd")                                             \
+                for (int ii = 0; ii < KM_V; ii++) {                             \
+                    bi[ii] = nk + (KM_REAL)-2 * acc[ii];                        \
+                    li[ii] = 0;                                                 \
+                }                                                               \
+            } else {                                                            \
+                _Pragma("omp simd")                                             \
+                for (int ii = 0; ii < KM_V; ii++) {                             \
+                    KM_REAL v = nk + (KM_REAL)-2 * acc[ii];                     \
+                    int better = v < bi[ii];                                    \
+                    bi[ii] = better ? v : bi[ii];                               \
+                    li[ii] = better ? kv : li[ii];                              \
+                }                                                               \
+            }                                                                   \
+        }                                                                       \
+    }                                                                           \
+    for (int64_t i = 0; i < nb; i++) {                                          \
+        const int64_t l = (int64_t)lab[i];                                      \
+        const double wi = sw ? sw[i] : 1.0;                                     \
+        double* Sl = S + l * D;                                                 \
+        const KM_REAL* xi = X + i * D;                                          \
+        W[l] += wi;                                                             \
+        /* xc again from the row (contiguous; the same rounding as xt) */       \
+        _Pragma("omp simd")                                                     \
+        for (int64_t j = 0; j < D; j++) Sl[j] += wi * (double)(xi[j] - offset[j]); \
+        if (want) {                                                             \
+            double sq = 0;                                                      \
+            for (int64_t j = 0; j < D; j++) {                                   \
+                KM_REAL diff = (xi[j] - offset[j]) - C[l * D + j];              \
+                sq += (double)(diff * diff);                                    \
+            }                                                                   \
+            inertia[0] += wi * sq;                                              \
+            counts[l] += 1;                                                     \
+        }                                                                       \
+    }                                                                           \
+}
+
+#define KM_DEFINE_LLOYD(NAME, ATTR)                                             \
+ATTR static void NAME(const KM_REAL* X, const double* sw, const KM_REAL* offset,\
+                      const KM_REAL* C, const KM_REAL* norms, int64_t K,        \
+                      int64_t nb, int64_t D, double* S, double* W,              \
+                      double* inertia, double* counts, int want, KM_REAL* buf)  \
+KM_LLOYD_BODY
+
 /* float64 */
 #define KM_REAL double
 #define KM_BIG 1e300
 #if GM_ISA_FNPTR
 GM_TARGET_PUSH("avx512f")
 KM_DEFINE(km_seed_rows_d_avx512f, )
+KM_DEFINE_LLOYD(km_lloyd_rows_d_avx512f, )
 GM_TARGET_POP
 GM_TARGET_PUSH("avx2")
 KM_DEFINE(km_seed_rows_d_avx2, )
+KM_DEFINE_LLOYD(km_lloyd_rows_d_avx2, )
 GM_TARGET_POP
 KM_DEFINE(km_seed_rows_d_base, )
+KM_DEFINE_LLOYD(km_lloyd_rows_d_base, )
 #else
 KM_DEFINE(km_seed_rows_d, GM_CLONES)
+KM_DEFINE_LLOYD(km_lloyd_rows_d, GM_CLONES)
 #endif
 #undef KM_REAL
 #undef KM_BIG
@@ -125,13 +218,17 @@ KM_DEFINE(km_seed_rows_d, GM_CLONES)
 #if GM_ISA_FNPTR
 GM_TARGET_PUSH("avx512f")
 KM_DEFINE(km_seed_rows_f_avx512f, )
+KM_DEFINE_LLOYD(km_lloyd_rows_f_avx512f, )
 GM_TARGET_POP
 GM_TARGET_PUSH("avx2")
 KM_DEFINE(km_seed_rows_f_avx2, )
+KM_DEFINE_LLOYD(km_lloyd_rows_f_avx2, )
 GM_TARGET_POP
 KM_DEFINE(km_seed_rows_f_base, )
+KM_DEFINE_LLOYD(km_lloyd_rows_f_base, )
 #else
 KM_DEFINE(km_seed_rows_f, GM_CLONES)
+KM_DEFINE_LLOYD(km_lloyd_rows_f, GM_CLONES)
 #endif
 #undef KM_REAL
 #undef KM_BIG
@@ -150,6 +247,8 @@ static int km_isa_level(void)
 #define KM_PICK(f) (km_isa_level() == 2 ? f##_avx512f : km_isa_level() == 1 ? f##_avx2 : f##_base)
 #define km_seed_rows_d KM_PICK(km_seed_rows_d)
 #define km_seed_rows_f KM_PICK(km_seed_rows_f)
+#define km_lloyd_rows_d KM_PICK(km_lloyd_rows_d)
+#define km_lloyd_rows_f KM_PICK(km_lloyd_rows_f)
 #endif
 
 #endif /* GMMFAST_KMEANS_SIMD_H */
