@@ -27,12 +27,24 @@ import numpy as np
 from scipy import linalg
 from scipy.linalg import lapack
 
+from . import _kernels
 from ._dispatch import KERNEL_CODES
 from ._maths import ILL_DEFINED_MESSAGE, FLOAT32_HINT, symmetrize_upper
 
 
+# up to this many features the M-step's per-component algebra runs in the
+# compiled loops of gmmfast/_kernels.pyx (a few microseconds); beyond, numpy
+# and LAPACK's blocked routines
+SMALL_ALGEBRA_D = 16
+
+
 def _cholesky_precisions(stack, message):
     """U (upper) with U U^T = Sigma^-1 for each Sigma of a (n, D, D) stack."""
+    if stack.shape[-1] <= SMALL_ALGEBRA_D:
+        out, ok = _kernels.cholesky_precisions(np.ascontiguousarray(stack, dtype=np.float64))
+        if not ok:
+            raise ValueError(message)
+        return out
     if not np.all(np.isfinite(stack)):
         raise ValueError(message)
     out = np.empty_like(stack)
@@ -285,6 +297,9 @@ class Full(_Matrix):
         return covariances
 
     def _covariances(self, R, S1, S2, d, nk, reg_covar):
+        if S1.shape[1] <= SMALL_ALGEBRA_D:
+            return _kernels.full_covariances(*(np.ascontiguousarray(a, dtype=np.float64)
+                                               for a in (R, S1, S2, d, nk)), reg_covar)
         outer = S1[:, :, None] * d[:, None, :]
         cov = S2 - outer - np.swapaxes(outer, 1, 2)
         cov += R[:, None, None] * d[:, :, None] * d[:, None, :]

@@ -43,7 +43,7 @@ gmmfast/_simd.pxd. Covariance type codes (``_dispatch.KERNEL_CODES``):
 
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
-from libc.math cimport sqrt
+from libc.math cimport isfinite, sqrt
 from libc.stdint cimport int64_t
 from cpython.exc cimport PyErr_CheckSignals
 
@@ -555,3 +555,94 @@ def _exp(x):
 def _log(x):
     """The kernels' vectorised log() (for tests): float64 or float32 array."""
     return _elementwise(x, True)
+
+
+# ---------------------------------------------------------------------------
+# The M-step's small dense algebra (gmmfast/_covariance.py): per component,
+# the covariance from shifted statistics and the Cholesky factor of its
+# precision. A few microseconds of arithmetic that numpy's per-call costs
+# (tens of array operations on (K, D, D) stacks, a LAPACK call pair per
+# component) made the largest part of a small fit's iteration.
+# ---------------------------------------------------------------------------
+
+def full_covariances(const double[::1] R, const double[:, ::1] S1,
+                     const double[:, :, ::1] S2, const double[:, ::1] d,
+                     const double[::1] nk, double reg_covar):
+    """Sigma_k = sym(S2_k - S1_k d_k^T - d_k S1_k^T + R_k d_k d_k^T) / n_k
+    + reg I, term by term in the order gmmfast/_covariance.py's numpy form
+    takes (float64 (K, D, D))."""
+    cdef isize K = S2.shape[0], D = S2.shape[1], k, i, j
+    out = np.empty((K, D, D))
+    cdef double[:, :, ::1] o = out
+    cdef double a, b
+    with nogil:
+        for k in range(K):
+            for i in range(D):
+                for j in range(i, D):
+                    a = (S2[k, i, j] - S1[k, i] * d[k, j]) - S1[k, j] * d[k, i]
+                    a = a + R[k] * d[k, i] * d[k, j]
+                    b = (S2[k, j, i] - S1[k, j] * d[k, i]) - S1[k, i] * d[k, j]
+                    b = b + R[k] * d[k, j] * d[k, i]
+                    a = 0.5 * (a + b) / nk[k]
+                    o[k, i, j] = a
+                    o[k, j, i] = a
+                o[k, i, i] += reg_covar
+    return out
+
+
+def cholesky_precisions(const double[:, :, ::1] stack):
+    """U_k upper with U_k U_k^T = Sigma_k^-1 for each Sigma_k of a (K, D, D)
+    stack: the lower Cholesky factor L (LAPACK potf2's column order), then
+    M = L^-1 by forward substitution on the identity's columns (trsm's
+    order, as scikit-learn's ``solve_triangular(L, I, lower=True)``), and
+    U = M^T. Returns (U float64 (K, D, D), ok): ok False when a Sigma_k has
+    a non-finite entry or is not positive definite, or M is not finite (the
+    caller raises scikit-learn's message)."""
+    cdef isize K = stack.shape[0], D = stack.shape[1], k, i, j, m
+    out = np.zeros((K, D, D))
+    work = np.empty((D, D + 1))
+    cdef double[:, :, ::1] U = out
+    cdef double[:, ::1] L = work
+    cdef double s, v
+    cdef bint ok = True
+    with nogil:
+        for k in range(K):
+            for i in range(D):
+                for j in range(D):
+                    if not isfinite(stack[k, i, j]):
+                        ok = False
+            if not ok:
+                break
+            # L, column by column
+            for j in range(D):
+                s = stack[k, j, j]
+                for m in range(j):
+                    s = s - L[j, m] * L[j, m]
+                if not (s > 0):
+                    ok = False
+                    break
+                s = sqrt(s)
+                L[j, j] = s
+                for i in range(j + 1, D):
+                    v = stack[k, i, j]
+                    for m in range(j):
+                        v = v - L[i, m] * L[j, m]
+                    L[i, j] = v / s
+            if not ok:
+                break
+            # column j of M = L^-1 into the spare column L[:, D], then U[k, j, :]
+            for j in range(D):
+                for i in range(D):
+                    L[i, D] = 1.0 if i == j else 0.0
+                for m in range(j, D):
+                    L[m, D] = L[m, D] / L[m, m]
+                    for i in range(m + 1, D):
+                        L[i, D] = L[i, D] - L[m, D] * L[i, m]
+                for i in range(j, D):
+                    v = L[i, D]
+                    if not isfinite(v):
+                        ok = False
+                    U[k, j, i] = v
+            if not ok:
+                break
+    return out, bool(ok)

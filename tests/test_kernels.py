@@ -340,3 +340,60 @@ def test_generated_headers_are_current():
     for out, text in gen.outputs().items():
         with open(out) as f:
             assert f.read() == text, f"{out} is stale: run python tools/gen_simd_full.py"
+
+
+# ---------------------------------------------------------------------------
+# The M-step's small dense algebra (gmmfast/_kernels.pyx)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n_features", [1, 2, 3, 7, 16])
+def test_cholesky_precisions_equals_lapack(n_features):
+    from scipy import linalg
+
+    rng = np.random.default_rng(n_features)
+    A = rng.normal(size=(4, n_features, n_features + 3))
+    stack = A @ np.swapaxes(A, 1, 2) + 1e-3 * np.eye(n_features)
+    U, ok = _kernels.cholesky_precisions(stack)
+    assert ok
+    for k in range(stack.shape[0]):
+        # scikit-learn's _compute_precision_cholesky
+        L = linalg.cholesky(stack[k], lower=True)
+        ref = linalg.solve_triangular(L, np.eye(n_features), lower=True).T
+        # both are backward stable: a relative error of a few D u cond(L)
+        cond = np.linalg.cond(L)
+        np.testing.assert_allclose(U[k], ref, rtol=0,
+                                   atol=8 * n_features * 2.2e-16 * cond * np.abs(ref).max())
+        assert np.all(np.tril(U[k], -1) == 0)
+        np.testing.assert_allclose(U[k] @ U[k].T @ stack[k], np.eye(n_features),
+                                   atol=1e-8 * cond ** 2)
+
+
+def test_cholesky_precisions_refuses_what_lapack_refuses():
+    good = np.eye(3)[None].repeat(2, axis=0)
+    for bad in (np.diag([1.0, -1.0, 1.0]), np.diag([1.0, 0.0, 1.0]),
+                np.diag([1.0, np.nan, 1.0]), np.diag([1.0, np.inf, 1.0]),
+                np.array([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]])):
+        stack = good.copy()
+        stack[1] = bad
+        _, ok = _kernels.cholesky_precisions(np.ascontiguousarray(stack))
+        assert not ok
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 5, 16])
+def test_full_covariances_equals_the_numpy_form(n_features):
+    rng = np.random.default_rng(3)
+    K = 3
+    R = rng.uniform(1, 50, K)
+    S1 = rng.normal(size=(K, n_features))
+    A = rng.normal(size=(K, n_features, n_features + 2))
+    S2 = A @ np.swapaxes(A, 1, 2)
+    d = rng.normal(size=(K, n_features)) * 0.1
+    nk = R + 1e-15
+    got = _kernels.full_covariances(R, S1, S2, d, nk, 1e-6)
+    outer = S1[:, :, None] * d[:, None, :]
+    ref = S2 - outer - np.swapaxes(outer, 1, 2)
+    ref += R[:, None, None] * d[:, :, None] * d[:, None, :]
+    ref = 0.5 * (ref + np.swapaxes(ref, 1, 2)) / nk[:, None, None]
+    ref[:, np.arange(n_features), np.arange(n_features)] += 1e-6
+    # the same operations in the same order: equal to the last bit
+    np.testing.assert_array_equal(got, ref)
