@@ -646,3 +646,19 @@ def cholesky_precisions(const double[:, :, ::1] stack):
             if not ok:
                 break
     return out, bool(ok)
+
+
+def symmetrize_upper_stack(const double[:, :, ::1] S):
+    """The symmetric matrices whose upper triangles a (K, D, D) stack holds
+    (zeros below the diagonal, as the kernels write them)."""
+    cdef isize K = S.shape[0], D = S.shape[1], k, i, j
+    out = np.empty((K, D, D))
+    cdef double[:, :, ::1] o = out
+    with nogil:
+        for k in range(K):
+            for i in range(D):
+                o[k, i, i] = S[k, i, i]
+                for j in range(i + 1, D):
+                    o[k, i, j] = S[k, i, j] + S[k, j, i]
+                    o[k, j, i] = o[k, i, j]
+    return out
