@@ -29,24 +29,23 @@ class GmmFast:
     def call(self, model, method, X, n_threads):
         return getattr(model, method)(X)
 
+    # whole fits and select: the caller (bench/run.py, time_whole) sets the
+    # thread limits once around the timed calls, for every library alike
+
     def whole_fit(self, X, n_components, seed, n_threads):
         """A fit with every default (k-means start, tol=1e-3) but the seed."""
         from gmmfast import GaussianMixture
-        from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(n_threads):
-            return GaussianMixture(n_components, random_state=seed,
-                                   n_threads=n_threads).fit(X).n_iter_
+        return GaussianMixture(n_components, random_state=seed,
+                               n_threads=n_threads).fit(X).n_iter_
 
     def select(self, X, n_components, covariance_type, seed, n_threads):
         """gmmfast.select over ``n_components`` by BIC: the chosen K."""
         import gmmfast
-        from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(n_threads):
-            return gmmfast.select(X, n_components=n_components,
-                                  covariance_types=covariance_type, random_state=seed,
-                                  n_threads=n_threads).n_components
+        return gmmfast.select(X, n_components=n_components,
+                              covariance_types=covariance_type, random_state=seed,
+                              n_threads=n_threads).n_components
 
 
 class ScikitLearn:
@@ -75,24 +74,20 @@ class ScikitLearn:
 
     def whole_fit(self, X, n_components, seed, n_threads):
         from sklearn.mixture import GaussianMixture
-        from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(n_threads):
-            return GaussianMixture(n_components, random_state=seed).fit(X).n_iter_
+        return GaussianMixture(n_components, random_state=seed).fit(X).n_iter_
 
     def select(self, X, n_components, covariance_type, seed, n_threads):
         """A loop of fits choosing by BIC, as gmmfast.select does: the
         smallest BIC wins, the first of equal ones; the chosen K."""
         from sklearn.mixture import GaussianMixture
-        from threadpoolctl import threadpool_limits
 
         best_k, best_bic = None, float("inf")
-        with threadpool_limits(n_threads):
-            for k in n_components:
-                bic = GaussianMixture(k, covariance_type=covariance_type,
-                                      random_state=seed).fit(X).bic(X)
-                if bic < best_bic:
-                    best_k, best_bic = k, bic
+        for k in n_components:
+            bic = GaussianMixture(k, covariance_type=covariance_type,
+                                  random_state=seed).fit(X).bic(X)
+            if bic < best_bic:
+                best_k, best_bic = k, bic
         return best_k
 
 

@@ -214,10 +214,25 @@ def time_predict(lib, X, start, covariance_type, n_threads, method, repeats=5):
 
 def time_whole(lib, X, case, n_threads, calls, seed0):
     """Seconds of each of ``calls`` whole fits (or select calls) with seeds
-    seed0, seed0 + 1, ...; and what each returned (n_iter_ or the chosen K)."""
+    seed0, seed0 + 1, ...; and what each returned (n_iter_ or the chosen K).
+
+    The thread limits are set once around all the calls, for either library
+    alike: a threadpoolctl limit costs milliseconds (it inspects every loaded
+    library), as much as a whole small fit, and a user sets it once if at all.
+    """
+    from threadpoolctl import threadpool_limits
+
     kind, _, _, n_components, covariance_type, _ = case
     times, answers = [], []
-    for seed in range(seed0, seed0 + calls):
+    with threadpool_limits(n_threads):
+        _whole_calls(lib, X, kind, n_components, covariance_type, n_threads,
+                     range(seed0, seed0 + calls), times, answers)
+    return times, answers
+
+
+def _whole_calls(lib, X, kind, n_components, covariance_type, n_threads, seeds, times,
+                 answers):
+    for seed in seeds:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t0 = time.perf_counter()
