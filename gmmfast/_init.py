@@ -66,11 +66,7 @@ def resp_statistics(data, n_components, covariance_type, init_params, random_sta
         walker = data.kmeans_walker()
         km = _kmeans.kmeans(walker, n_components, random_state)
         shift = np.tile(center, (n_components, 1)) if common else km.centres
-        one_thread = _stats.kernel_config(n_features, covariance_type, 1, n_components,
-                                          dtype)
-        stats = walker.map_reduce(_kmeans.one_hot_stats_block,
-                                  (km, shift, center, covariance_type, one_thread),
-                                  width=n_components)
+        stats = _kmeans.one_hot_stats(walker, km, shift, covariance_type)
         return stats, shift.astype(np.float64), True
 
     if init_params == "random":

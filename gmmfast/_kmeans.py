@@ -596,14 +596,34 @@ def kmeans(walker, n_clusters, random_state, tol=KMEANS_TOL, max_iter=KMEANS_MAX
 # One-hot statistics of the final labels (the mixture's k-means start)
 # ---------------------------------------------------------------------------
 
-def one_hot_stats_block(x, w, a, args):
+def one_hot_stats_block(x, w, a, args, n_threads=1):
     """(R, S1, S2) of one block with one-hot responsibilities of the final
-    labels; ``args`` = (KMeansResult, shift, center, covariance_type, cfg)."""
-    km, shift, center, covariance_type, cfg = args
-    labels = km.labels(x)
-    K = km.centres.shape[0]
-    resp = np.zeros((x.shape[0], K), dtype=x.dtype)
-    resp[np.arange(x.shape[0]), labels] = 1
+    labels (the argmin to the final centres, as the Lloyd pass assigns
+    them), by one fused kernel pass; ``args`` = (KMeansResult, shift,
+    covariance_type)."""
+    km, shift, covariance_type = args
     cov = _covariance.get(covariance_type)
-    return _stats.stats_from_resp(np.ascontiguousarray(x), w, [(0, x.shape[0], resp)],
-                                  shift, center, cov, cfg)
+    K, D = km.centres.shape
+    R = _stats.thread_slabs(n_threads, K)
+    S1 = _stats.thread_slabs(n_threads, K * D)
+    size = cov.s2_size(K, D)
+    S2 = _stats.thread_slabs(n_threads, size)
+    centred = np.ascontiguousarray(km.centred)
+    scratch = np.empty((n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D)),
+                       dtype=x.dtype)
+    _kmeans_kernels.onehot_pass(
+        np.ascontiguousarray(x), w, km.offset, centred, row_norms_sq(centred),
+        np.ascontiguousarray(shift, dtype=np.float64), cov.code, scratch,
+        np.empty((n_threads, max(1, D))), R, S1, S2, KERNEL_CHUNK, n_threads)
+    return (R[:, :K].sum(axis=0), S1[:, :K * D].sum(axis=0).reshape(K, D),
+            S2[:, :size].sum(axis=0))
+
+
+def one_hot_stats(walker, km, shift, covariance_type):
+    """The one-hot statistics of the final labels over the walker's blocks,
+    S2 as the M-step takes it."""
+    cov = _covariance.get(covariance_type)
+    K, D = km.centres.shape
+    R, S1, S2 = walker.map_reduce(one_hot_stats_block, (km, shift, covariance_type),
+                                  kernel=True)
+    return R, S1, cov.s2_from_slab(S2, K, D)

@@ -42,6 +42,17 @@ cdef extern from "_kmeans_simd.h" nogil:
                          double* inertia, double* counts, int want, float* buf)
 
 
+cdef extern from "_kmeans_simd.h" nogil:
+    void km_onehot_rows_d(const double* X, const double* sw, const double* offset,
+                          const double* C, const double* norms, long long K,
+                          long long nb, long long D, const double* shift, int cov_type,
+                          double* R, double* S1, double* S2, double* ybuf, double* buf)
+    void km_onehot_rows_f(const float* X, const double* sw, const float* offset,
+                          const float* C, const float* norms, long long K,
+                          long long nb, long long D, const double* shift, int cov_type,
+                          double* R, double* S1, double* S2, double* ybuf, float* buf)
+
+
 cdef inline void _rows(
     const floating* X, const double* sw, const floating* offset,
     const floating* centres, const floating* norms,
@@ -249,3 +260,49 @@ def moments_pass(
                     v = <double>X[i, d] - center[d]
                     o[1 + d] += wi * v
                     o[1 + D + d] += wi * v * v
+
+
+def onehot_pass(
+    const floating[:, ::1] X,            # IN (n_samples, n_features)
+    const double[::1] sample_weight,     # IN (n_samples,) or None
+    const floating[::1] offset,          # IN (n_features,)
+    const floating[:, ::1] centres,      # IN (n_clusters, n_features), offset coordinates
+    const floating[::1] norms,           # IN (n_clusters,)
+    const double[:, ::1] shift,          # IN (n_clusters, n_features), data coordinates
+    int cov_type,                        # 0 full, 1 tied, 2 diag, 3 spherical
+    floating[:, ::1] scratch,            # (n_threads, lloyd_scratch(chunk_size, n_features))
+    double[:, ::1] ybuf,                 # (n_threads, n_features)
+    double[:, ::1] R,                    # OUT += (n_threads, n_clusters)
+    double[:, ::1] S1,                   # OUT += (n_threads, n_clusters * n_features)
+    double[:, ::1] S2,                   # OUT += (n_threads, the type's S2 size)
+    isize chunk_size,
+    int n_threads,
+):
+    """The statistics (R, S1, S2 around ``shift``) of one-hot
+    responsibilities of the labels the Lloyd pass assigns (a mixture's
+    k-means start), per thread. BLAS is not used."""
+    cdef isize n = X.shape[0], D = X.shape[1], K = centres.shape[0]
+    if n == 0:
+        return
+    cdef isize n_chunks = (n + chunk_size - 1) // chunk_size
+    cdef isize c, a, b
+    cdef int tid
+    cdef const double* sw = NULL
+    if sample_weight is not None:
+        sw = &sample_weight[0]
+    n_threads = <int>min(<isize>n_threads, n_chunks)
+    with nogil, parallel(num_threads=n_threads):
+        tid = threadid()
+        for c in prange(n_chunks, schedule='static'):
+            a = c * chunk_size
+            b = min(a + chunk_size, n)
+            if floating is double:
+                km_onehot_rows_d(&X[a, 0], NULL if sw == NULL else sw + a, &offset[0],
+                                 &centres[0, 0], &norms[0], K, b - a, D, &shift[0, 0],
+                                 cov_type, &R[tid, 0], &S1[tid, 0], &S2[tid, 0],
+                                 &ybuf[tid, 0], &scratch[tid, 0])
+            else:
+                km_onehot_rows_f(&X[a, 0], NULL if sw == NULL else sw + a, &offset[0],
+                                 &centres[0, 0], &norms[0], K, b - a, D, &shift[0, 0],
+                                 cov_type, &R[tid, 0], &S1[tid, 0], &S2[tid, 0],
+                                 &ybuf[tid, 0], &scratch[tid, 0])

@@ -121,8 +121,7 @@ static int64_t km_lloyd_scratch(int64_t nb, int64_t D)
     return (nb + KM_V - 1) / KM_V * KM_V * (D + 2);
 }
 
-#define KM_LLOYD_BODY                                                           \
-{                                                                               \
+#define KM_LABELS                                                               \
     const int64_t nbp = (nb + KM_V - 1) / KM_V * KM_V; /* padded rows */        \
     KM_REAL* xt = buf;                                                          \
     KM_REAL* best = xt + D * nbp;                                               \
@@ -163,6 +162,10 @@ static int64_t km_lloyd_scratch(int64_t nb, int64_t D)
             }                                                                   \
         }                                                                       \
     }                                                                           \
+
+#define KM_LLOYD_BODY                                                           \
+{                                                                               \
+    KM_LABELS                                                                   \
     for (int64_t i = 0; i < nb; i++) {                                          \
         const int64_t l = (int64_t)lab[i];                                      \
         const double wi = sw ? sw[i] : 1.0;                                     \
@@ -184,6 +187,48 @@ static int64_t km_lloyd_scratch(int64_t nb, int64_t D)
     }                                                                           \
 }
 
+/* The one-hot statistics of the labels (a mixture's k-means start): per
+ * row, y = x - shift_label in float64, and R[l] += w, S1[l] += w y and the
+ * covariance type's S2[l]: full the upper triangle of w y y^T (row-major,
+ * D x D per label), diag w y^2, spherical w ||y||^2, tied none. */
+#define KM_ONEHOT_BODY                                                          \
+{                                                                               \
+    KM_LABELS                                                                   \
+    for (int64_t i = 0; i < nb; i++) {                                          \
+        const int64_t l = (int64_t)lab[i];                                      \
+        const double wi = sw ? sw[i] : 1.0;                                     \
+        const KM_REAL* xi = X + i * D;                                          \
+        const double* sh = shift + l * D;                                       \
+        double* y = ybuf;                                                       \
+        for (int64_t j = 0; j < D; j++) y[j] = (double)xi[j] - sh[j];           \
+        R[l] += wi;                                                             \
+        double* S1l = S1 + l * D;                                               \
+        for (int64_t j = 0; j < D; j++) S1l[j] += wi * y[j];                    \
+        if (cov_type == 0) {                                                    \
+            double* S2l = S2 + l * D * D;                                       \
+            for (int64_t j = 0; j < D; j++) {                                   \
+                const double wy = wi * y[j];                                    \
+                for (int64_t m = j; m < D; m++) S2l[j * D + m] += wy * y[m];    \
+            }                                                                   \
+        } else if (cov_type == 2) {                                             \
+            double* S2l = S2 + l * D;                                           \
+            for (int64_t j = 0; j < D; j++) S2l[j] += wi * y[j] * y[j];         \
+        } else if (cov_type == 3) {                                             \
+            double sq = 0;                                                      \
+            for (int64_t j = 0; j < D; j++) sq += y[j] * y[j];                  \
+            S2[l] += wi * sq;                                                   \
+        }                                                                       \
+    }                                                                           \
+}
+
+#define KM_DEFINE_ONEHOT(NAME, ATTR)                                            \
+ATTR static void NAME(const KM_REAL* X, const double* sw, const KM_REAL* offset,\
+                      const KM_REAL* C, const KM_REAL* norms, int64_t K,        \
+                      int64_t nb, int64_t D, const double* shift, int cov_type, \
+                      double* R, double* S1, double* S2, double* ybuf,          \
+                      KM_REAL* buf)                                             \
+KM_ONEHOT_BODY
+
 #define KM_DEFINE_LLOYD(NAME, ATTR)                                             \
 ATTR static void NAME(const KM_REAL* X, const double* sw, const KM_REAL* offset,\
                       const KM_REAL* C, const KM_REAL* norms, int64_t K,        \
@@ -198,16 +243,20 @@ KM_LLOYD_BODY
 GM_TARGET_PUSH("avx512f")
 KM_DEFINE(km_seed_rows_d_avx512f, )
 KM_DEFINE_LLOYD(km_lloyd_rows_d_avx512f, )
+KM_DEFINE_ONEHOT(km_onehot_rows_d_avx512f, )
 GM_TARGET_POP
 GM_TARGET_PUSH("avx2")
 KM_DEFINE(km_seed_rows_d_avx2, )
 KM_DEFINE_LLOYD(km_lloyd_rows_d_avx2, )
+KM_DEFINE_ONEHOT(km_onehot_rows_d_avx2, )
 GM_TARGET_POP
 KM_DEFINE(km_seed_rows_d_base, )
 KM_DEFINE_LLOYD(km_lloyd_rows_d_base, )
+KM_DEFINE_ONEHOT(km_onehot_rows_d_base, )
 #else
 KM_DEFINE(km_seed_rows_d, GM_CLONES)
 KM_DEFINE_LLOYD(km_lloyd_rows_d, GM_CLONES)
+KM_DEFINE_ONEHOT(km_onehot_rows_d, GM_CLONES)
 #endif
 #undef KM_REAL
 #undef KM_BIG
@@ -219,16 +268,20 @@ KM_DEFINE_LLOYD(km_lloyd_rows_d, GM_CLONES)
 GM_TARGET_PUSH("avx512f")
 KM_DEFINE(km_seed_rows_f_avx512f, )
 KM_DEFINE_LLOYD(km_lloyd_rows_f_avx512f, )
+KM_DEFINE_ONEHOT(km_onehot_rows_f_avx512f, )
 GM_TARGET_POP
 GM_TARGET_PUSH("avx2")
 KM_DEFINE(km_seed_rows_f_avx2, )
 KM_DEFINE_LLOYD(km_lloyd_rows_f_avx2, )
+KM_DEFINE_ONEHOT(km_onehot_rows_f_avx2, )
 GM_TARGET_POP
 KM_DEFINE(km_seed_rows_f_base, )
 KM_DEFINE_LLOYD(km_lloyd_rows_f_base, )
+KM_DEFINE_ONEHOT(km_onehot_rows_f_base, )
 #else
 KM_DEFINE(km_seed_rows_f, GM_CLONES)
 KM_DEFINE_LLOYD(km_lloyd_rows_f, GM_CLONES)
+KM_DEFINE_ONEHOT(km_onehot_rows_f, GM_CLONES)
 #endif
 #undef KM_REAL
 #undef KM_BIG
@@ -249,6 +302,8 @@ static int km_isa_level(void)
 #define km_seed_rows_f KM_PICK(km_seed_rows_f)
 #define km_lloyd_rows_d KM_PICK(km_lloyd_rows_d)
 #define km_lloyd_rows_f KM_PICK(km_lloyd_rows_f)
+#define km_onehot_rows_d KM_PICK(km_onehot_rows_d)
+#define km_onehot_rows_f KM_PICK(km_onehot_rows_f)
 #endif
 
 #endif /* GMMFAST_KMEANS_SIMD_H */

@@ -303,3 +303,39 @@ def test_dask_defaults_equal_in_memory(sample_weight, covariance_type):
     np.testing.assert_allclose(got.means_, ref.means_, rtol=0, atol=1e-10)
     np.testing.assert_allclose(got.covariances_, ref.covariances_, rtol=0, atol=1e-10)
     np.testing.assert_allclose(got.weights_, ref.weights_, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_one_hot_stats_equal_the_responsibilities_kernel(covariance_type, dtype,
+                                                         weighted, n_threads):
+    # the fused pass against the E-step kernel's statistics of the one-hot
+    # responsibilities of KMeansResult.labels (numpy's gemm and argmin)
+    from gmmfast import _covariance, _stats
+
+    X = _data(3001, 5, 4, 7, dtype)
+    w = np.random.default_rng(1).uniform(0.0, 2.0, X.shape[0]) if weighted else None
+    walker = _walker(X, w, n_threads=n_threads, block=1000)
+    km = _kmeans.kmeans(walker, 4, np.random.RandomState(0))
+    cov = _covariance.get(covariance_type)
+    center = X.mean(axis=0).astype(dtype)
+    shift = np.tile(center, (4, 1)) if cov.uses_scatter else km.centres
+    R, S1, S2 = _kmeans.one_hot_stats(walker, km, shift, covariance_type)
+    u = U32 if dtype == np.float32 else U64
+    resp = np.zeros((X.shape[0], 4), dtype=dtype)
+    resp[np.arange(X.shape[0]), km.labels(X)] = 1
+    cfg = _stats.kernel_config(5, covariance_type, 1, 4, dtype)
+    R0, S10, S20 = _stats.stats_from_resp(X, w, [(0, X.shape[0], resp)], shift,
+                                          center, cov, cfg)
+    # the same rows per label; sums in other orders (and float64 here where
+    # the responsibilities' kernel forms float32 products): n u |terms|
+    scale = float(np.abs(X - shift.mean(axis=0)).max()) ** 2 * X.shape[0] * 2
+    # (the responsibilities' kernel rounds w r to float32 for float32 data)
+    np.testing.assert_allclose(R, R0, rtol=4 * (X.shape[0] * U64 + u))
+    np.testing.assert_allclose(S1, S10, rtol=0, atol=8 * u * scale)
+    if S2 is None:
+        assert S20 is None
+    else:
+        np.testing.assert_allclose(S2, S20, rtol=0, atol=8 * u * scale)
