@@ -391,7 +391,7 @@ def lloyd_kernel_block(x, w, a, args, n_threads=1):
     S = _stats.thread_slabs(n_threads, K * D)
     W = _stats.thread_slabs(n_threads, K)
     E = _stats.thread_slabs(n_threads, 1 + K)
-    scratch = np.empty((n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D)),
+    scratch = np.empty((n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D, K)),
                        dtype=x.dtype)
     _kmeans_kernels.lloyd_pass(
         np.ascontiguousarray(x), w, offset, np.ascontiguousarray(centres),
@@ -609,7 +609,7 @@ def one_hot_stats_block(x, w, a, args, n_threads=1):
     size = cov.s2_size(K, D)
     S2 = _stats.thread_slabs(n_threads, size)
     centred = np.ascontiguousarray(km.centred)
-    scratch = np.empty((n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D)),
+    scratch = np.empty((n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D, K)),
                        dtype=x.dtype)
     _kmeans_kernels.onehot_pass(
         np.ascontiguousarray(x), w, km.offset, centred, row_norms_sq(centred),

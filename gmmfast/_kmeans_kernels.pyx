@@ -19,13 +19,16 @@ and, when asked, the inertia sum_i w_i ||xc_i - c_label||^2 (float64) and
 the per-cluster row counts. Rows are cut into blocks of ``chunk_size`` rows
 spread over OpenMP threads; each thread adds into its own slab row (the
 caller sums them in thread order: bitwise reproducible for a given thread
-count). The rows of every pass are gmmfast/_kmeans_simd.h: vectorised over
-rows, compiled per instruction set with the EM kernel's dispatch
-(gmmfast/_simd_compat.h); each dot product sums over the features in order,
-so scikit-learn's numbers to the rounding of a BLAS dot.
+count). The rows of the seeding, one-hot and small-D Lloyd passes are
+gmmfast/_kmeans_simd.h: vectorised over rows, compiled per instruction set
+with the EM kernel's dispatch (gmmfast/_simd_compat.h); each dot product
+sums over the features in order, so scikit-learn's numbers to the rounding
+of a BLAS dot. Beyond LLOYD_SIMD_MAX_D features the Lloyd distances are
+scikit-learn's own gemm call per chunk of rows.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
+from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 ctypedef Py_ssize_t isize
 
@@ -53,7 +56,7 @@ cdef extern from "_kmeans_simd.h" nogil:
                           double* R, double* S1, double* S2, double* ybuf, float* buf)
 
 
-cdef inline void _rows(
+cdef inline void _rows_simd(
     const floating* X, const double* sw, const floating* offset,
     const floating* centres, const floating* norms,
     isize a, isize b, isize D, isize K, floating* buf,
@@ -68,9 +71,92 @@ cdef inline void _rows(
                         norms, K, b - a, D, S, W, inertia, counts, want_inertia, buf)
 
 
-def lloyd_scratch(isize chunk_size, isize n_features):
-    """Values (the data's dtype) of scratch per thread for ``lloyd_pass``."""
-    return km_lloyd_scratch(chunk_size, n_features)
+cdef inline void _distances(const floating* xc, const floating* centres,
+                            const floating* norms, floating* P,
+                            int nb, int D, int K) noexcept nogil:
+    """P (nb, K) := ||c_k||^2 - 2 xc.c_k: scikit-learn's gemm call
+    (row-major P = norms + (-2) xc C^T; column-major that is
+    P^T = -2 C^T^T xc^T + P^T)."""
+    cdef int i, k
+    for i in range(nb):
+        for k in range(K):
+            P[i * K + k] = norms[k]
+    cdef char ta = b'T'
+    cdef char tb = b'N'
+    cdef floating alpha = -2.0
+    cdef floating beta = 1.0
+    if floating is double:
+        dgemm(&ta, &tb, &K, &nb, &D, &alpha, <double*>centres, &D, <double*>xc, &D,
+              &beta, P, &K)
+    else:
+        sgemm(&ta, &tb, &K, &nb, &D, &alpha, <float*>centres, &D, <float*>xc, &D,
+              &beta, P, &K)
+
+
+cdef inline void _rows_blas(
+    const floating* X, const double* sw, const floating* offset,
+    const floating* centres, const floating* norms,
+    isize a, isize b, isize D, isize K,
+    floating* xc, floating* P,
+    double* S, double* W, double* inertia, double* counts,
+    bint want_inertia,
+) noexcept nogil:
+    cdef isize i, d, k, label, nb = b - a
+    cdef floating v, best, diff
+    cdef double wi, sq
+    # the block centred (scikit-learn centres X once; the same subtraction)
+    for i in range(nb):
+        for d in range(D):
+            xc[i * D + d] = X[(a + i) * D + d] - offset[d]
+    _distances(xc, centres, norms, P, <int>nb, <int>D, <int>K)
+    for i in range(nb):
+        best = P[i * K]
+        label = 0
+        for k in range(1, K):
+            v = P[i * K + k]
+            if v < best:
+                best = v
+                label = k
+        wi = 1.0 if sw == NULL else sw[a + i]
+        W[label] += wi
+        for d in range(D):
+            S[label * D + d] += wi * xc[i * D + d]
+        if want_inertia:
+            sq = 0
+            for d in range(D):
+                diff = xc[i * D + d] - centres[label * D + d]
+                sq += diff * diff
+            inertia[0] += wi * sq
+            counts[label] += 1
+
+
+# up to this many features the Lloyd rows are the vectorised ones
+# (gmmfast/_kmeans_simd.h: a gemm per 256 rows costs more than its few
+# multiply-adds); beyond, BLAS gemm per chunk of rows (faster here at 16
+# features and 8 clusters: the transposition into lanes costs more there)
+cdef isize LLOYD_SIMD_MAX_D = 8
+
+
+cdef inline void _rows(
+    const floating* X, const double* sw, const floating* offset,
+    const floating* centres, const floating* norms,
+    isize a, isize b, isize D, isize K, floating* buf, isize chunk_size,
+    double* S, double* W, double* inertia, double* counts,
+    bint want_inertia,
+) noexcept nogil:
+    if D <= LLOYD_SIMD_MAX_D:
+        _rows_simd(X, sw, offset, centres, norms, a, b, D, K, buf, S, W, inertia,
+                   counts, want_inertia)
+    else:
+        _rows_blas(X, sw, offset, centres, norms, a, b, D, K, buf, buf + chunk_size * D,
+                   S, W, inertia, counts, want_inertia)
+
+
+def lloyd_scratch(isize chunk_size, isize n_features, isize n_clusters):
+    """Values (the data's dtype) of scratch per thread for ``lloyd_pass``
+    and ``onehot_pass``."""
+    return max(km_lloyd_scratch(chunk_size, n_features),
+               chunk_size * (n_features + n_clusters))
 
 
 def lloyd_pass(
@@ -79,7 +165,7 @@ def lloyd_pass(
     const floating[::1] offset,          # IN (n_features,)
     const floating[:, ::1] centres,      # IN (n_clusters, n_features), offset coordinates
     const floating[::1] norms,           # IN (n_clusters,) ||c_k||^2 in X's dtype
-    floating[:, ::1] scratch,            # (n_threads, lloyd_scratch(chunk_size, n_features))
+    floating[:, ::1] scratch,            # (n_threads, lloyd_scratch(chunk_size, D, K))
     double[:, ::1] S,                    # OUT += (n_threads, n_clusters * n_features)
     double[:, ::1] W,                    # OUT += (n_threads, n_clusters)
     double[:, ::1] extra,                # OUT += (n_threads, 1 + n_clusters): inertia, counts
@@ -106,7 +192,7 @@ def lloyd_pass(
             a = c * chunk_size
             b = min(a + chunk_size, n)
             _rows(&X[0, 0], sw, &offset[0], &centres[0, 0], &norms[0], a, b, D, K,
-                  &scratch[tid, 0], &S[tid, 0], &W[tid, 0],
+                  &scratch[tid, 0], chunk_size, &S[tid, 0], &W[tid, 0],
                   &extra[tid, 0], &extra[tid, 1], want_inertia)
 
 
@@ -270,7 +356,7 @@ def onehot_pass(
     const floating[::1] norms,           # IN (n_clusters,)
     const double[:, ::1] shift,          # IN (n_clusters, n_features), data coordinates
     int cov_type,                        # 0 full, 1 tied, 2 diag, 3 spherical
-    floating[:, ::1] scratch,            # (n_threads, lloyd_scratch(chunk_size, n_features))
+    floating[:, ::1] scratch,            # (n_threads, lloyd_scratch(chunk_size, D, K))
     double[:, ::1] ybuf,                 # (n_threads, n_features)
     double[:, ::1] R,                    # OUT += (n_threads, n_clusters)
     double[:, ::1] S1,                   # OUT += (n_threads, n_clusters * n_features)

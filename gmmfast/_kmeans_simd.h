@@ -30,7 +30,11 @@
 #include "_simd_compat.h"
 
 /* doubles of scratch per chunk of nb rows */
-static int64_t km_seed_scratch(int64_t nb, int64_t D) { return nb * (D + 4); }
+/* the transposed rows' stride: nb plus one cache line of doubles, so that
+ * the D rows of xt do not all fall in the same few cache sets (a stride of
+ * 2 KiB did, and the transposition then missed L1 on every store) */
+#define KM_STRIDE(nb) ((nb) + 8)
+static int64_t km_seed_scratch(int64_t nb, int64_t D) { return KM_STRIDE(nb) * D + 4 * nb; }
 
 #define KM_CAT3(a, b, c) a##b##c
 #define KM_XCAT3(a, b, c) KM_CAT3(a, b, c)
@@ -38,7 +42,8 @@ static int64_t km_seed_scratch(int64_t nb, int64_t D) { return nb * (D + 4); }
 #define KM_BODY                                                                 \
 {                                                                               \
     double* xt = buf;                                                           \
-    double* xx = xt + D * nb;                                                   \
+    const int64_t ns = KM_STRIDE(nb);                                           \
+    double* xx = xt + D * ns;                                                   \
     double* cur = xx + nb;                                                      \
     double* dot = cur + nb;                                                     \
     double* wv = dot + nb;                                                      \
@@ -50,10 +55,10 @@ static int64_t km_seed_scratch(int64_t nb, int64_t D) { return nb * (D + 4); }
     if (M > 0) {                                                                \
         for (int64_t i = 0; i < nb; i++)                                        \
             for (int64_t j = 0; j < D; j++)                                     \
-                xt[j * nb + i] = (double)(X[i * D + j] - offset[j]);            \
+                xt[j * ns + i] = (double)(X[i * D + j] - offset[j]);            \
         for (int64_t i = 0; i < nb; i++) xx[i] = 0;                             \
         for (int64_t j = 0; j < D; j++) {                                       \
-            const double* xj = xt + j * nb;                                     \
+            const double* xj = xt + j * ns;                                     \
             _Pragma("omp simd")                                                 \
             for (int64_t i = 0; i < nb; i++) xx[i] += xj[i] * xj[i];            \
         }                                                                       \
@@ -61,7 +66,7 @@ static int64_t km_seed_scratch(int64_t nb, int64_t D) { return nb * (D + 4); }
     for (int64_t k = 0; k < M; k++) {                                           \
         for (int64_t i = 0; i < nb; i++) dot[i] = 0;                            \
         for (int64_t j = 0; j < D; j++) {                                       \
-            const double* xj = xt + j * nb;                                     \
+            const double* xj = xt + j * ns;                                     \
             const double ck = C[k * D + j];                                     \
             _Pragma("omp simd")                                                 \
             for (int64_t i = 0; i < nb; i++) dot[i] += xj[i] * ck;              \
@@ -118,19 +123,21 @@ KM_BODY
 #define KM_V 16
 static int64_t km_lloyd_scratch(int64_t nb, int64_t D)
 {
-    return (nb + KM_V - 1) / KM_V * KM_V * (D + 2);
+    const int64_t nbp = (nb + KM_V - 1) / KM_V * KM_V;
+    return KM_STRIDE(nbp) * D + 2 * nbp;
 }
 
 #define KM_LABELS                                                               \
     const int64_t nbp = (nb + KM_V - 1) / KM_V * KM_V; /* padded rows */        \
     KM_REAL* xt = buf;                                                          \
-    KM_REAL* best = xt + D * nbp;                                               \
+    const int64_t ns = KM_STRIDE(nbp);                                          \
+    KM_REAL* best = xt + D * ns;                                                \
     KM_REAL* lab = best + nbp; /* labels, exact as values below 2^24 */         \
     for (int64_t i = 0; i < nb; i++)                                            \
         for (int64_t j = 0; j < D; j++)                                         \
-            xt[j * nbp + i] = X[i * D + j] - offset[j];                         \
+            xt[j * ns + i] = X[i * D + j] - offset[j];                          \
     for (int64_t i = nb; i < nbp; i++)                                          \
-        for (int64_t j = 0; j < D; j++) xt[j * nbp + i] = 0;                    \
+        for (int64_t j = 0; j < D; j++) xt[j * ns + i] = 0;                     \
     for (int64_t k = 0; k < K; k++) {                                           \
         const KM_REAL nk = norms[k];                                            \
         const KM_REAL kv = (KM_REAL)k;                                          \
@@ -138,7 +145,7 @@ static int64_t km_lloyd_scratch(int64_t nb, int64_t D)
             KM_REAL acc[KM_V];                                                  \
             for (int ii = 0; ii < KM_V; ii++) acc[ii] = 0;                      \
             for (int64_t j = 0; j < D; j++) {                                   \
-                const KM_REAL* xj = xt + j * nbp + i0;                          \
+                const KM_REAL* xj = xt + j * ns + i0;                           \
                 const KM_REAL ck = C[k * D + j];                                \
                 _Pragma("omp simd")                                             \
                 for (int ii = 0; ii < KM_V; ii++) acc[ii] += xj[ii] * ck;       \
