@@ -17,6 +17,11 @@ BLAS_TILES  the Mahalanobis term by BLAS trmm on row blocks; full statistics
             rows only); the tied scatter by syrk.
 BLAS_SYRK   as BLAS_TILES, but full S2 by BLAS syrk, whose packing is
             amortised above GRAM_MAX_FEATURES features.
+BLAS_GEMM   diag and spherical by matrix products: the log-densities of a
+            block as one gemm of its centred rows [x'^2, x', 1] with the
+            components' coefficients, the statistics as one gemm of the
+            responsibilities with the same rows (gmmfast/_kernels.pyx);
+            above GEMM_MIN_WORK = K * D.
 """
 from dataclasses import dataclass
 
@@ -26,8 +31,9 @@ import numpy as np
 KERNEL_CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 KERNEL_NAMES = {code: name for name, code in KERNEL_CODES.items()}
 
-VECTOR, BLAS_TILES, BLAS_SYRK = 0, 1, 2
-PATH_NAMES = {VECTOR: "vector", BLAS_TILES: "blas-tiles", BLAS_SYRK: "blas-syrk"}
+VECTOR, BLAS_TILES, BLAS_SYRK, BLAS_GEMM = 0, 1, 2, 3
+PATH_NAMES = {VECTOR: "vector", BLAS_TILES: "blas-tiles", BLAS_SYRK: "blas-syrk",
+              BLAS_GEMM: "blas-gemm"}
 
 # Full-covariance register kernels exist for these feature counts; a D between
 # two of them runs the next one up with zero padding.
@@ -41,9 +47,12 @@ GRAM_MAX_FEATURES = 384
 _SERVED = {
     "full": ((VECTOR, BLAS_TILES, BLAS_SYRK), SMALL_D_MAX),
     "tied": ((VECTOR, BLAS_TILES, BLAS_SYRK), SMALL_D_MAX),
-    "diag": ((VECTOR,), None),
-    "spherical": ((VECTOR,), None),
+    "diag": ((VECTOR, BLAS_GEMM), None),
+    "spherical": ((VECTOR, BLAS_GEMM), None),
 }
+# diag and spherical take BLAS_GEMM from this many n_components * n_features
+# (measured here, README "How it works")
+GEMM_MIN_WORK = 2048
 
 # Rows per block (measured here, README "How it works"): the vectorised path
 # keeps a block's work arrays in L1 at 120 float64 rows (240 float32: the same
@@ -55,11 +64,14 @@ _SERVED = {
 VECTOR_CHUNK_BYTES = 960
 BLAS_CHUNK = 240
 BLOCK_WORK_MAX = 1 << 28
+GEMM_CHUNK = 256
 
 
-def choose_path(covariance_type, n_features):
-    """The path for a covariance type and a number of features."""
+def choose_path(covariance_type, n_features, n_components=1):
+    """The path for a covariance type and a shape."""
     paths, vector_max = _SERVED[covariance_type]
+    if BLAS_GEMM in paths and n_components * n_features >= GEMM_MIN_WORK:
+        return BLAS_GEMM
     if vector_max is None or n_features <= vector_max:
         return VECTOR
     return BLAS_TILES if n_features <= GRAM_MAX_FEATURES else BLAS_SYRK
@@ -100,6 +112,8 @@ def block_rows(path, n_features, n_components, dtype):
     """Rows per block for a path and shape."""
     if path == VECTOR:
         return VECTOR_CHUNK_BYTES // np.dtype(dtype).itemsize
+    if path == BLAS_GEMM:
+        return GEMM_CHUNK
     per_row = max(1, n_components) * n_features * n_features
     return max(16, min(BLAS_CHUNK, BLOCK_WORK_MAX // per_row))
 
@@ -108,6 +122,6 @@ def kernel_config(n_features, covariance_type, n_threads, n_components=1,
                   dtype=np.float64):
     """The KernelConfig for data of this shape; ``n_threads`` already resolved
     (``_threads.resolve_n_threads``)."""
-    path = choose_path(covariance_type, n_features)
+    path = choose_path(covariance_type, n_features, n_components)
     return KernelConfig(int(n_threads), int(block_rows(path, n_features, n_components, dtype)),
                         path)
