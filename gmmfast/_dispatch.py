@@ -21,7 +21,7 @@ BLAS_GEMM   diag and spherical by matrix products: the log-densities of a
             block as one gemm of its centred rows [x'^2, x', 1] with the
             components' coefficients, the statistics as one gemm of the
             responsibilities with the same rows (gmmfast/_kernels.pyx);
-            above GEMM_MIN_WORK = K * D.
+            at shapes of at least GEMM_MIN (components, features, K * D).
 """
 from dataclasses import dataclass
 
@@ -50,9 +50,16 @@ _SERVED = {
     "diag": ((VECTOR, BLAS_GEMM), None),
     "spherical": ((VECTOR, BLAS_GEMM), None),
 }
-# diag and spherical take BLAS_GEMM from this many n_components * n_features
-# (measured here, README "How it works")
-GEMM_MIN_WORK = 2048
+# diag and spherical take BLAS_GEMM at n_components >= K0, n_features >= D0
+# and n_components * n_features >= KD0: {name: (K0, D0, KD0)}. Measured here
+# (one E-step with statistics, alternated, 1 thread, float64 and float32):
+# diag's vector kernel held its own below 64 components (D = 128, K = 16:
+# gemm 1.06-1.15x its time; D = 32, K = 32: 0.9x) and at D = 2 (K = 1024:
+# 1.13x, a gemm of inner size 5), gemm 0.84-0.9x at K = 128, D = 8 and
+# K = 64, D = 16, and 0.5-0.7x at the many-component rows; spherical's gemm
+# (inner size D + 2, one |x'|^2 a row for every component) gained from
+# K * D = 256 (0.6-0.94x; K * D = 128: 0.83-1.12x; K * D <= 64: 1.3-2.2x).
+GEMM_MIN = {"diag": (64, 8, 1024), "spherical": (1, 1, 256)}
 
 # Rows per block (measured here, README "How it works"): the vectorised path
 # keeps a block's work arrays in L1 at 120 float64 rows (240 float32: the same
@@ -60,7 +67,10 @@ GEMM_MIN_WORK = 2048
 # 20%. The BLAS path runs trmm and the scatter tiles best on 240 rows, fewer
 # when one block would be more than ~2^28 multiply-adds (huge K * D^2), so
 # that Ctrl-C, checked between OpenMP regions, still stops a fit within a
-# fraction of a second.
+# fraction of a second. BLAS_GEMM's blocks of 256 rows: 128 rows were 6%
+# slower at D = 128, K = 1024 float32 and 512 no faster over the
+# many-component rows (their responsibilities, K x 256, are the largest
+# work array: 1 MiB there).
 VECTOR_CHUNK_BYTES = 960
 BLAS_CHUNK = 240
 BLOCK_WORK_MAX = 1 << 28
@@ -70,8 +80,10 @@ GEMM_CHUNK = 256
 def choose_path(covariance_type, n_features, n_components=1):
     """The path for a covariance type and a shape."""
     paths, vector_max = _SERVED[covariance_type]
-    if BLAS_GEMM in paths and n_components * n_features >= GEMM_MIN_WORK:
-        return BLAS_GEMM
+    if covariance_type in GEMM_MIN:
+        k0, d0, kd0 = GEMM_MIN[covariance_type]
+        if n_components >= k0 and n_features >= d0 and n_components * n_features >= kd0:
+            return BLAS_GEMM
     if vector_max is None or n_features <= vector_max:
         return VECTOR
     return BLAS_TILES if n_features <= GRAM_MAX_FEATURES else BLAS_SYRK
