@@ -26,7 +26,7 @@ iteration (its scatter T = sum_i w_i (x_i - c)(x_i - c)^T comes from
 Block work runs in the data's dtype (fused ``floating``); statistics and the
 log-likelihood accumulate in float64. Nothing allocated here grows with
 n_samples: the per-thread scratch is (chunk_size, n_components) and
-(chunk_size, n_features).
+(chunk_size, n_features) (BLAS_GEMM: and (n_components, 2 n_features + 1)).
 
 One block loop serves every job (``_run``: the E-step with statistics,
 prediction, statistics of given responsibilities, the tied scatter): it cuts
@@ -146,7 +146,8 @@ def small_d_max():
 
 # ---------------------------------------------------------------------------
 # Block kernels (nogil). A block is rows [0, nb) starting at pointer x.
-# The vector path is C (_simd.h); the BLAS paths (full and tied) are here.
+# The vector path is C (_simd.h); the BLAS paths (full and tied; diag and
+# spherical by gemm) are here.
 # ---------------------------------------------------------------------------
 # ---------------------------------------------------------------------------
 # BLAS_GEMM: diag and spherical by matrix products (many components)
