@@ -26,7 +26,7 @@ iteration (its scatter T = sum_i w_i (x_i - c)(x_i - c)^T comes from
 Block work runs in the data's dtype (fused ``floating``); statistics and the
 log-likelihood accumulate in float64. Nothing allocated here grows with
 n_samples: the per-thread scratch is (chunk_size, n_components) and
-(chunk_size, n_features).
+(chunk_size, n_features) (BLAS_GEMM: and (n_components, 2 n_features + 1)).
 
 One block loop serves every job (``_run``: the E-step with statistics,
 prediction, statistics of given responsibilities, the tied scatter): it cuts
@@ -49,7 +49,8 @@ from cpython.exc cimport PyErr_CheckSignals
 
 from gmmfast._simd cimport (
     GM_ISA_DISPATCH, GM_PORTABLE_BUILD, GM_SMALL_D_MAX, isize, block, block_stats, exp_array, gram_scratch, log_array,
-    normalize_block, rows_to_lp, scale_rows, scratch_size, stats_gram, syrk_add_upper,
+    gemm_rowmajor, normalize_block, rows_to_lp, scale_rows, scratch_size, stats_gram,
+    syrk_add_upper,
     tied_rows_to_lp, tied_stats_rows, trmm_right_upper,
 )
 
@@ -82,6 +83,7 @@ cdef enum:
     VECTOR = 0
     BLAS_TILES = 1
     BLAS_SYRK = 2
+    BLAS_GEMM = 3
 
 # jobs of the block loop
 cdef enum:
@@ -144,8 +146,165 @@ def small_d_max():
 
 # ---------------------------------------------------------------------------
 # Block kernels (nogil). A block is rows [0, nb) starting at pointer x.
-# The vector path is C (_simd.h); the BLAS paths (full and tied) are here.
+# The vector path is C (_simd.h); the BLAS paths (full and tied; diag and
+# spherical by gemm) are here.
 # ---------------------------------------------------------------------------
+# ---------------------------------------------------------------------------
+# BLAS_GEMM: diag and spherical by matrix products (many components)
+#
+# With g the block's mean row, x' = x - g, mu'_k = mu_k - g and p_kd the
+# precisions (precisions_cholesky squared; spherical: p_k for every d),
+#
+#   lp_ik = lognorm_k - 1/2 sum_d p_kd (x'_id - mu'_kd)^2 = a_i . b_k,
+#   a_i = [x'_i^2, x'_i, 1]            b_k = [-p_k/2, p_k mu'_k, c_k]
+#   (spherical: a_i = [x'_i, |x'_i|^2, 1], b_k = [p_k mu'_k, -p_k/2, c_k]),
+#   c_k = lognorm_k - 1/2 sum_d p_kd mu'_kd^2,
+#
+# so lp (K, nb) = B A^T is one gemm (inner size W = 2D + 1, spherical D + 2),
+# and with the weighted responsibilities wr (K, nb), T = wr A (one gemm)
+# holds sum r x'^2 (spherical: sum r |x'|^2), sum r x' and sum r per
+# component, shifted onto mu_k in float64 (_gemm_stats).
+#
+# Rounding (u the unit roundoff of the data's dtype): a_i . b_k is a sum of
+# W products, so |error of lp_ik| <= (W + 3) u sum_j |a_ij b_kj|
+#   <= (W + 3) u (1/2 sum_d p_kd (|x'_id| + |mu'_kd|)^2 + |c_k|)
+#   <= (W + 3) u (3/2 sum_d p_kd x'_id^2 + M_ik + |c_k|),
+# M_ik = sum_d p_kd (x'_id - mu'_kd)^2 the Mahalanobis term itself; the
+# direct form (the vector path) has (D + 2) u (M_ik / 2 + |lognorm_k|). The
+# excess is the term in sum_d p_kd x'_id^2: the distance of row i from its
+# block's mean in widths of component k, which centring on g keeps
+# independent of where the data lie (uncentred, as scikit-learn computes it,
+# it grows with |x|^2, and float32 data at 1e4 from the origin lose every
+# digit). Likewise the statistics: sum r x'^2 comes with an error of
+# (nb + 1) u sum_i r_ik x'_id^2, relative to S2_kd a factor
+# 1 + (mu_kd - g_d)^2 / var_kd of the direct form's.
+# ---------------------------------------------------------------------------
+
+cdef inline isize _gemm_width(int cov_type, isize D) noexcept nogil:
+    """Columns of a_i (and b_k)."""
+    return 2 * D + 1 if cov_type == DIAG else D + 2
+
+
+cdef isize _gemm_scratch(int cov_type, isize nb, isize D, isize K) noexcept nogil:
+    """Scratch of _gemm_rows and _gemm_stats: A (nb, W), B or T (K, W), g (D)."""
+    cdef isize W = _gemm_width(cov_type, D)
+    return nb * W + K * W + D
+
+
+cdef void _gemm_rows(
+    int cov_type,
+    const floating* x,          # IN (nb, D)
+    isize nb, isize D,
+    floating* a,                # OUT (nb, W) the rows a_i
+    floating* g,                # OUT (D,) the block's mean row
+) noexcept nogil:
+    cdef isize W = _gemm_width(cov_type, D)
+    cdef isize i, j
+    cdef floating d, s
+    cdef floating* ai
+    cdef const floating* xi
+    # any centre is exact (the statistics are shifted by the same g); the
+    # mean keeps |x - g| small
+    for j in range(D):
+        g[j] = 0
+    for i in range(nb):
+        xi = x + i * D
+        for j in range(D):
+            g[j] += xi[j]
+    for j in range(D):
+        g[j] = g[j] / nb
+    for i in range(nb):
+        xi = x + i * D
+        ai = a + i * W
+        if cov_type == DIAG:
+            for j in range(D):
+                d = xi[j] - g[j]
+                ai[j] = d * d
+                ai[D + j] = d
+            ai[2 * D] = 1
+        else:
+            s = 0
+            for j in range(D):
+                d = xi[j] - g[j]
+                ai[j] = d
+                s = s + d * d
+            ai[D] = s
+            ai[D + 1] = 1
+
+
+cdef void _gemm_lp(
+    int cov_type,
+    const floating* a,          # IN (nb, W) from _gemm_rows
+    const floating* g,          # IN (D,)
+    isize nb, isize D, isize K,
+    const floating* means,      # IN (K, D)
+    const floating* prec,       # IN (K, D) diag, (K,) spherical
+    const double* lognorm,      # IN (K,)
+    floating* b,                # scratch (K, W)
+    floating* lp,               # OUT (K, nb)
+) noexcept nogil:
+    cdef isize W = _gemm_width(cov_type, D)
+    cdef isize j, k
+    cdef double p, m, c
+    cdef floating* bk
+    for k in range(K):
+        bk = b + k * W
+        c = 0
+        if cov_type == DIAG:
+            for j in range(D):
+                p = <double>prec[k * D + j] * <double>prec[k * D + j]
+                m = <double>means[k * D + j] - <double>g[j]
+                bk[j] = <floating>(-0.5 * p)
+                bk[D + j] = <floating>(p * m)
+                c += p * m * m
+            bk[2 * D] = <floating>(lognorm[k] - 0.5 * c)
+        else:
+            p = <double>prec[k] * <double>prec[k]
+            for j in range(D):
+                m = <double>means[k * D + j] - <double>g[j]
+                bk[j] = <floating>(p * m)
+                c += m * m
+            bk[D] = <floating>(-0.5 * p)
+            bk[D + 1] = <floating>(lognorm[k] - 0.5 * p * c)
+    gemm_rowmajor(True, <int>K, <int>nb, <int>W, b, <int>W, a, <int>W, lp, <int>nb)
+
+
+cdef void _gemm_stats(
+    int cov_type,
+    const floating* a,          # IN (nb, W) from _gemm_rows
+    const floating* g,          # IN (D,)
+    isize nb, isize D, isize K,
+    const floating* wr,         # IN (K, nb) w_i r_ik
+    const floating* shift,      # IN (K, D) c_k
+    floating* t,                # scratch (K, W)
+    double* R, double* S1, double* S2,  # OUT += statistics around c_k
+) noexcept nogil:
+    """With delta = c_k - g: S1 = T1 - R delta, S2 = T2 - 2 delta T1 + R delta^2
+    (spherical: summed over d), in float64."""
+    cdef isize W = _gemm_width(cov_type, D)
+    cdef isize j, k
+    cdef double rk, t1, dl, cross, sq
+    cdef const floating* tk
+    gemm_rowmajor(False, <int>K, <int>W, <int>nb, wr, <int>nb, a, <int>W, t, <int>W)
+    for k in range(K):
+        tk = t + k * W
+        rk = tk[W - 1]
+        R[k] += rk
+        cross = 0
+        sq = 0
+        for j in range(D):
+            dl = <double>shift[k * D + j] - <double>g[j]
+            if cov_type == DIAG:
+                t1 = tk[D + j]
+                S2[k * D + j] += <double>tk[j] - 2.0 * dl * t1 + rk * dl * dl
+            else:
+                t1 = tk[j]
+                cross += dl * t1
+                sq += dl * dl
+            S1[k * D + j] += t1 - rk * dl
+        if cov_type != DIAG:
+            S2[k] += <double>tk[D] - 2.0 * cross + rk * sq
+
 
 cdef void _block_stats_given(
     int cov_type, int path,
@@ -157,8 +316,15 @@ cdef void _block_stats_given(
     floating* scratch,          # scratch, _scratch_size elements
     double* R, double* S1, double* S2,  # OUT += statistics
 ) noexcept nogil:
+    cdef isize W
     if path == VECTOR:
         block_stats(cov_type, x, nb, D, K, wr, shift, scratch, R, S1, S2)
+        return
+    if path == BLAS_GEMM:
+        W = _gemm_width(cov_type, D)
+        _gemm_rows(cov_type, x, nb, D, scratch, scratch + nb * W + K * W)
+        _gemm_stats(cov_type, scratch, scratch + nb * W + K * W, nb, D, K, wr, shift,
+                    scratch + nb * W, R, S1, S2)
         return
     if cov_type == TIED:
         tied_stats_rows(x, nb, D, K, wr, center, R, S1, scratch)
@@ -197,16 +363,26 @@ cdef double _block(
 ) noexcept nogil:
     """Log-probabilities, log-likelihood, responsibilities and statistics of
     one block. Returns sum_i w_i log p(x_i)."""
-    cdef isize i, j, k
+    cdef isize i, j, k, W
     cdef floating* lp
     cdef floating* buf
+    cdef floating* g
     cdef const floating* mu
     cdef double ll
     if path == VECTOR:
         return block(cov_type, x, nb, D, K, means, prec, lognorm, center, mproj,
                      sw, scratch, R, S1, S2, out_logp, out_resp, out_labels)
     lp = scratch                    # (K, nb) and three (nb,) rows for normalize_block
-    buf = scratch + (K + 3) * nb    # (nb, D)
+    buf = scratch + (K + 3) * nb    # (nb, D); BLAS_GEMM: _gemm_scratch
+    if path == BLAS_GEMM:
+        W = _gemm_width(cov_type, D)
+        g = buf + nb * W + K * W
+        _gemm_rows(cov_type, x, nb, D, buf, g)
+        _gemm_lp(cov_type, buf, g, nb, D, K, means, prec, lognorm, buf + nb * W, lp)
+        ll = normalize_block(lp, nb, K, sw, out_logp, out_resp, out_labels, R != NULL)
+        if R != NULL:
+            _gemm_stats(cov_type, buf, g, nb, D, K, lp, means, buf + nb * W, R, S1, S2)
+        return ll
     if cov_type == FULL:
         for k in range(K):
             mu = means + k * D
@@ -293,14 +469,16 @@ ctypedef struct Work:
     isize scratch_stride
 
 
-cdef isize _scratch_size(int job, int path, isize nb, isize D, isize K, floating* tag):
+cdef isize _scratch_size(int job, int cov_type, int path, isize nb, isize D, isize K,
+                         floating* tag):
     """Per-thread scratch (elements) of one job's blocks."""
     if job == SCATTER:
         return nb * D + D * D
     cdef isize vec = scratch_size(tag, nb, D, K)
     cdef isize blas = (K + 3) * nb + max(nb * D + D * D + D, gram_scratch(tag, nb, D))
+    cdef isize gemm = (K + 3) * nb + _gemm_scratch(cov_type, nb, D, K)
     # RESP_STATS keeps the weighted responsibilities (K, nb) in front
-    return K * nb + (vec if path == VECTOR else blas)
+    return K * nb + (vec if path == VECTOR else gemm if path == BLAS_GEMM else blas)
 
 
 cdef inline void _one_block(floating* scratch0, Work* w, isize c, int tid) noexcept nogil:
@@ -359,13 +537,14 @@ cdef double _run(floating* tag, Work* w) except? -1.0:
     OpenMP: a small pass (the caller asks for one thread when the work is
     small, gmmfast/_threads.py) starts or wakes no thread team."""
     cdef isize n_chunks = (w.n + w.chunk_size - 1) // w.chunk_size
-    cdef isize per_row = w.K * (w.D * w.D + 8) + 8
+    # multiply-adds per row: D^2 per component (full), about 2 D (BLAS_GEMM)
+    cdef isize per_row = w.K * ((2 * w.D if w.path == BLAS_GEMM else w.D * w.D) + 8) + 8
     cdef isize per_call = max(<isize>w.n_threads, WORK_PER_CALL // (w.chunk_size * per_row))
     cdef isize c0, c1, c
     cdef int tid
     cdef double total = 0.0
     dtype = np.float64 if floating is double else np.float32
-    w.scratch_stride = _scratch_size(w.job, w.path, w.chunk_size, w.D, w.K, tag)
+    w.scratch_stride = _scratch_size(w.job, w.cov_type, w.path, w.chunk_size, w.D, w.K, tag)
     cdef floating[:, ::1] scratch = np.empty((w.n_threads, w.scratch_stride), dtype)
     cdef double[:, ::1] ll = np.zeros((w.n_threads, 8))
     w.ll = &ll[0, 0]

@@ -5,7 +5,7 @@ wrapper: the only place where float32 and float64 part ways (C templating
 by double inclusion gives the _d/_f twins; the wrappers pick one)."""
 from cython cimport floating
 from libc.stdint cimport int64_t
-from scipy.linalg.cython_blas cimport dtrmm, strmm, dsyrk, ssyrk
+from scipy.linalg.cython_blas cimport dgemm, sgemm, dtrmm, strmm, dsyrk, ssyrk
 
 ctypedef Py_ssize_t isize
 
@@ -178,6 +178,26 @@ cdef inline void trmm_right_upper(floating* buf, const floating* U,
         dtrmm(&side, &uplo, &trans, &diag, &D, &nb, &one, <double*>U, &D, buf, &D)
     else:
         strmm(&side, &uplo, &trans, &diag, &D, &nb, &one, <float*>U, &D, buf, &D)
+
+
+cdef inline void gemm_rowmajor(bint trans_b, int m, int n, int k, const floating* A,
+                               int lda, const floating* B, int ldb, floating* C,
+                               int ldc) noexcept nogil:
+    """C (m, n) := A @ op(B), all row-major: A (m, k); B (k, n), or (n, k)
+    when ``trans_b`` (op(B) = B^T).
+
+    Column-major, C is C^T = op(B)^T A^T: gemm with B first, A second.
+    """
+    cdef char ta = b'T' if trans_b else b'N'
+    cdef char tb = b'N'
+    cdef floating one = 1.0
+    cdef floating zero = 0.0
+    if floating is double:
+        dgemm(&ta, &tb, &n, &m, &k, &one, <double*>B, &ldb, <double*>A, &lda, &zero,
+              C, &ldc)
+    else:
+        sgemm(&ta, &tb, &n, &m, &k, &one, <float*>B, &ldb, <float*>A, &lda, &zero,
+              C, &ldc)
 
 
 cdef inline void syrk_upper(const floating* buf, floating* C, int nb, int D,

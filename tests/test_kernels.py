@@ -4,13 +4,13 @@ import pytest
 from scipy.special import logsumexp
 
 from gmmfast import _covariance, _dispatch, _kernels, _stats
-from gmmfast._dispatch import BLAS_SYRK, BLAS_TILES, VECTOR, KernelConfig, serves
+from gmmfast._dispatch import BLAS_GEMM, BLAS_SYRK, BLAS_TILES, VECTOR, KernelConfig, serves
 
 from conftest import COVARIANCE_TYPES
 
 CHUNK = 8
 RTOL = {np.float64: 1e-11, np.float32: 2e-4}
-PATHS = (VECTOR, BLAS_TILES, BLAS_SYRK)
+PATHS = (VECTOR, BLAS_TILES, BLAS_SYRK, BLAS_GEMM)
 
 
 def served(n_features):
