@@ -265,7 +265,7 @@ class _Seeding:
         M, D = self.C.shape
         n_cand = M - self.n_chosen
         pots = _stats.thread_slabs(n_threads, max(1, n_cand))
-        scratch = np.empty((n_threads, _kmeans_kernels.seed_scratch(KERNEL_CHUNK, D)))
+        scratch = np.empty((n_threads, _kmeans_kernels.seed_scratch(KERNEL_CHUNK, D, M)))
         closest = None if self.closest is None else self.closest[start:start + x.shape[0]]
         _kmeans_kernels.seed_pass(
             np.ascontiguousarray(x), w, self.offset, self.C, row_norms_sq(self.C),

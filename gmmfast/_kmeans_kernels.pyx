@@ -204,7 +204,7 @@ def lloyd_pass(
 # instruction set); this file spreads chunks of rows over OpenMP threads.
 
 cdef extern from "_kmeans_simd.h" nogil:
-    long long km_seed_scratch(long long nb, long long D)
+    long long km_seed_scratch(long long nb, long long D, long long M)
     void km_seed_rows_d(const double* X, const double* sw, const double* offset,
                         const double* C, const double* cc, long long M,
                         long long n_chosen, double* closest, int first,
@@ -234,9 +234,9 @@ cdef inline void _seed_rows(
                        vals, pots, nb, D, buf)
 
 
-def seed_scratch(isize chunk_size, isize n_features):
-    """Doubles of scratch per thread for ``seed_pass``."""
-    return km_seed_scratch(chunk_size, n_features)
+def seed_scratch(isize chunk_size, isize n_features, isize n_centres):
+    """Doubles of scratch per thread for ``seed_pass`` with n_centres rows of C."""
+    return km_seed_scratch(chunk_size, n_features, n_centres)
 
 
 def seed_pass(
@@ -250,7 +250,7 @@ def seed_pass(
     bint first,                          # closest := min over the chosen only
     floating[::1] vals,                  # OUT (nb,) w * closest, or None
     double[:, ::1] pots,                 # OUT += (n_threads, M - n_chosen)
-    double[:, ::1] scratch,              # (n_threads, seed_scratch(chunk_size, n_features))
+    double[:, ::1] scratch,              # (n_threads, seed_scratch(chunk_size, D, M))
     isize chunk_size,
     int n_threads,
 ):

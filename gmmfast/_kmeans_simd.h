@@ -34,7 +34,13 @@
  * the D rows of xt do not all fall in the same few cache sets (a stride of
  * 2 KiB did, and the transposition then missed L1 on every store) */
 #define KM_STRIDE(nb) ((nb) + 8)
-static int64_t km_seed_scratch(int64_t nb, int64_t D) { return KM_STRIDE(nb) * D + 4 * nb; }
+/* from this many features a row's dot products run along the row (vector
+ * lanes over features) instead of over transposed rows */
+#define KM_ROWWISE_D 8
+static int64_t km_seed_scratch(int64_t nb, int64_t D, int64_t M)
+{
+    return KM_STRIDE(nb) * D + (3 + M) * nb + D;
+}
 
 #define KM_CAT3(a, b, c) a##b##c
 #define KM_XCAT3(a, b, c) KM_CAT3(a, b, c)
@@ -43,16 +49,36 @@ static int64_t km_seed_scratch(int64_t nb, int64_t D) { return KM_STRIDE(nb) * D
 {                                                                               \
     double* xt = buf;                                                           \
     const int64_t ns = KM_STRIDE(nb);                                           \
-    double* xx = xt + D * ns;                                                   \
+    const int rows = D >= KM_ROWWISE_D; /* row-major dots: no transposition */  \
+    double* xx = rows ? buf : xt + D * ns;                                      \
     double* cur = xx + nb;                                                      \
-    double* dot = cur + nb;                                                     \
-    double* wv = dot + nb;                                                      \
+    double* wv = cur + nb;                                                      \
+    double* dot = wv + nb; /* (M, nb) */                                        \
+    double* row = dot + M * nb; /* (D,) */                                      \
     const double big = KM_BIG;                                                  \
     for (int64_t i = 0; i < nb; i++) {                                          \
         wv[i] = (double)(KM_REAL)(sw ? sw[i] : 1.0);                            \
         cur[i] = (closest && !first) ? (double)closest[i] : big;                \
     }                                                                           \
-    if (M > 0) {                                                                \
+    if (M > 0 && rows) {                                                        \
+        for (int64_t i = 0; i < nb; i++) {                                      \
+            const KM_REAL* xi = X + i * D;                                      \
+            double q = 0;                                                       \
+            _Pragma("omp simd reduction(+:q)")                                  \
+            for (int64_t j = 0; j < D; j++) {                                   \
+                row[j] = (double)(xi[j] - offset[j]);                           \
+                q += row[j] * row[j];                                           \
+            }                                                                   \
+            xx[i] = q;                                                          \
+            for (int64_t k = 0; k < M; k++) {                                   \
+                const double* ck = C + k * D;                                   \
+                double t = 0;                                                   \
+                _Pragma("omp simd reduction(+:t)")                              \
+                for (int64_t j = 0; j < D; j++) t += row[j] * ck[j];            \
+                dot[k * nb + i] = t;                                            \
+            }                                                                   \
+        }                                                                       \
+    } else if (M > 0) {                                                         \
         for (int64_t i = 0; i < nb; i++)                                        \
             for (int64_t j = 0; j < D; j++)                                     \
                 xt[j * ns + i] = (double)(X[i * D + j] - offset[j]);            \
@@ -62,20 +88,24 @@ static int64_t km_seed_scratch(int64_t nb, int64_t D) { return KM_STRIDE(nb) * D
             _Pragma("omp simd")                                                 \
             for (int64_t i = 0; i < nb; i++) xx[i] += xj[i] * xj[i];            \
         }                                                                       \
+        for (int64_t k = 0; k < M; k++) {                                       \
+            double* dk = dot + k * nb;                                          \
+            for (int64_t i = 0; i < nb; i++) dk[i] = 0;                         \
+            for (int64_t j = 0; j < D; j++) {                                   \
+                const double* xj = xt + j * ns;                                 \
+                const double c = C[k * D + j];                                  \
+                _Pragma("omp simd")                                             \
+                for (int64_t i = 0; i < nb; i++) dk[i] += xj[i] * c;            \
+            }                                                                   \
+        }                                                                       \
     }                                                                           \
     for (int64_t k = 0; k < M; k++) {                                           \
-        for (int64_t i = 0; i < nb; i++) dot[i] = 0;                            \
-        for (int64_t j = 0; j < D; j++) {                                       \
-            const double* xj = xt + j * ns;                                     \
-            const double ck = C[k * D + j];                                     \
-            _Pragma("omp simd")                                                 \
-            for (int64_t i = 0; i < nb; i++) dot[i] += xj[i] * ck;              \
-        }                                                                       \
+        const double* dk = dot + k * nb;                                        \
         const double ccv = cc[k];                                               \
         if (k < n_chosen) {                                                     \
             _Pragma("omp simd")                                                 \
             for (int64_t i = 0; i < nb; i++) {                                  \
-                KM_REAL dist = (KM_REAL)((-2.0 * dot[i] + ccv) + xx[i]);        \
+                KM_REAL dist = (KM_REAL)((-2.0 * dk[i] + ccv) + xx[i]);         \
                 dist = dist > 0 ? dist : (KM_REAL)0;                            \
                 cur[i] = (double)dist < cur[i] ? (double)dist : cur[i];         \
             }                                                                   \
@@ -83,7 +113,7 @@ static int64_t km_seed_scratch(int64_t nb, int64_t D) { return KM_STRIDE(nb) * D
             double s = 0;                                                       \
             _Pragma("omp simd reduction(+:s)")                                  \
             for (int64_t i = 0; i < nb; i++) {                                  \
-                KM_REAL dist = (KM_REAL)((-2.0 * dot[i] + ccv) + xx[i]);        \
+                KM_REAL dist = (KM_REAL)((-2.0 * dk[i] + ccv) + xx[i]);         \
                 dist = dist > 0 ? dist : (KM_REAL)0;                            \
                 double m = (double)dist < cur[i] ? (double)dist : cur[i];       \
                 s += m * wv[i];                                                 \
