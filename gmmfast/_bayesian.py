@@ -246,9 +246,9 @@ def mixture_weights(weight_concentration, prior_type):
         total = a + b
         tmp = b / total
         weights = a / total * np.concatenate((_ONE, np.cumprod(tmp[:-1])))
-        return weights / np.sum(weights)
+        return weights / weights.sum()
     wc = _f64(weight_concentration)
-    return wc / np.sum(wc)
+    return wc / wc.sum()
 
 
 # ---------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def log_weights(weight_concentration, prior_type):
         return (digamma_a - digamma_sum
                 + np.concatenate((_ZERO, np.cumsum(digamma_b - digamma_sum)[:-1])))
     wc = _f64(weight_concentration)
-    return digamma(wc) - digamma(np.sum(wc))
+    return digamma(wc) - digamma(wc.sum())
 
 
 @dataclass
@@ -297,7 +297,7 @@ def log_prob_constant(params, covariance_type, n_features):
     log det U_k - D/2 log(2 pi) - D/2 log nu_k + 1/2 (log Lambda~_k - D/beta_k),
     float64 (K,)."""
     sh = _shared(params, _covariance.get(covariance_type))
-    log_lambda = n_features * math.log(2.0) + np.sum(digamma(sh.half_dof), 0)
+    log_lambda = n_features * math.log(2.0) + digamma(sh.half_dof).sum(0)
     return (sh.log_det - 0.5 * n_features * LOG_2PI - 0.5 * n_features * sh.log_dof
             + 0.5 * (log_lambda - n_features / _f64(params.mean_precision)))
 
@@ -348,7 +348,7 @@ def _log_wishart_norm(degrees_of_freedom, log_det_precisions_chol, n_features, h
     # (nu - j) / 2
     return -(degrees_of_freedom * log_det_precisions_chol
              + degrees_of_freedom * n_features * 0.5 * math.log(2.0)
-             + np.sum(gammaln(half_dof), 0))
+             + gammaln(half_dof).sum(0))
 
 
 def lower_bound(params, priors, covariance_type, resp_log_resp):
@@ -363,16 +363,16 @@ def lower_bound(params, priors, covariance_type, resp_log_resp):
         log_wishart = n_components * float(
             _log_wishart_norm(dof, log_det[0], n_features, sh.half_dof)[0])
     else:
-        log_wishart = float(np.sum(_log_wishart_norm(dof, log_det, n_features,
-                                                     sh.half_dof)))
+        log_wishart = float(_log_wishart_norm(dof, log_det, n_features,
+                                              sh.half_dof).sum())
     wc = params.weight_concentration
     if priors.weight_concentration_prior_type == "dirichlet_process":
-        log_norm_weight = -float(np.sum(betaln(_f64(wc[0]), _f64(wc[1]))))
+        log_norm_weight = -float(betaln(_f64(wc[0]), _f64(wc[1])).sum())
     else:
         wc = _f64(wc)
-        log_norm_weight = float(gammaln(np.sum(wc)) - np.sum(gammaln(wc)))
+        log_norm_weight = float(gammaln(wc.sum()) - gammaln(wc).sum())
     return (-resp_log_resp - log_wishart - log_norm_weight
-            - 0.5 * n_features * float(np.sum(np.log(_f64(params.mean_precision)))))
+            - 0.5 * n_features * float(np.log(_f64(params.mean_precision)).sum()))
 
 
 # ---------------------------------------------------------------------------
@@ -412,7 +412,7 @@ class BGMModel:
         if not self.float32:
             return params  # float64 already
         params = params.astype(self.data.dtype)
-        if self.float32 and not all(np.all(np.isfinite(a)) for a in (
+        if not all(np.all(np.isfinite(a)) for a in (
                 params.means, params.covariances, params.precisions_cholesky)):
             _stats.check_finite_params(GMMParams(
                 np.ones(1), params.means, params.covariances, params.precisions_cholesky),
