@@ -4,8 +4,10 @@
 Each object holds its parameter shapes, the layout of its statistics, the
 M-step from shifted sufficient statistics, the re-centring of statistics on
 another shift, the log-determinant, the parameter count, the conversions
-between covariances, precisions and their Cholesky factors, sampling, and
-the kernel's code and parameter layout. Callers look one up with
+between covariances, precisions and their Cholesky factors, sampling, the
+kernel's code and parameter layout, and BayesianGaussianMixture's per-type
+pieces (the Wishart update, the default covariance prior, the trace of the
+precisions against a statistic; gmmfast/_bayesian.py). Callers look one up with
 ``get(covariance_type)`` and never branch on the name.
 
 Conventions are scikit-learn's: ``precisions_cholesky`` holds, per component,
