@@ -41,7 +41,7 @@ the total weight, not the number of rows, is what the priors are weighed
 against (so the weights are never rescaled here).
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,7 @@ from ._stats import GMMParams, KernelParams
 from ._validation import _check_shape
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+_ZERO, _ONE = np.zeros(1), np.ones(1)  # scikit-learn's hstack((0, ...)), hstack((1, ...))
 
 
 # ---------------------------------------------------------------------------
@@ -160,11 +161,8 @@ def priors_from_data(data, params, mean_prior, covariance_prior):
         # the scatter about the data's centre, moved to the exact mean
         delta = data.mean - np.asarray(data.center, dtype=np.float64)
         scatter = data.T - total * np.outer(delta, delta)
-        emp = np.atleast_2d(scatter / (total - 1.0))
-        covariance_prior = {
-            "full": emp, "tied": emp, "diag": np.diag(emp).copy(),
-            "spherical": float(np.diag(emp).mean()),
-        }[covariance_type]
+        covariance_prior = _covariance.get(covariance_type).default_covariance_prior(
+            np.atleast_2d(scatter / (total - 1.0)))
     return Priors(
         weight_concentration_prior_type=params["weight_concentration_prior_type"],
         weight_concentration_prior=1.0 / n_components if wcp is None else wcp,
@@ -189,6 +187,9 @@ class BGMParams:
     degrees_of_freedom: Any         # (K,); tied: a scalar
     covariances: np.ndarray         # per covariance type
     precisions_cholesky: np.ndarray  # per covariance type
+    # what the E-step's constants and the lower bound share (``_shared``),
+    # computed once for these values; not part of the state
+    shared: Any = field(default=None, repr=False, compare=False)
 
     def astype(self, dtype):
         dtype = np.dtype(dtype)
@@ -219,52 +220,8 @@ def estimate_weights(nk, priors):
     if priors.weight_concentration_prior_type == "dirichlet_process":
         return (1.0 + nk,
                 priors.weight_concentration_prior
-                + np.hstack((np.cumsum(nk[::-1])[-2::-1], 0)))
+                + np.concatenate((np.cumsum(nk[::-1])[-2::-1], _ZERO)))
     return priors.weight_concentration_prior + nk
-
-
-def _wishart_full(nk, xk, sk, priors, mean_precision):
-    n_components, n_features = xk.shape
-    dof = priors.degrees_of_freedom_prior + nk
-    covariances = np.empty((n_components, n_features, n_features))
-    for k in range(n_components):
-        diff = xk[k] - priors.mean_prior
-        covariances[k] = (priors.covariance_prior + nk[k] * sk[k]
-                          + nk[k] * priors.mean_precision_prior / mean_precision[k]
-                          * np.outer(diff, diff))
-    covariances /= dof[:, np.newaxis, np.newaxis]
-    return dof, covariances
-
-
-def _wishart_tied(nk, xk, sk, priors, mean_precision):
-    n_components = xk.shape[0]
-    dof = priors.degrees_of_freedom_prior + nk.sum() / n_components
-    diff = xk - priors.mean_prior
-    covariances = (priors.covariance_prior + sk * nk.sum() / n_components
-                   + priors.mean_precision_prior / n_components
-                   * np.dot((nk / mean_precision) * diff.T, diff))
-    return dof, covariances / dof
-
-
-def _wishart_diag(nk, xk, sk, priors, mean_precision):
-    dof = priors.degrees_of_freedom_prior + nk
-    diff = xk - priors.mean_prior
-    covariances = priors.covariance_prior + nk[:, np.newaxis] * (
-        sk + (priors.mean_precision_prior / mean_precision)[:, np.newaxis] * np.square(diff))
-    return dof, covariances / dof[:, np.newaxis]
-
-
-def _wishart_spherical(nk, xk, sk, priors, mean_precision):
-    dof = priors.degrees_of_freedom_prior + nk
-    diff = xk - priors.mean_prior
-    covariances = priors.covariance_prior + nk * (
-        sk + priors.mean_precision_prior / mean_precision * np.mean(np.square(diff), 1))
-    return dof, covariances / dof
-
-
-# scikit-learn's _estimate_wishart_* (one per covariance type, as there)
-_WISHART = {"full": _wishart_full, "tied": _wishart_tied, "diag": _wishart_diag,
-            "spherical": _wishart_spherical}
 
 
 def variational_m_step(nk, xk, sk, priors, covariance_type, float32=False):
@@ -276,7 +233,7 @@ def variational_m_step(nk, xk, sk, priors, covariance_type, float32=False):
     mean_precision = priors.mean_precision_prior + nk
     means = ((priors.mean_precision_prior * _f64(priors.mean_prior) + nk[:, np.newaxis] * xk)
              / mean_precision[:, np.newaxis])
-    dof, covariances = _WISHART[covariance_type](nk, xk, sk, priors, mean_precision)
+    dof, covariances = cov.wishart(nk, xk, sk, priors, mean_precision)
     prec_chol = cov.precision_cholesky(covariances, float32=float32)
     return BGMParams(weight_concentration, mean_precision, means, dof, covariances,
                      prec_chol)
@@ -288,10 +245,10 @@ def mixture_weights(weight_concentration, prior_type):
         a, b = _f64(weight_concentration[0]), _f64(weight_concentration[1])
         total = a + b
         tmp = b / total
-        weights = a / total * np.hstack((1, np.cumprod(tmp[:-1])))
-        return weights / np.sum(weights)
+        weights = a / total * np.concatenate((_ONE, np.cumprod(tmp[:-1])))
+        return weights / weights.sum()
     wc = _f64(weight_concentration)
-    return wc / np.sum(wc)
+    return wc / wc.sum()
 
 
 # ---------------------------------------------------------------------------
@@ -306,22 +263,42 @@ def log_weights(weight_concentration, prior_type):
         digamma_a = digamma(a)
         digamma_b = digamma(b)
         return (digamma_a - digamma_sum
-                + np.hstack((0, np.cumsum(digamma_b - digamma_sum)[:-1])))
+                + np.concatenate((_ZERO, np.cumsum(digamma_b - digamma_sum)[:-1])))
     wc = _f64(weight_concentration)
-    return digamma(wc) - digamma(np.sum(wc))
+    return digamma(wc) - digamma(wc.sum())
+
+
+@dataclass
+class _Shared:
+    """What the E-step's constants and the lower bound of one set of
+    parameters both take: log det U_k (K,), the degrees of freedom nu (K,;
+    tied: a scalar) in float64, log nu and the (D, K) half-arguments
+    (nu - j) / 2, j = 0..D-1, of the digammas and log-gammas."""
+
+    log_det: np.ndarray
+    dof: Any
+    log_dof: Any
+    half_dof: np.ndarray
+
+
+def _shared(params, cov):
+    """``params.shared``, computed the first time it is asked for."""
+    if params.shared is None:
+        n_components, n_features = params.means.shape
+        dof = _f64(params.degrees_of_freedom)
+        params.shared = _Shared(
+            cov.log_det(params.precisions_cholesky, n_components, n_features),
+            dof, np.log(dof), 0.5 * (dof - np.arange(0, n_features)[:, np.newaxis]))
+    return params.shared
 
 
 def log_prob_constant(params, covariance_type, n_features):
     """The per-component constant of scikit-learn's ``_estimate_log_prob``:
     log det U_k - D/2 log(2 pi) - D/2 log nu_k + 1/2 (log Lambda~_k - D/beta_k),
     float64 (K,)."""
-    cov = _covariance.get(covariance_type)
-    n_components = params.means.shape[0]
-    dof = _f64(params.degrees_of_freedom)
-    log_det = cov.log_det(params.precisions_cholesky, n_components, n_features)
-    log_lambda = n_features * math.log(2.0) + np.sum(
-        digamma(0.5 * (dof - np.arange(0, n_features)[:, np.newaxis])), 0)
-    return (log_det - 0.5 * n_features * LOG_2PI - 0.5 * n_features * np.log(dof)
+    sh = _shared(params, _covariance.get(covariance_type))
+    log_lambda = n_features * math.log(2.0) + digamma(sh.half_dof).sum(0)
+    return (sh.log_det - 0.5 * n_features * LOG_2PI - 0.5 * n_features * sh.log_dof
             + 0.5 * (log_lambda - n_features / _f64(params.mean_precision)))
 
 
@@ -334,31 +311,30 @@ def kernel_lognorm(params, covariance_type, prior_type, n_features):
 def kernel_params(params, covariance_type, prior_type, dtype, center=None):
     """KernelParams whose kernel computes scikit-learn's weighted log
     probabilities of the variational model (``_estimate_weighted_log_prob``)."""
-    weights = mixture_weights(params.weight_concentration, prior_type)
+    cov = _covariance.get(covariance_type)
+    # the mixture weights only place a default centre (tied)
+    weights = (mixture_weights(params.weight_concentration, prior_type)
+               if center is None and cov.uses_scatter else None)
     gmm = GMMParams(weights, params.means, params.covariances, params.precisions_cholesky)
-    kp = KernelParams(gmm, covariance_type, dtype, center)
-    kp.lognorm = kernel_lognorm(params, covariance_type, prior_type, params.means.shape[1])
-    return kp
+    return KernelParams(gmm, covariance_type, dtype, center, lognorm=kernel_lognorm(
+        params, covariance_type, prior_type, params.means.shape[1]))
 
 
 def weighted_mahalanobis(stats, kp):
-    """sum_k sum_i w_i r_ik ||(x_i - m_k) U_k||^2 from the statistics the
-    kernel returned for ``kp`` (around kp.shift; tied: S2 is the scatter T)."""
+    """sum_k sum_i w_i r_ik ||(x_i - m_k) U_k||^2 = sum_k tr(P_k M_k) from the
+    statistics the kernel returned for ``kp`` (around kp.shift; tied: S2 is
+    the scatter T)."""
     R, S1, S2 = stats
     cov = kp.cov
     n_components, n_features = kp.means.shape
     prec_chol = _f64(kp.prec).reshape(cov.shape(n_components, n_features))
-    precisions = cov.precisions(prec_chol)
     if cov.uses_scatter:
         # sum_k M_k = T - S1^T d - d^T S1 + sum_k R_k d_k d_k^T, d_k = m_k - c
         d = _f64(kp.means) - kp.shift
         cross = S1.T @ d
-        M = S2 - cross - cross.T + (R[:, None] * d).T @ d
-        return float(np.sum(precisions * M))
+        return cov.trace_precisions(prec_chol, S2 - cross - cross.T + (R[:, None] * d).T @ d)
     # the statistics are taken around the kernel's means: S2_k is M_k
-    if cov.matrix:
-        return float(np.einsum("kij,kij->", precisions, S2))
-    return float(np.sum(precisions * S2))
+    return cov.trace_precisions(prec_chol, S2)
 
 
 def log_resp_sum(stats, ll, kp):
@@ -367,12 +343,12 @@ def log_resp_sum(stats, ll, kp):
     return float(R @ kp.lognorm) - 0.5 * weighted_mahalanobis(stats, kp) - ll
 
 
-def _log_wishart_norm(degrees_of_freedom, log_det_precisions_chol, n_features):
-    # scikit-learn's, without its np.log(np.pi) term
+def _log_wishart_norm(degrees_of_freedom, log_det_precisions_chol, n_features, half_dof):
+    # scikit-learn's, without its np.log(np.pi) term; half_dof: ``_Shared``'s
+    # (nu - j) / 2
     return -(degrees_of_freedom * log_det_precisions_chol
              + degrees_of_freedom * n_features * 0.5 * math.log(2.0)
-             + np.sum(gammaln(0.5 * (degrees_of_freedom
-                                     - np.arange(n_features)[:, np.newaxis])), 0))
+             + gammaln(half_dof).sum(0))
 
 
 def lower_bound(params, priors, covariance_type, resp_log_resp):
@@ -380,22 +356,23 @@ def lower_bound(params, priors, covariance_type, resp_log_resp):
     ``resp_log_resp`` = sum_i w_i sum_k r_ik log r_ik of the E-step."""
     cov = _covariance.get(covariance_type)
     n_components, n_features = params.means.shape
-    dof = _f64(params.degrees_of_freedom)
-    log_det = (cov.log_det(params.precisions_cholesky, n_components, n_features)
-               - 0.5 * n_features * np.log(dof))
+    sh = _shared(params, cov)
+    dof = sh.dof
+    log_det = sh.log_det - 0.5 * n_features * sh.log_dof
     if cov.uses_scatter:
         log_wishart = n_components * float(
-            _log_wishart_norm(dof, log_det[0], n_features)[0])
+            _log_wishart_norm(dof, log_det[0], n_features, sh.half_dof)[0])
     else:
-        log_wishart = float(np.sum(_log_wishart_norm(dof, log_det, n_features)))
+        log_wishart = float(_log_wishart_norm(dof, log_det, n_features,
+                                              sh.half_dof).sum())
     wc = params.weight_concentration
     if priors.weight_concentration_prior_type == "dirichlet_process":
-        log_norm_weight = -float(np.sum(betaln(_f64(wc[0]), _f64(wc[1]))))
+        log_norm_weight = -float(betaln(_f64(wc[0]), _f64(wc[1])).sum())
     else:
         wc = _f64(wc)
-        log_norm_weight = float(gammaln(np.sum(wc)) - np.sum(gammaln(wc)))
+        log_norm_weight = float(gammaln(wc.sum()) - gammaln(wc).sum())
     return (-resp_log_resp - log_wishart - log_norm_weight
-            - 0.5 * n_features * float(np.sum(np.log(_f64(params.mean_precision)))))
+            - 0.5 * n_features * float(np.log(_f64(params.mean_precision)).sum()))
 
 
 # ---------------------------------------------------------------------------
@@ -432,8 +409,10 @@ class BGMModel:
         next E-step and the fitted attributes both see)."""
         params = variational_m_step(nk, xk, sk, self.priors, self.covariance_type,
                                     float32=self.float32)
+        if not self.float32:
+            return params  # float64 already
         params = params.astype(self.data.dtype)
-        if self.float32 and not all(np.all(np.isfinite(a)) for a in (
+        if not all(np.all(np.isfinite(a)) for a in (
                 params.means, params.covariances, params.precisions_cholesky)):
             _stats.check_finite_params(GMMParams(
                 np.ones(1), params.means, params.covariances, params.precisions_cholesky),

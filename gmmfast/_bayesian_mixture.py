@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _api, _bayesian, _covariance, _em, _missing, _source, _stats
+from . import _api, _bayesian, _covariance, _em, _missing, _persist, _source, _stats
 from ._hooks import MixtureHooksMixin
 from ._threads import blas_single_thread
 from ._validation import check_sample_weight
@@ -401,6 +401,27 @@ default='dirichlet_process'
             np.full(int(n), i, dtype=np.int64) for i, n in enumerate(n_samples_comp)
         ])
         return np.asarray(X, dtype=np.float64), y
+
+    # ---------------------------------------------------------- persistence
+
+    def save(self, path):
+        """Save the fitted model to ``path`` as a plain ``.npz`` file, as
+        ``GaussianMixture.save`` does (gmmfast/_persist.py has the layout).
+
+        Numbers and strings only (no pickle): ``gmmfast.load(path)`` reads it
+        back as a BayesianGaussianMixture with ``allow_pickle=False``. The
+        plain constructor parameters, ``mean_prior``/``covariance_prior`` and
+        every fitted attribute (the priors and the variational parameters
+        included) are stored, dtypes preserved. A ``partial_fit`` stream's
+        running statistics are not: ``partial_fit`` on a loaded model starts
+        a new stream. ``path`` (str or os.PathLike; ``.npz`` appended when
+        missing) and the return value (the path written, a str) are
+        ``GaussianMixture.save``'s.
+        """
+        check_is_fitted(self)
+        fitted = {a: self.__dict__[a] for a in _FIT_ATTRIBUTES if a in self.__dict__}
+        return _persist.write_model(self.get_params(deep=False),
+                                    _persist.bgm_entries(fitted), path, _persist.BGM_SCHEMA)
 
     # ------------------------------------------------ BaseMixture's hooks
     # scikit-learn's signatures and return values; these build n_samples x

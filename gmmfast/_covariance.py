@@ -4,8 +4,10 @@
 Each object holds its parameter shapes, the layout of its statistics, the
 M-step from shifted sufficient statistics, the re-centring of statistics on
 another shift, the log-determinant, the parameter count, the conversions
-between covariances, precisions and their Cholesky factors, sampling, and
-the kernel's code and parameter layout. Callers look one up with
+between covariances, precisions and their Cholesky factors, sampling, the
+kernel's code and parameter layout, and BayesianGaussianMixture's per-type
+pieces (the Wishart update, the default covariance prior, the trace of the
+precisions against a statistic; gmmfast/_bayesian.py). Callers look one up with
 ``get(covariance_type)`` and never branch on the name.
 
 Conventions are scikit-learn's: ``precisions_cholesky`` holds, per component,
@@ -78,6 +80,29 @@ def _covariances_of_factors(stack):
     return out
 
 
+# below this size one product U U^T per component is fastest; from it, the
+# blocks of the triangle are cheaper (half the multiply-adds touch zeros)
+_TRACE_SPLIT = 128
+
+
+def _trace_precisions(stack, M):
+    """sum_k tr(U_k U_k^T M_k) for upper-triangular U_k and symmetric M_k,
+    (n, D, D) stacks. With U = [[A, B], [0, C]], U U^T is
+    [[A A^T + B B^T, B C^T], [C B^T, C C^T]]: the diagonal blocks recurse
+    (D^3 multiply-adds instead of a product's 2 D^3)."""
+    n_features = stack.shape[-1]
+    if n_features < _TRACE_SPLIT:
+        return float(np.einsum("kij,kij->", np.matmul(stack, np.swapaxes(stack, -1, -2)), M))
+    h = n_features // 2
+    B = stack[:, :h, h:]
+    return (_trace_precisions(stack[:, :h, :h], M[:, :h, :h])
+            + _trace_precisions(stack[:, h:, h:], M[:, h:, h:])
+            + float(np.einsum("kij,kij->", np.matmul(B, np.swapaxes(B, -1, -2)),
+                              M[:, :h, :h]))
+            + 2.0 * float(np.einsum("kij,kij->", np.matmul(
+                B, np.swapaxes(stack[:, h:, h:], -1, -2)), M[:, :h, h:])))
+
+
 class Covariance:
     """The interface; see the module docstring. Subclasses set ``name``."""
 
@@ -139,6 +164,27 @@ class Covariance:
 
     def per_component(self, covariances, n_components, n_features):
         """Each component's full (D, D) covariance, (K, D, D)."""
+        raise NotImplementedError
+
+    def trace_precisions(self, precisions_cholesky, M):
+        """sum_k tr(P_k M_k), P_k = U_k U_k^T the precisions of
+        ``precisions_cholesky`` (float64) and M a second-order statistic in
+        the covariances' layout (diag: its diagonal; spherical: its trace;
+        tied: one matrix for every component)."""
+        return float(np.sum(self.precisions(precisions_cholesky) * M))
+
+    # -- BayesianGaussianMixture (gmmfast/_bayesian.py) -------------------------
+
+    def default_covariance_prior(self, covariance):
+        """scikit-learn's default covariance_prior from the data's (D, D)
+        covariance."""
+        raise NotImplementedError
+
+    def wishart(self, nk, xk, sk, priors, mean_precision):
+        """scikit-learn's ``_estimate_wishart_*``: the posterior's degrees of
+        freedom and covariances from (nk, xk, sk) of
+        ``_estimate_gaussian_parameters`` and the priors (gmmfast/_bayesian.py,
+        ``Priors``)."""
         raise NotImplementedError
 
     # -- kernel layout ---------------------------------------------------------
@@ -296,6 +342,25 @@ class Full(_Matrix):
     def per_component(self, covariances, n_components, n_features):
         return covariances
 
+    def trace_precisions(self, precisions_cholesky, M):
+        return _trace_precisions(precisions_cholesky, M)
+
+    def default_covariance_prior(self, covariance):
+        return covariance
+
+    def wishart(self, nk, xk, sk, priors, mean_precision):
+        # scikit-learn's per-component loop, over the (K, D, D) stack at once
+        # (the same operations on each entry, so the same values)
+        dof = priors.degrees_of_freedom_prior + nk
+        diff = xk - priors.mean_prior
+        outer = diff[:, :, np.newaxis] * diff[:, np.newaxis, :]
+        outer *= (nk * priors.mean_precision_prior / mean_precision)[:, np.newaxis, np.newaxis]
+        covariances = nk[:, np.newaxis, np.newaxis] * sk
+        covariances += priors.covariance_prior
+        covariances += outer
+        covariances /= dof[:, np.newaxis, np.newaxis]
+        return dof, covariances
+
     def _covariances(self, R, S1, S2, d, nk, reg_covar):
         if S1.shape[1] <= SMALL_ALGEBRA_D:
             return _kernels.full_covariances(*(np.ascontiguousarray(a, dtype=np.float64)
@@ -356,6 +421,23 @@ class Tied(_Matrix):
 
     def per_component(self, covariances, n_components, n_features):
         return np.tile(covariances, (n_components, 1, 1))
+
+    def trace_precisions(self, precisions_cholesky, M):
+        if precisions_cholesky.shape[-1] < _TRACE_SPLIT:
+            return super().trace_precisions(precisions_cholesky, M)
+        return _trace_precisions(precisions_cholesky[None], M[None])
+
+    def default_covariance_prior(self, covariance):
+        return covariance
+
+    def wishart(self, nk, xk, sk, priors, mean_precision):
+        n_components = xk.shape[0]
+        dof = priors.degrees_of_freedom_prior + nk.sum() / n_components
+        diff = xk - priors.mean_prior
+        covariances = (priors.covariance_prior + sk * nk.sum() / n_components
+                       + priors.mean_precision_prior / n_components
+                       * np.dot((nk / mean_precision) * diff.T, diff))
+        return dof, covariances / dof
 
     def statistics_center(self, means, weights):
         # the mixture mean: near the data, so the scatter loses no digits
@@ -462,6 +544,17 @@ class Diag(_Vector):
     def per_component(self, covariances, n_components, n_features):
         return np.stack([np.diag(c) for c in covariances])
 
+    def default_covariance_prior(self, covariance):
+        return np.diag(covariance).copy()
+
+    def wishart(self, nk, xk, sk, priors, mean_precision):
+        dof = priors.degrees_of_freedom_prior + nk
+        diff = xk - priors.mean_prior
+        covariances = priors.covariance_prior + nk[:, np.newaxis] * (
+            sk + (priors.mean_precision_prior / mean_precision)[:, np.newaxis]
+            * np.square(diff))
+        return dof, covariances / dof[:, np.newaxis]
+
     def _covariances(self, R, S1, S2, d, nk, reg_covar):
         return (S2 - 2.0 * d * S1 + R[:, None] * d * d) / nk[:, None] + reg_covar
 
@@ -492,6 +585,16 @@ class Spherical(_Vector):
 
     def per_component(self, covariances, n_components, n_features):
         return np.stack([np.eye(n_features) * c for c in covariances])
+
+    def default_covariance_prior(self, covariance):
+        return float(np.diag(covariance).mean())
+
+    def wishart(self, nk, xk, sk, priors, mean_precision):
+        dof = priors.degrees_of_freedom_prior + nk
+        diff = xk - priors.mean_prior
+        covariances = priors.covariance_prior + nk * (
+            sk + priors.mean_precision_prior / mean_precision * np.mean(np.square(diff), 1))
+        return dof, covariances / dof
 
     def _covariances(self, R, S1, S2, d, nk, reg_covar):
         n_features = S1.shape[1]

@@ -12,7 +12,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklearn.mixture._base import BaseMixture
 
-from . import _api, _covariance, _missing, _online, _persist, _source, _stats
+from . import (_api, _bayesian_mixture, _covariance, _missing, _online, _persist,
+               _source, _stats)
 from ._em import make_result
 from ._hooks import MixtureHooksMixin
 from ._threads import blas_single_thread
@@ -603,7 +604,8 @@ class GaussianMixture(MixtureHooksMixin, DensityMixin, BaseEstimator):
 
 
 def load_model(path):
-    """Read a model saved by ``GaussianMixture.save`` (``gmmfast.load``).
+    """Read a model saved by ``GaussianMixture.save`` or
+    ``BayesianGaussianMixture.save`` (``gmmfast.load``).
 
     Never unpickles anything; the file is checked completely before the model
     is built (see ``GaussianMixture.save``).
@@ -614,11 +616,16 @@ def load_model(path):
 
     Returns
     -------
-    gmmfast.GaussianMixture
-        Fitted, with the saved constructor parameters and attributes (arrays
-        in their saved dtype, bit for bit).
+    gmmfast.GaussianMixture or gmmfast.BayesianGaussianMixture
+        The estimator the file holds, fitted, with the saved constructor
+        parameters and attributes (arrays in their saved dtype, bit for bit).
     """
-    return fitted_model(*_persist.read_model(path))
+    name, params, fitted = _persist.read_model(path)
+    if name == _persist.BGM_FORMAT_NAME:
+        model = _bayesian_mixture.BayesianGaussianMixture(**params)
+        model.__dict__.update(fitted)
+        return model
+    return fitted_model(params, fitted)
 
 
 def fitted_model(params, fitted):

@@ -36,6 +36,21 @@ Layout (format version 1), one ``.npy`` entry each:
 ``feature_names_in_``       str (n_features,), when the model was fitted on
                             a DataFrame
 ==========================  ==================================================
+
+A BayesianGaussianMixture (gmmfast/_bayesian_mixture.py) is saved the same
+way, with ``format`` ``"gmmfast.BayesianGaussianMixture"`` (version 1):
+``params`` holds its plain constructor parameters, ``init.mean_prior`` and
+``init.covariance_prior`` its array (or number) priors when set, and beside
+the entries above (``weights_`` and ``precisions_`` included) it stores, in
+the training data's dtype, ``weight_concentration_`` ((2, K) for the
+Dirichlet process: scikit-learn's two arrays stacked; (K,) otherwise),
+``mean_precision_`` (K,) and ``degrees_of_freedom_`` ((K,); tied: a single
+value), and the fitted priors ``weight_concentration_prior_``,
+``mean_precision_prior_``, ``degrees_of_freedom_prior_`` (single values,
+int64 for an int), ``mean_prior_`` (D,) and ``covariance_prior_`` (covariance
+layout: (D, D), diag (D,), spherical a single value). ``read_model``
+returns what the file holds (``Schema.name``); ``load_model`` builds that
+estimator.
 """
 import json
 import math
@@ -47,7 +62,7 @@ from numbers import Integral
 
 import numpy as np
 
-from . import _api, _covariance
+from . import _api, _bayesian, _covariance
 from ._version import __version__
 from ._validation import check_means, check_precisions, check_weights
 
@@ -72,6 +87,47 @@ REQUIRED_KEYS = (
 )
 OPTIONAL_KEYS = ("feature_names_in_",) + tuple("init." + p for p in INIT_PARAMS)
 
+BGM_FORMAT_NAME = "gmmfast.BayesianGaussianMixture"
+BGM_PLAIN_PARAMS = (
+    "n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
+    "init_params", "weight_concentration_prior_type", "weight_concentration_prior",
+    "mean_precision_prior", "degrees_of_freedom_prior", "random_state", "warm_start",
+    "verbose", "verbose_interval", "n_threads", "learning_decay", "learning_offset",
+    "nan_policy",
+)
+BGM_INIT_PARAMS = ("mean_prior", "covariance_prior")
+# in the training data's dtype, with the GaussianMixture arrays
+BGM_PARAM_ARRAYS = PARAM_ARRAYS + (
+    "weight_concentration_", "mean_precision_", "degrees_of_freedom_")
+BGM_SCALAR_PRIORS = ("weight_concentration_prior_", "mean_precision_prior_",
+                     "degrees_of_freedom_prior_")
+BGM_PRIOR_ARRAYS = ("mean_prior_", "covariance_prior_")
+
+
+class Schema:
+    """What one estimator's files hold: the format name, the constructor
+    parameters stored as JSON values and as ``init.`` arrays, the fitted
+    arrays in the training dtype and the other fitted entries; ``validate``
+    checks the parameters (raises TypeError/ValueError) and ``check`` the
+    estimator's own consistency rules (raises _Reject)."""
+
+    def __init__(self, name, plain_params, init_params, param_arrays, other_arrays,
+                 validate, check, later_params=()):
+        self.name = name
+        self.plain_params = plain_params
+        self.init_params = init_params
+        self.param_arrays = param_arrays
+        self.other_arrays = other_arrays
+        self.validate = validate
+        self.check = check
+        self.later_params = later_params
+        self.required_keys = (
+            "format", "format_version", "gmmfast_version", "params",
+            *param_arrays, *other_arrays,
+            "converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_",
+        )
+        self.optional_keys = ("feature_names_in_",) + tuple("init." + p for p in init_params)
+
 # refuse entries larger than the model they claim to describe needs (a file
 # crafted to allocate gigabytes is rejected before anything is read)
 _NPY_HEADER_BYTES = 1 << 16  # numpy's own limit on a header is 10000 bytes
@@ -89,7 +145,7 @@ def _json_value(value):
     return value
 
 
-def write_model(params, fitted, path):
+def write_model(params, fitted, path, schema=None):
     """Write a fitted model to ``path`` (a plain ``.npz``).
 
     The file is written to a temporary name in the same folder and renamed
@@ -100,7 +156,9 @@ def write_model(params, fitted, path):
     ----------
     params : dict, every constructor parameter (``get_params()``)
     fitted : dict, the fitted attributes by name (weights_ ... n_features_in_,
-        and feature_names_in_ when there is one)
+        and feature_names_in_ when there is one), as arrays in the layout of
+        the module docstring
+    schema : Schema, default GaussianMixture's
     path : str or os.PathLike
         ``.npz`` is appended when missing (as ``numpy.savez`` does).
 
@@ -109,12 +167,13 @@ def write_model(params, fitted, path):
     path : str
         The path written.
     """
+    schema = GMM_SCHEMA if schema is None else schema
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path = path + ".npz"
 
     plain = {}
-    for name in PLAIN_PARAMS:
+    for name in schema.plain_params:
         value = params[name]
         if name == "random_state" and not (value is None or (
                 isinstance(value, Integral) and not isinstance(value, bool))):
@@ -128,7 +187,7 @@ def write_model(params, fitted, path):
         plain[name] = _json_value(value)
 
     entries = {
-        "format": np.array(FORMAT_NAME),
+        "format": np.array(schema.name),
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
         "gmmfast_version": np.array(__version__),
         "params": np.array(json.dumps(plain, allow_nan=False)),
@@ -138,11 +197,11 @@ def write_model(params, fitted, path):
         "lower_bounds_": np.asarray(fitted["lower_bounds_"], dtype=np.float64).reshape(-1),
         "n_features_in_": np.array(int(fitted["n_features_in_"]), dtype=np.int64),
     }
-    for name in PARAM_ARRAYS:
-        entries[name] = np.ascontiguousarray(fitted[name])
+    for name in schema.param_arrays + schema.other_arrays:
+        entries[name] = np.asarray(fitted[name], order="C")  # 0-d stays 0-d
     if "feature_names_in_" in fitted:
         entries["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=str)
-    for name in INIT_PARAMS:
+    for name in schema.init_params:
         value = params[name]
         if value is not None:
             value = np.asarray(value)
@@ -183,6 +242,44 @@ def _expected_shapes(n_components, n_features, covariance_type):
     }
 
 
+def _bgm_prior_shape(n_features, covariance_type):
+    """covariance_prior_'s shape (full/tied (D, D), diag (D,), spherical ())."""
+    return {"full": (n_features, n_features), "tied": (n_features, n_features),
+            "diag": (n_features,), "spherical": ()}[covariance_type]
+
+
+def _bgm_shapes(params, n_features):
+    """Every BayesianGaussianMixture array entry's shape."""
+    n_components, covariance_type = params["n_components"], params["covariance_type"]
+    shapes = _expected_shapes(n_components, n_features, covariance_type)
+    dp = params["weight_concentration_prior_type"] == "dirichlet_process"
+    shapes.update({
+        "weight_concentration_": (2, n_components) if dp else (n_components,),
+        "mean_precision_": (n_components,),
+        "degrees_of_freedom_": (() if _covariance.get(covariance_type).uses_scatter
+                                else (n_components,)),
+        **{name: () for name in BGM_SCALAR_PRIORS},
+        "mean_prior_": (n_features,),
+        "covariance_prior_": _bgm_prior_shape(n_features, covariance_type),
+    })
+    return shapes
+
+
+def _shapes(schema, params, n_features):
+    if schema is BGM_SCHEMA:
+        return _bgm_shapes(params, n_features)
+    return _expected_shapes(params["n_components"], n_features, params["covariance_type"])
+
+
+def _init_shapes(schema, shapes):
+    """The ``init.`` entries' shapes (the most values each may hold)."""
+    if schema is BGM_SCHEMA:
+        return {"mean_prior": shapes["mean_prior_"],
+                "covariance_prior": shapes["covariance_prior_"]}
+    return {"weights_init": shapes["weights_"], "means_init": shapes["means_"],
+            "precisions_init": shapes["precisions_"]}
+
+
 def _scalar(entries, key, kinds):
     value = entries[key]
     if value.shape != () or value.dtype.kind not in kinds:
@@ -191,20 +288,24 @@ def _scalar(entries, key, kinds):
     return value[()]
 
 
-def _check_zip(zf):
-    """Entry names, and entry sizes bounded before anything is read."""
+def _zip_names(zf):
+    """Entry names (every one a .npy)."""
     names = {}
     for info in zf.infolist():
         if not info.filename.endswith(".npy"):
             raise _Reject(f"unexpected entry {info.filename!r}")
         names[info.filename[:-4]] = info
-    missing = [k for k in REQUIRED_KEYS if k not in names]
+    return names
+
+
+def _check_names(names, schema):
+    """The schema's entries and no others, checked before they are read."""
+    missing = [k for k in schema.required_keys if k not in names]
     if missing:
         raise _Reject(f"missing entries {missing}")
-    unknown = sorted(set(names) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
+    unknown = sorted(set(names) - set(schema.required_keys) - set(schema.optional_keys))
     if unknown:
         raise _Reject(f"unknown entries {unknown}")
-    return names
 
 
 def _read(zf, info, name, max_items, max_itemsize=8):
@@ -249,33 +350,39 @@ def _read_entries(path):
     except Exception as exc:  # noqa: BLE001 - whatever a damaged zip raises
         raise _Reject(f"not an .npz model file, or truncated ({exc})") from None
     with zf:
-        infos = _check_zip(zf)
+        infos = _zip_names(zf)
         entries = {}
         try:
             text_chars = 1 << 16
-            for key in ("format", "gmmfast_version", "params"):
+            if "format" in infos:
+                entries["format"] = _read(zf, infos["format"], "format", 1, 4 * text_chars)
+                name = str(_scalar(entries, "format", "U"))
+                if name not in SCHEMAS:
+                    raise _Reject(f"format is {name!r}, expected one of "
+                                  f"{sorted(SCHEMAS)}")
+                schema = SCHEMAS[name]
+            else:
+                schema = GMM_SCHEMA
+            _check_names(infos, schema)
+            for key in ("gmmfast_version", "params"):
                 entries[key] = _read(zf, infos[key], key, 1, 4 * text_chars)
             for key in ("format_version", "converged_", "n_iter_", "lower_bound_",
                         "n_features_in_"):
                 entries[key] = _read(zf, infos[key], key, 1)
-            if str(_scalar(entries, "format", "U")) != FORMAT_NAME:
-                raise _Reject(f"format is {str(entries['format'])!r}, expected "
-                              f"{FORMAT_NAME!r}")
             version = int(_scalar(entries, "format_version", "iu"))
             if version != FORMAT_VERSION:
                 newer = " (written by a newer gmmfast: upgrade gmmfast to read it)" \
                     if version > FORMAT_VERSION else ""
                 raise _Reject(f"format version {version} is not supported; this gmmfast "
                               f"reads version {FORMAT_VERSION}{newer}")
-            params = _parse_params(entries)
+            params = _parse_params(entries, schema)
             n_features = int(_scalar(entries, "n_features_in_", "iu"))
             n_iter = int(_scalar(entries, "n_iter_", "iu"))
             if n_features < 1:
                 raise _Reject(f"n_features_in_ is {n_features}, expected >= 1")
             if n_iter < 0:
                 raise _Reject(f"n_iter_ is {n_iter}, expected >= 0")
-            shapes = _expected_shapes(params["n_components"], n_features,
-                                      params["covariance_type"])
+            shapes = _shapes(schema, params, n_features)
             for key, shape in shapes.items():
                 entries[key] = _read(zf, infos[key], key, int(np.prod(shape)))
             entries["lower_bounds_"] = _read(zf, infos["lower_bounds_"], "lower_bounds_",
@@ -284,9 +391,7 @@ def _read_entries(path):
                 entries["feature_names_in_"] = _read(
                     zf, infos["feature_names_in_"], "feature_names_in_", n_features,
                     4 * _MAX_NAME_CHARS)
-            init_shapes = {"weights_init": shapes["weights_"], "means_init": shapes["means_"],
-                           "precisions_init": shapes["precisions_"]}
-            for name, shape in init_shapes.items():
+            for name, shape in _init_shapes(schema, shapes).items():
                 if "init." + name in infos:
                     entries["init." + name] = _read(
                         zf, infos["init." + name], name, int(np.prod(shape)))
@@ -296,41 +401,42 @@ def _read_entries(path):
             # a damaged entry or zip directory: bad CRC, flags or compression
             # methods flipped, a header numpy cannot parse, a short read
             raise _Reject(f"corrupted or truncated ({type(exc).__name__}: {exc})") from None
-    return entries, params
+    return entries, params, schema
 
 
-def _parse_params(entries):
+def _parse_params(entries, schema):
     text = str(_scalar(entries, "params", "U"))
     try:
         params = json.loads(text)
     except ValueError as exc:
         raise _Reject(f"entry 'params' is not valid JSON ({exc})") from None
     if isinstance(params, dict):
-        for name in LATER_PARAMS:
+        for name in schema.later_params:
             params.setdefault(name, _api.DEFAULTS[name])
-    if not isinstance(params, dict) or set(params) != set(PLAIN_PARAMS):
+    if not isinstance(params, dict) or set(params) != set(schema.plain_params):
         keys = sorted(params) if isinstance(params, dict) else type(params).__name__
-        raise _Reject(f"entry 'params' should hold exactly {list(PLAIN_PARAMS)}, got {keys}")
+        raise _Reject(f"entry 'params' should hold exactly {list(schema.plain_params)}, "
+                      f"got {keys}")
     for name, value in params.items():
         if not (value is None or isinstance(value, (bool, int, float, str))):
             raise _Reject(f"parameter {name}={value!r} is not a plain value")
     try:
-        _api.validate_params({**_api.DEFAULTS, **params})
+        schema.validate(params)
     except (TypeError, ValueError) as exc:
         raise _Reject(f"invalid parameters ({exc})") from None
     return params
 
 
-def _check_model(entries, params):
+def _check_model(entries, params, schema):
     """Shapes, dtypes, finiteness and consistency of the fitted parameters."""
     covariance_type = params["covariance_type"]
     n_features = int(entries["n_features_in_"])
-    shapes = _expected_shapes(params["n_components"], n_features, covariance_type)
+    shapes = _shapes(schema, params, n_features)
     dtype = entries["weights_"].dtype
     if dtype not in (np.float32, np.float64):
         raise _Reject(f"weights_ has dtype {dtype}, expected float32 or float64")
-    for key, shape in shapes.items():
-        a = entries[key]
+    for key in schema.param_arrays:
+        a, shape = entries[key], shapes[key]
         if a.dtype != dtype:
             raise _Reject(f"{key} has dtype {a.dtype}, but weights_ has {dtype} "
                           "(all fitted parameters share the training data's dtype)")
@@ -402,6 +508,12 @@ def _check_model(entries, params):
         if len(set(names.tolist())) != n_features:
             raise _Reject("feature_names_in_ has duplicate names")
 
+    schema.check(entries, params, n_features)
+
+
+def _check_gmm(entries, params, n_features):
+    """GaussianMixture's ``*_init`` arrays."""
+    covariance_type = params["covariance_type"]
     init_checks = {
         "weights_init": lambda v: check_weights(v, params["n_components"]),
         "means_init": lambda v: check_means(v, params["n_components"], n_features),
@@ -419,6 +531,95 @@ def _check_model(entries, params):
                 raise _Reject(f"invalid {name} ({exc})") from None
 
 
+def _check_bgm(entries, params, n_features):
+    """BayesianGaussianMixture's priors (as fitted and as given) and
+    variational parameters."""
+    dtype = entries["weights_"].dtype
+    for name in BGM_SCALAR_PRIORS + BGM_PRIOR_ARRAYS:
+        a = entries[name]
+        kinds = "iuf" if name in BGM_SCALAR_PRIORS else "f"
+        if a.dtype.kind not in kinds or not np.all(np.isfinite(a)):
+            raise _Reject(f"{name} should hold finite numbers, got dtype {a.dtype}")
+        if name in BGM_SCALAR_PRIORS and not a > 0:
+            raise _Reject(f"{name} is {a.item()!r}, expected > 0")
+    given = {name: entries.get("init." + name) for name in BGM_INIT_PARAMS}
+    for name, value in given.items():
+        if value is not None and value.dtype.kind not in "iuf":
+            raise _Reject(f"{name} has dtype {value.dtype}, expected numbers")
+    fitted_priors = dict(
+        covariance_type=params["covariance_type"],
+        degrees_of_freedom_prior=float(entries["degrees_of_freedom_prior_"]),
+        mean_prior=entries["mean_prior_"], covariance_prior=entries["covariance_prior_"])
+    # scikit-learn's checks of the priors (and their messages)
+    for what, priors in (("priors", fitted_priors),
+                         ("constructor priors", dict(fitted_priors, **given))):
+        try:
+            _bayesian.check_prior_arguments(priors, n_features)
+        except (TypeError, ValueError) as exc:
+            raise _Reject(f"invalid {what} ({exc})") from None
+    for name, low in (("weight_concentration_", 0.0), ("mean_precision_", 0.0),
+                      ("degrees_of_freedom_", n_features - 1.0)):
+        if not np.all(entries[name] > low):
+            raise _Reject(f"{name} should be greater than {low:g}")
+    wc = entries["weight_concentration_"]
+    if params["weight_concentration_prior_type"] == "dirichlet_process":
+        wc = (wc[0], wc[1])
+    weights = _bayesian.mixture_weights(wc, params["weight_concentration_prior_type"])
+    tol = 16.0 * (weights.size + 1) * float(np.finfo(dtype).eps)
+    if np.abs(entries["weights_"] - weights).max() > tol:
+        raise _Reject("weights_ are not the weights of weight_concentration_")
+
+
+GMM_SCHEMA = Schema(
+    FORMAT_NAME, PLAIN_PARAMS, INIT_PARAMS, PARAM_ARRAYS, (),
+    validate=lambda params: _api.validate_params({**_api.DEFAULTS, **params}),
+    check=_check_gmm, later_params=LATER_PARAMS)
+
+
+def _validate_bgm(params):
+    # imported here: gmmfast/_bayesian_mixture.py imports this module to save
+    from ._bayesian_mixture import BayesianGaussianMixture
+
+    BayesianGaussianMixture(**params)._validate_params()
+
+
+BGM_SCHEMA = Schema(
+    BGM_FORMAT_NAME, BGM_PLAIN_PARAMS, BGM_INIT_PARAMS, BGM_PARAM_ARRAYS,
+    BGM_SCALAR_PRIORS + BGM_PRIOR_ARRAYS, validate=_validate_bgm, check=_check_bgm)
+SCHEMAS = {schema.name: schema for schema in (GMM_SCHEMA, BGM_SCHEMA)}
+
+
+def bgm_entries(fitted):
+    """A BayesianGaussianMixture's fitted attributes in the file's layout
+    (the Dirichlet process's two concentration arrays stacked, the single
+    values as 0-d arrays)."""
+    out = dict(fitted)
+    wc = fitted["weight_concentration_"]
+    out["weight_concentration_"] = np.stack(wc) if isinstance(wc, tuple) else wc
+    for name in ("degrees_of_freedom_",) + BGM_PRIOR_ARRAYS:
+        out[name] = np.asarray(fitted[name])
+    for name in BGM_SCALAR_PRIORS:
+        out[name] = np.array(_json_value(fitted[name]))  # an int stays an int
+    return out
+
+
+def _bgm_attributes(entries, params, fitted):
+    """The inverse of ``bgm_entries``: scikit-learn's types back."""
+    wc = entries["weight_concentration_"]
+    fitted["weight_concentration_"] = (
+        (wc[0].copy(), wc[1].copy())
+        if params["weight_concentration_prior_type"] == "dirichlet_process" else wc)
+    dof = entries["degrees_of_freedom_"]
+    fitted["degrees_of_freedom_"] = dof[()] if dof.ndim == 0 else dof
+    for name in BGM_SCALAR_PRIORS:
+        fitted[name] = entries[name].item()
+    fitted["mean_prior_"] = entries["mean_prior_"]
+    cp = entries["covariance_prior_"]
+    fitted["covariance_prior_"] = float(cp) if cp.ndim == 0 else cp
+    if "init.covariance_prior" in entries and entries["init.covariance_prior"].ndim == 0:
+        params["covariance_prior"] = entries["init.covariance_prior"].item()
+
+
 def _consistency_tol(dtype, n_features):
     """Relative rounding allowed in U^T Sigma U: U and Sigma are computed in
     float64 and each rounded to dtype (a real mismatch, such as another
@@ -427,13 +628,16 @@ def _consistency_tol(dtype, n_features):
 
 
 def read_model(path):
-    """Read a model written by ``write_model``: (params, fitted), plain dicts.
+    """Read a model written by ``write_model``: (format name, params,
+    fitted), plain dicts and the ``format`` entry (``FORMAT_NAME`` or
+    ``BGM_FORMAT_NAME``: which estimator to build).
 
     Never unpickles anything (``allow_pickle=False``); checks the file
     completely before returning anything.
 
     Returns
     -------
+    name : str, the estimator's format name
     params : dict, the constructor parameters saved (the ``*_init`` arrays
         among them when set)
     fitted : dict, the fitted attributes (arrays in their saved dtype, bit for
@@ -450,14 +654,14 @@ def read_model(path):
     """
     path = os.fspath(path)
     try:
-        entries, params = _read_entries(path)
-        _check_model(entries, params)
+        entries, params, schema = _read_entries(path)
+        _check_model(entries, params, schema)
     except _Reject as exc:
         raise ValueError(f"{path}: cannot load the gmmfast model: {exc}.") from None
 
-    params.update({name: entries["init." + name] for name in INIT_PARAMS
+    params.update({name: entries["init." + name] for name in schema.init_params
                    if "init." + name in entries})
-    fitted = {name: entries[name] for name in PARAM_ARRAYS}
+    fitted = {name: entries[name] for name in schema.param_arrays}
     fitted.update(
         converged_=bool(entries["converged_"]),
         n_iter_=int(entries["n_iter_"]),
@@ -467,4 +671,6 @@ def read_model(path):
     )
     if "feature_names_in_" in entries:
         fitted["feature_names_in_"] = entries["feature_names_in_"].astype(object)
-    return params, fitted
+    if schema is BGM_SCHEMA:
+        _bgm_attributes(entries, params, fitted)
+    return schema.name, params, fitted

@@ -60,10 +60,13 @@ class KernelParams:
 
     ``center`` is the common centre of the statistics for covariance types
     that have one (tied); None takes the covariance type's default (the
-    mixture mean for tied).
+    mixture mean for tied). ``lognorm`` (float64 (K,)) replaces the EM
+    constants log pi_k + log det U_k - D/2 log(2 pi) (BayesianGaussianMixture's
+    variational constants, gmmfast/_bayesian.py); params.weights is then
+    read only for a default centre.
     """
 
-    def __init__(self, params, covariance_type, dtype, center=None):
+    def __init__(self, params, covariance_type, dtype, center=None, lognorm=None):
         cov = _covariance.get(covariance_type)
         means = np.ascontiguousarray(params.means, dtype=dtype)
         prec = np.ascontiguousarray(params.precisions_cholesky, dtype=dtype)
@@ -77,7 +80,8 @@ class KernelParams:
         self.code = cov.code
         self.means = means
         self.prec = prec.reshape(-1)
-        self.lognorm = log_norm(params.weights, prec, cov, n_features)
+        self.lognorm = (log_norm(params.weights, prec, cov, n_features)
+                        if lognorm is None else lognorm)
         self.center, self.mproj = cov.kernel_layout(means, prec, center)
         self.shift = cov.shift(means, self.center)
 

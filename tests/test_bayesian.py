@@ -222,6 +222,33 @@ def test_entropy_from_statistics(covariance_type):
             assert abs(direct) > 100 * bound  # overlapping: a real entropy is checked
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_many_features_same_model(covariance_type):
+    """Above 128 features the entropy's trace sum_k tr(P_k M_k) is taken by
+    blocks of the triangle (gmmfast/_covariance.py, ``_trace_precisions``)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 150)) + 3.0 * np.repeat(np.eye(2, 150), 300, axis=0)
+    sk, gf = fit_both(X, n_components=2, covariance_type=covariance_type,
+                      random_state=0, max_iter=4, tol=0)
+    assert_same_model(sk, gf)
+
+
+@pytest.mark.parametrize("n_features", [3, 127, 128, 200, 257])
+def test_trace_precisions_by_blocks(n_features):
+    """sum_k tr(U_k U_k^T M_k) against the plain products, every split."""
+    from gmmfast import _covariance
+
+    rng = np.random.default_rng(n_features)
+    A = rng.normal(size=(3, n_features, n_features))
+    U = np.triu(A)
+    M = A @ np.swapaxes(A, 1, 2)
+    want = [float(np.sum((u @ u.T) * m)) for u, m in zip(U, M)]
+    got = _covariance.get("full").trace_precisions(U, M)
+    np.testing.assert_allclose(got, sum(want), rtol=1e-12)
+    got = _covariance.get("tied").trace_precisions(U[0], M[0])
+    np.testing.assert_allclose(got, want[0], rtol=1e-12)
+
+
 # ------------------------------------------------------------------ float32
 
 EPS32 = float(np.finfo(np.float32).eps)

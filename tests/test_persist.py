@@ -10,7 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import gmmfast
 from gmmfast import GaussianMixture
@@ -458,3 +458,175 @@ def test_load_refuses_entries_larger_than_their_model(tmp_path, saved):
 def test_load_is_exported():
     assert gmmfast.load is gmmfast._mixture.load_model
     assert "load" in gmmfast.__all__
+
+
+# ------------------------------------------------ BayesianGaussianMixture
+
+BGM_FITTED = FITTED + ("weight_concentration_", "mean_precision_", "degrees_of_freedom_",
+                       "weight_concentration_prior_", "mean_precision_prior_",
+                       "mean_prior_", "degrees_of_freedom_prior_", "covariance_prior_")
+PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+
+
+def _fit_bgm(covariance_type="full", prior_type="dirichlet_process", dtype=np.float64,
+             **params):
+    X = make_blobs(300, 3, 3, seed=0, dtype=dtype)[0]
+    params.setdefault("random_state", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return gmmfast.BayesianGaussianMixture(
+            n_components=3, covariance_type=covariance_type,
+            weight_concentration_prior_type=prior_type, **params).fit(X), X
+
+
+def _assert_same_value(x, y, name):
+    assert type(x) is type(y), name
+    if isinstance(x, tuple):
+        assert len(x) == len(y), name
+        for u, v in zip(x, y):
+            _assert_same_value(u, v, name)
+    elif isinstance(x, (np.ndarray, np.generic)):
+        assert x.dtype == y.dtype and np.shape(x) == np.shape(y), name
+        assert np.array_equal(x, y), name
+    else:
+        assert x == y, name
+
+
+def _assert_same_bgm(a, b, X):
+    for name in BGM_FITTED:
+        _assert_same_value(getattr(a, name), getattr(b, name), name)
+    pa, pb = a.get_params(), b.get_params()
+    assert pa.keys() == pb.keys()
+    for name in pa:
+        _assert_same_value(pa[name], pb[name], name)
+    assert np.array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert np.array_equal(a.score_samples(X), b.score_samples(X))
+    assert np.array_equal(a.predict(X), b.predict(X))
+    assert a.score(X) == b.score(X)
+
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_bgm_save_load_round_trip(covariance_type, prior_type, tmp_path):
+    bgm, X = _fit_bgm(covariance_type, prior_type, tol=1e-4, reg_covar=1e-5,
+                      init_params="k-means++", max_iter=50, n_threads=1,
+                      weight_concentration_prior=0.5, mean_precision_prior=2)
+    path = bgm.save(tmp_path / "bgm")
+    assert path == str(tmp_path / "bgm.npz")
+    loaded = gmmfast.load(path)
+    assert isinstance(loaded, gmmfast.BayesianGaussianMixture)
+    _assert_same_bgm(bgm, loaded, X)
+    assert isinstance(loaded.lower_bounds_, list) and isinstance(loaded.converged_, bool)
+    # a loaded model fits again like the original
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        np.testing.assert_array_equal(loaded.fit(X).means_, bgm.fit(X).means_)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_bgm_save_load_float32_given_priors_and_feature_names(covariance_type, tmp_path):
+    pd = pytest.importorskip("pandas")
+    covariance_prior = {"full": 2.0 * np.eye(3), "tied": 2.0 * np.eye(3),
+                        "diag": np.full(3, 2.0), "spherical": 2}[covariance_type]
+    X = make_blobs(300, 3, 3, seed=1, dtype=np.float32)[0]
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    bgm = gmmfast.BayesianGaussianMixture(
+        n_components=3, covariance_type=covariance_type, random_state=0, max_iter=5,
+        mean_prior=np.zeros(3), covariance_prior=covariance_prior,
+        degrees_of_freedom_prior=4.5, weight_concentration_prior_type="dirichlet_distribution")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        bgm.fit(df)
+    assert bgm.means_.dtype == np.float32
+    loaded = gmmfast.load(bgm.save(tmp_path / "m.npz"))
+    _assert_same_bgm(bgm, loaded, df)
+    assert list(loaded.feature_names_in_) == ["a", "b", "c"]
+
+
+def test_bgm_max_iter_zero_and_unfitted(tmp_path):
+    bgm, X = _fit_bgm("diag", max_iter=0)
+    _assert_same_bgm(bgm, gmmfast.load(bgm.save(tmp_path / "zero")), X)
+    with pytest.raises(NotFittedError):
+        gmmfast.BayesianGaussianMixture().save(tmp_path / "nothing")
+
+
+@pytest.fixture(scope="module")
+def saved_bgm(tmp_path_factory):
+    bgm, X = _fit_bgm("full")
+    path = bgm.save(tmp_path_factory.mktemp("bgm") / "good.npz")
+    return bgm, X, path
+
+
+def test_bgm_load_rejects_flipped_bytes_and_truncation(tmp_path, saved_bgm):
+    bgm, X, path = saved_bgm
+    data = open(path, "rb").read()
+    bad = tmp_path / "flipped.npz"
+    for name, start, end in _entry_data_ranges(path):
+        for i in sorted({start, (start + end) // 2, end - 1}):
+            flipped = bytearray(data)
+            flipped[i] ^= 0x5A
+            bad.write_bytes(bytes(flipped))
+            with pytest.raises(ValueError, match="cannot load the gmmfast model"):
+                gmmfast.load(bad)
+    for n in range(0, len(data), max(1, len(data) // 20)):
+        bad.write_bytes(data[:n])
+        with pytest.raises(ValueError, match="cannot load the gmmfast model"):
+            gmmfast.load(bad)
+
+
+def test_load_rejects_the_other_class_and_unknown_formats(tmp_path, saved, saved_bgm):
+    """A file's format names its class; the entries must be that class's."""
+    gm_entries, bgm_entries = _entries(saved[2]), _entries(saved_bgm[2])
+    gm_entries["format"] = np.array("gmmfast.BayesianGaussianMixture")
+    _rejected(_write(tmp_path / "gm.npz", gm_entries),
+              r"missing entries \['weight_concentration_', 'mean_precision_'")
+    bgm_entries["format"] = np.array("gmmfast.GaussianMixture")
+    _rejected(_write(tmp_path / "bgm.npz", bgm_entries),
+              r"unknown entries \['covariance_prior_', 'degrees_of_freedom_'")
+    bgm_entries["format"] = np.array("sklearn.BayesianGaussianMixture")
+    _rejected(_write(tmp_path / "other.npz", bgm_entries),
+              r"format is 'sklearn.BayesianGaussianMixture', expected one of "
+              r"\['gmmfast.BayesianGaussianMixture', 'gmmfast.GaussianMixture'\]")
+
+
+def _params_with(e, **changes):
+    return np.array(json.dumps(dict(json.loads(str(e["params"])), **changes)))
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda e: e.update(weight_concentration_=e["weight_concentration_"][0].copy()),
+     r"weight_concentration_' has shape \(3,\)|weight_concentration_ has shape \(3,\), "
+     r"expected \(2, 3\)"),
+    (lambda e: e.update(weight_concentration_=e["weight_concentration_"][:, ::-1].copy()),
+     "weights_ are not the weights of weight_concentration_"),
+    (lambda e: e.update(weight_concentration_=-e["weight_concentration_"]),
+     "weight_concentration_ should be greater than 0"),
+    (lambda e: e.update(mean_precision_=np.zeros_like(e["mean_precision_"])),
+     "mean_precision_ should be greater than 0"),
+    (lambda e: e.update(degrees_of_freedom_=np.ones_like(e["degrees_of_freedom_"])),
+     "degrees_of_freedom_ should be greater than 2"),
+    (lambda e: e.update(mean_precision_=e["mean_precision_"].astype(np.float32)),
+     "mean_precision_ has dtype float32, but weights_ has float64"),
+    (lambda e: e.update(covariance_prior_=-e["covariance_prior_"]),
+     r"invalid priors \('full precision' should be symmetric, positive-definite"),
+    (lambda e: e.update(mean_prior_=np.array([np.nan, 0.0, 0.0])),
+     "mean_prior_ should hold finite numbers"),
+    (lambda e: e.update(degrees_of_freedom_prior_=np.array(0.0)),
+     "degrees_of_freedom_prior_ is 0.0, expected > 0"),
+    (lambda e: e.update(degrees_of_freedom_prior_=np.array("3")),
+     "degrees_of_freedom_prior_ should hold finite numbers"),
+    (lambda e: e.update(**{"init.covariance_prior": np.eye(2)}),
+     r"invalid constructor priors \(The parameter 'full covariance_prior' should have "
+     r"the shape"),
+    (lambda e: e.update(params=_params_with(e, weight_concentration_prior_type="x")),
+     "invalid parameters .*weight_concentration_prior_type"),
+    (lambda e: e.update(params=_params_with(e, means_init=None)),
+     "entry 'params' should hold exactly"),
+    (lambda e: e.update(params=_params_with(e, weight_concentration_prior_type=
+                                            "dirichlet_distribution")),
+     r"entry 'weight_concentration_' has shape \(2, 3\), larger than its model needs"),
+])
+def test_bgm_load_rejects_inconsistent_files(change, match, tmp_path, saved_bgm):
+    entries = _entries(saved_bgm[2])
+    change(entries)
+    _rejected(_write(tmp_path / "bad.npz", entries), match)
