@@ -324,17 +324,7 @@ KM_DEFINE_ONEHOT(km_onehot_rows_f, GM_CLONES)
 #undef KM_BIG
 
 #if GM_ISA_FNPTR
-/* 2: AVX-512F, 1: AVX2, 0: baseline; checked once */
-static int km_isa_level(void)
-{
-    static volatile int level = -1;
-    if (level < 0) {
-        __builtin_cpu_init();
-        level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
-    }
-    return level;
-}
-#define KM_PICK(f) (km_isa_level() == 2 ? f##_avx512f : km_isa_level() == 1 ? f##_avx2 : f##_base)
+#define KM_PICK(f) (gm_isa_level() == 2 ? f##_avx512f : gm_isa_level() == 1 ? f##_avx2 : f##_base)
 #define km_seed_rows_d KM_PICK(km_seed_rows_d)
 #define km_seed_rows_f KM_PICK(km_seed_rows_f)
 #define km_lloyd_rows_d KM_PICK(km_lloyd_rows_d)

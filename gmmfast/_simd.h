@@ -209,17 +209,6 @@ GM_TARGET_POP
 #include "_simd_dtypes.h"
 #undef GM_SFX
 
-/* 2: AVX-512F, 1: AVX2, 0: baseline; checked once (a race between threads
- * at the first call writes the same value). */
-static int gm_isa_level(void)
-{
-    static volatile int level = -1;
-    if (level < 0) {
-        __builtin_cpu_init();
-        level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
-    }
-    return level;
-}
 #define GM_PICK(f) (gm_isa_level() == 2 ? f##_avx512f : gm_isa_level() == 1 ? f##_avx2 : f##_base)
 #define scratch_size_d GM_PICK(scratch_size_d)
 #define scratch_size_f GM_PICK(scratch_size_f)

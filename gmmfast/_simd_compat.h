@@ -111,4 +111,18 @@
 
 /* ---- end of compat ------------------------------------------------------ */
 
+#if GM_ISA_FNPTR
+/* 2: AVX-512F, 1: AVX2, 0: baseline; checked once (a race between threads
+ * at the first call writes the same value). */
+static int gm_isa_level(void)
+{
+    static volatile int level = -1;
+    if (level < 0) {
+        __builtin_cpu_init();
+        level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return level;
+}
+#endif
+
 #endif /* GMMFAST_SIMD_COMPAT_H */
