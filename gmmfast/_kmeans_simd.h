@@ -19,27 +19,49 @@
  * candidates (their potentials sum_i w_i min(closest_i, d(x_i, cand)) are
  * added to pots).
  *
- * Layout as the EM kernel's (gmmfast/_simd.h): the chunk transposed to
- * structure-of-arrays, xt[j * nb + i], so that every loop runs over rows in
- * SIMD lanes; compiled once per instruction set and picked at load time by
- * the dispatch of gmmfast/_simd_compat.h.
+ * Compiled once per instruction set and picked at load time by the
+ * dispatch of gmmfast/_simd_compat.h.
  */
 #ifndef GMMFAST_KMEANS_SIMD_H
 #define GMMFAST_KMEANS_SIMD_H
 
 #include "_simd_compat.h"
 
+/* Every pass's distances run along the rows: a register block of KM_RB
+ * rows times KM_KT centres (one 64-byte vector of the type), each row's
+ * features broadcast against the centres transposed (Ct, D x Kp, Kp = the
+ * centres padded to KM_KT), so that no row is transposed and no dot
+ * product is reduced across lanes; each dot product sums over the features
+ * in order. (Measured at 10^6 rows, 8 centres, 2 threads, a Lloyd pass:
+ * 7 ms at 2 features and 14 ms at 16, against 12.5 and 30 ms for rows
+ * transposed into lanes and for a gemm per chunk.) */
+#define KM_RB 4
+#define KM_KT(T) (64 / (int)sizeof(T))
+#define KM_PAD(K, T) (((K) + KM_KT(T) - 1) / KM_KT(T) * KM_KT(T))
+/* acc[r][q] = sum_j xr[r * D + j] * Ct[j * Kp + kt + q] over the features
+ * in order */
+#define KM_TILE(T, xr, Ct, Kp, kt, D, acc)                                     \
+    for (int r_ = 0; r_ < KM_RB; r_++)                                          \
+        for (int q_ = 0; q_ < KM_KT(T); q_++) acc[r_][q_] = 0;                  \
+    for (int64_t j_ = 0; j_ < (D); j_++) {                                      \
+        const T* cj_ = (Ct) + j_ * (Kp) + (kt);                                 \
+        for (int r_ = 0; r_ < KM_RB; r_++) {                                    \
+            const T xv_ = (xr)[r_ * (D) + j_];                                  \
+            _Pragma("omp simd")                                                 \
+            for (int q_ = 0; q_ < KM_KT(T); q_++) acc[r_][q_] += xv_ * cj_[q_]; \
+        }                                                                       \
+    }
+
+/* Ct (D, Kp) := C (K, D) transposed, the padding columns zero */
+#define KM_TRANSPOSE(T, C, K, D, Ct, Kp)                                        \
+    for (int64_t j_ = 0; j_ < (D); j_++)                                        \
+        for (int64_t k_ = 0; k_ < (Kp); k_++)                                   \
+            (Ct)[j_ * (Kp) + k_] = k_ < (K) ? (C)[k_ * (D) + j_] : (T)0;
+
 /* doubles of scratch per chunk of nb rows */
-/* the transposed rows' stride: nb plus one cache line of doubles, so that
- * the D rows of xt do not all fall in the same few cache sets (a stride of
- * 2 KiB did, and the transposition then missed L1 on every store) */
-#define KM_STRIDE(nb) ((nb) + 8)
-/* from this many features a row's dot products run along the row (vector
- * lanes over features) instead of over transposed rows */
-#define KM_ROWWISE_D 8
 static int64_t km_seed_scratch(int64_t nb, int64_t D, int64_t M)
 {
-    return KM_STRIDE(nb) * D + (3 + M) * nb + D;
+    return D * KM_PAD(M, double) + KM_RB * D + (3 + M) * nb;
 }
 
 #define KM_CAT3(a, b, c) a##b##c
@@ -47,55 +69,39 @@ static int64_t km_seed_scratch(int64_t nb, int64_t D, int64_t M)
 
 #define KM_BODY                                                                 \
 {                                                                               \
-    double* xt = buf;                                                           \
-    const int64_t ns = KM_STRIDE(nb);                                           \
-    const int rows = D >= KM_ROWWISE_D; /* row-major dots: no transposition */  \
-    double* xx = rows ? buf : xt + D * ns;                                      \
+    const int64_t Mp = KM_PAD(M, double);                                       \
+    double* Ct = buf; /* (D, Mp) */                                             \
+    double* xr = Ct + D * Mp; /* (KM_RB, D) centred rows, upcast */             \
+    double* xx = xr + KM_RB * D;                                                \
     double* cur = xx + nb;                                                      \
     double* wv = cur + nb;                                                      \
     double* dot = wv + nb; /* (M, nb) */                                        \
-    double* row = dot + M * nb; /* (D,) */                                      \
     const double big = KM_BIG;                                                  \
     for (int64_t i = 0; i < nb; i++) {                                          \
         wv[i] = (double)(KM_REAL)(sw ? sw[i] : 1.0);                            \
         cur[i] = (closest && !first) ? (double)closest[i] : big;                \
     }                                                                           \
-    if (M > 0 && rows) {                                                        \
-        for (int64_t i = 0; i < nb; i++) {                                      \
-            const KM_REAL* xi = X + i * D;                                      \
-            double q = 0;                                                       \
-            _Pragma("omp simd reduction(+:q)")                                  \
-            for (int64_t j = 0; j < D; j++) {                                   \
-                row[j] = (double)(xi[j] - offset[j]);                           \
-                q += row[j] * row[j];                                           \
+    if (M > 0) {                                                                \
+        KM_TRANSPOSE(double, C, M, D, Ct, Mp)                                   \
+        for (int64_t i0 = 0; i0 < nb; i0 += KM_RB) {                            \
+            const int64_t rb = nb - i0 < KM_RB ? nb - i0 : KM_RB;               \
+            for (int64_t r = 0; r < KM_RB; r++) {                               \
+                const KM_REAL* xi = X + (i0 + (r < rb ? r : 0)) * D;            \
+                double q = 0;                                                   \
+                _Pragma("omp simd reduction(+:q)")                              \
+                for (int64_t j = 0; j < D; j++) {                               \
+                    xr[r * D + j] = (double)(xi[j] - offset[j]);                \
+                    q += xr[r * D + j] * xr[r * D + j];                         \
+                }                                                               \
+                if (r < rb) xx[i0 + r] = q;                                     \
             }                                                                   \
-            xx[i] = q;                                                          \
-            for (int64_t k = 0; k < M; k++) {                                   \
-                const double* ck = C + k * D;                                   \
-                double t = 0;                                                   \
-                _Pragma("omp simd reduction(+:t)")                              \
-                for (int64_t j = 0; j < D; j++) t += row[j] * ck[j];            \
-                dot[k * nb + i] = t;                                            \
-            }                                                                   \
-        }                                                                       \
-    } else if (M > 0) {                                                         \
-        for (int64_t i = 0; i < nb; i++)                                        \
-            for (int64_t j = 0; j < D; j++)                                     \
-                xt[j * ns + i] = (double)(X[i * D + j] - offset[j]);            \
-        for (int64_t i = 0; i < nb; i++) xx[i] = 0;                             \
-        for (int64_t j = 0; j < D; j++) {                                       \
-            const double* xj = xt + j * ns;                                     \
-            _Pragma("omp simd")                                                 \
-            for (int64_t i = 0; i < nb; i++) xx[i] += xj[i] * xj[i];            \
-        }                                                                       \
-        for (int64_t k = 0; k < M; k++) {                                       \
-            double* dk = dot + k * nb;                                          \
-            for (int64_t i = 0; i < nb; i++) dk[i] = 0;                         \
-            for (int64_t j = 0; j < D; j++) {                                   \
-                const double* xj = xt + j * ns;                                 \
-                const double c = C[k * D + j];                                  \
-                _Pragma("omp simd")                                             \
-                for (int64_t i = 0; i < nb; i++) dk[i] += xj[i] * c;            \
+            for (int64_t kt = 0; kt < Mp; kt += KM_KT(double)) {                \
+                double acc[KM_RB][KM_KT(double)];                               \
+                KM_TILE(double, xr, Ct, Mp, kt, D, acc)                         \
+                const int64_t qn = M - kt < KM_KT(double) ? M - kt : KM_KT(double); \
+                for (int64_t r = 0; r < rb; r++)                                \
+                    for (int64_t q = 0; q < qn; q++)                            \
+                        dot[(kt + q) * nb + i0 + r] = acc[r][q];                \
             }                                                                   \
         }                                                                       \
     }                                                                           \
@@ -145,64 +151,79 @@ KM_BODY
  * step computes it: xc = x - offset, d_k = ||c_k||^2 - 2 xc.c_k, the label
  * the first k of minimal d_k (strict '<' in k order), and into float64
  * sums W[label] += w, S[label, :] += w xc; with ``want``, the inertia
- * sum_i w_i ||xc_i - c_label||^2 and the rows per label. The distances run
- * over rows in SIMD lanes (xt transposed as above, each dot product summed
- * over the features in order); the sums are per row, in row order.
+ * sum_i w_i ||xc_i - c_label||^2 and the rows per label.
+ *
+ * The distances run along the rows: a register block of KM_RB rows times
+ * KM_KT centres (one 64-byte vector of the data's dtype), each row's
+ * features broadcast against the centres transposed (Ct, D x Kp, Kp = K
+ * padded to KM_KT), so that no row is transposed and no dot product is
+ * reduced across lanes; each dot product sums over the features in order.
+ * (Measured at 10^6 rows, 8 clusters, 2 threads: 7 ms a pass at 2 features
+ * and 14 ms at 16, against 12.5 and 30 ms for rows transposed into lanes
+ * and for a gemm per chunk.) The sums are per row, in row order.
  */
-/* rows per register block of the distance loops */
-#define KM_V 16
-static int64_t km_lloyd_scratch(int64_t nb, int64_t D)
+static int64_t km_lloyd_scratch(int64_t nb, int64_t D, int64_t K)
 {
-    const int64_t nbp = (nb + KM_V - 1) / KM_V * KM_V;
-    return KM_STRIDE(nbp) * D + 2 * nbp;
+    /* in elements of the data's dtype: K padded to float32's 16 lanes
+     * covers float64's 8 */
+    const int64_t Kp = (K + 15) / 16 * 16;
+    return D * Kp + Kp + KM_RB * D + nb;
 }
 
-#define KM_LABELS                                                               \
-    const int64_t nbp = (nb + KM_V - 1) / KM_V * KM_V; /* padded rows */        \
-    KM_REAL* xt = buf;                                                          \
-    const int64_t ns = KM_STRIDE(nbp);                                          \
-    KM_REAL* best = xt + D * ns;                                                \
-    KM_REAL* lab = best + nbp; /* labels, exact as values below 2^24 */         \
-    for (int64_t i = 0; i < nb; i++)                                            \
-        for (int64_t j = 0; j < D; j++)                                         \
-            xt[j * ns + i] = X[i * D + j] - offset[j];                          \
-    for (int64_t i = nb; i < nbp; i++)                                          \
-        for (int64_t j = 0; j < D; j++) xt[j * ns + i] = 0;                     \
-    for (int64_t k = 0; k < K; k++) {                                           \
-        const KM_REAL nk = norms[k];                                            \
-        const KM_REAL kv = (KM_REAL)k;                                          \
-        for (int64_t i0 = 0; i0 < nbp; i0 += KM_V) {                            \
-            KM_REAL acc[KM_V];                                                  \
-            for (int ii = 0; ii < KM_V; ii++) acc[ii] = 0;                      \
-            for (int64_t j = 0; j < D; j++) {                                   \
-                const KM_REAL* xj = xt + j * ns + i0;                           \
-                const KM_REAL ck = C[k * D + j];                                \
-                _Pragma("omp simd")                                             \
-                for (int ii = 0; ii < KM_V; ii++) acc[ii] += xj[ii] * ck;       \
-            }                                                                   \
-            KM_REAL* bi = best + i0;                                            \
-            KM_REAL* li = lab + i0;                                             \
-            if (k == 0) {                                                       \
-                _Pragma("omp simd")                                             \
-                for (int ii = 0; ii < KM_V; ii++) {                             \
-                    bi[ii] = nk + (KM_REAL)-2 * acc[ii];                        \
-                    li[ii] = 0;                                                 \
+/* lab[i] for the nb rows (as values, exact below 2^24): the first k of
+ * minimal ||c_k||^2 - 2 xc.c_k */
+#define KM_LABELS_ROWS                                                          \
+    const int64_t Kp = KM_PAD(K, KM_REAL);                                      \
+    KM_REAL* Ct = buf; /* (D, Kp) */                                            \
+    KM_REAL* nrm = Ct + D * Kp; /* (Kp,) padded with +inf */                    \
+    KM_REAL* xr = nrm + Kp; /* (KM_RB, D) centred rows */                       \
+    KM_REAL* lab = xr + KM_RB * D;                                              \
+    KM_TRANSPOSE(KM_REAL, C, K, D, Ct, Kp)                                      \
+    for (int64_t k = 0; k < Kp; k++) nrm[k] = k < K ? norms[k] : (KM_REAL)INFINITY; \
+    for (int64_t i0 = 0; i0 < nb; i0 += KM_RB) {                                \
+        const int64_t rb = nb - i0 < KM_RB ? nb - i0 : KM_RB;                   \
+        for (int64_t r = 0; r < KM_RB; r++) {                                   \
+            const KM_REAL* xi = X + (i0 + (r < rb ? r : 0)) * D;                \
+            _Pragma("omp simd")                                                 \
+            for (int64_t j = 0; j < D; j++) xr[r * D + j] = xi[j] - offset[j];  \
+        }                                                                       \
+        KM_REAL bv[KM_RB];                                                      \
+        int64_t bl[KM_RB];                                                      \
+        for (int64_t kt = 0; kt < Kp; kt += KM_KT(KM_REAL)) {                   \
+            KM_REAL acc[KM_RB][KM_KT(KM_REAL)];                                 \
+            KM_TILE(KM_REAL, xr, Ct, Kp, kt, D, acc)                            \
+            /* per row the tile's minimum and its first lane (branch-free   \
+             * reductions; the padded lanes hold +inf and come after the  \
+             * real ones, so an infinite d_k still wins the tie), then      \
+             * strict '<' against the earlier tiles: the first k of minimal \
+             * d_k. Overflowing data (||c||^2 = inf) gives NaN distances:   \
+             * such a row takes label 0, as scikit-learn's argmin does,     \
+             * never a padded lane. */                                      \
+            for (int r = 0; r < KM_RB; r++) {                                   \
+                KM_REAL v[KM_KT(KM_REAL)];                                      \
+                KM_REAL m = nrm[kt] + (KM_REAL)-2 * acc[r][0];                  \
+                _Pragma("omp simd reduction(min:m)")                            \
+                for (int q = 0; q < KM_KT(KM_REAL); q++) {                      \
+                    v[q] = nrm[kt + q] + (KM_REAL)-2 * acc[r][q];               \
+                    m = v[q] < m ? v[q] : m;                                    \
                 }                                                               \
-            } else {                                                            \
-                _Pragma("omp simd")                                             \
-                for (int ii = 0; ii < KM_V; ii++) {                             \
-                    KM_REAL v = nk + (KM_REAL)-2 * acc[ii];                     \
-                    int better = v < bi[ii];                                    \
-                    bi[ii] = better ? v : bi[ii];                               \
-                    li[ii] = better ? kv : li[ii];                              \
+                int first = KM_KT(KM_REAL);                                     \
+                _Pragma("omp simd reduction(min:first)")                        \
+                for (int q = 0; q < KM_KT(KM_REAL); q++)                        \
+                    first = (v[q] == m && q < first) ? q : first;               \
+                first = kt + first < K ? first : 0;                             \
+                if (kt == 0 || m < bv[r]) {                                     \
+                    bv[r] = m;                                                  \
+                    bl[r] = kt + first;                                         \
                 }                                                               \
             }                                                                   \
         }                                                                       \
-    }                                                                           \
+        for (int64_t r = 0; r < rb; r++) lab[i0 + r] = (KM_REAL)bl[r];          \
+    }
 
 #define KM_LLOYD_BODY                                                           \
 {                                                                               \
-    KM_LABELS                                                                   \
+    KM_LABELS_ROWS                                                              \
     for (int64_t i = 0; i < nb; i++) {                                          \
         const int64_t l = (int64_t)lab[i];                                      \
         const double wi = sw ? sw[i] : 1.0;                                     \
@@ -230,7 +251,7 @@ static int64_t km_lloyd_scratch(int64_t nb, int64_t D)
  * D x D per label), diag w y^2, spherical w ||y||^2, tied none. */
 #define KM_ONEHOT_BODY                                                          \
 {                                                                               \
-    KM_LABELS                                                                   \
+    KM_LABELS_ROWS                                                              \
     for (int64_t i = 0; i < nb; i++) {                                          \
         const int64_t l = (int64_t)lab[i];                                      \
         const double wi = sw ? sw[i] : 1.0;                                     \

@@ -118,7 +118,8 @@ def test_threads_and_blocks():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_samples", [1, 255, 256, 257, 1000])
-@pytest.mark.parametrize("n_features,n_clusters", [(1, 1), (2, 3), (16, 8), (5, 17), (8, 4), (9, 4)])
+@pytest.mark.parametrize("n_features,n_clusters",
+                         [(1, 1), (2, 3), (16, 8), (5, 17), (8, 4), (9, 4), (2, 9), (3, 16)])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_lloyd_kernel_against_numpy(dtype, n_samples, n_features, n_clusters, weighted,
