@@ -107,9 +107,10 @@ class ArrayBlocks:
         self.n_threads = max(1, int(n_threads))
         self.check = check
         self.block = block
-        # k-means++ may keep each row's closest squared distance (one value
-        # per row, 1/n_features of X) when X is in memory anyway; a memmap
-        # recomputes it instead (extra memory that does not grow with n)
+        # k-means++ may keep each row's closest squared distance and its
+        # candidates' distances ((1 + n_local_trials) values per row, as
+        # scikit-learn keeps) when X is in memory anyway; a memmap
+        # recomputes them instead (extra memory that does not grow with n)
         self.store_closest = base == 0 and check is None and not isinstance(X, np.memmap)
 
     def _starts(self, block):
@@ -232,6 +233,11 @@ def _first_centre(walker, random_state):
         total = np.asarray(total, dtype=dtype)
     else:
         total = np.asarray(n, dtype=dtype)
+    if getattr(walker, "store_closest", False):  # the weights in memory: one loop
+        u = random_state.random_sample()
+        found = _kmeans_kernels.choice_index(
+            walker.sample_weight, n, float(total), dtype == np.float32, u)
+        return n - 1 if found < 0 else found
     last = walker.chain(_cdf_total, (dtype, total), 0.0)
     u = random_state.random_sample()
     _, found = walker.chain(_cdf_search, (dtype, total, last, u), (0.0, -1))
@@ -254,11 +260,12 @@ class _Seeding:
     n_chosen: int
     closest: object
     first: bool = False
+    dists: object = None
 
     @classmethod
-    def of(cls, offset, centres, n_chosen, closest, first=False):
+    def of(cls, offset, centres, n_chosen, closest, first=False, dists=None):
         C = np.ascontiguousarray(centres, dtype=np.float64).reshape(-1, offset.shape[0])
-        return cls(offset, C, n_chosen, closest, first)
+        return cls(offset, C, n_chosen, closest, first, dists)
 
     def run(self, x, w, start, vals, n_threads):
         """The kernel on one block: its candidates' potentials (float64)."""
@@ -270,7 +277,7 @@ class _Seeding:
         _kmeans_kernels.seed_pass(
             np.ascontiguousarray(x), w, self.offset, self.C, row_norms_sq(self.C),
             self.n_chosen, closest, self.first, vals, pots, scratch, KERNEL_CHUNK,
-            n_threads)
+            n_threads, self.dists, start)
         return pots[:, :n_cand].sum(axis=0)
 
 
@@ -312,6 +319,19 @@ def _draw(walker, seeding, rand_vals):
     return ids
 
 
+def _draw_kept(walker, closest, lower, rand_vals):
+    """``_draw`` from the kept numbers alone (no pass over X): closest
+    lowered by ``lower`` (the previous step's chosen candidate's distances,
+    or None) on the way."""
+    order = np.argsort(rand_vals, kind="stable")
+    targets = np.ascontiguousarray(rand_vals[order], dtype=np.float64)
+    found = np.full(targets.shape[0], walker.n_samples - 1, dtype=np.int64)
+    _kmeans_kernels.seed_lower_scan(closest, lower, walker.sample_weight, targets, found)
+    ids = np.empty_like(found)
+    ids[order] = found
+    return ids
+
+
 def kmeans_plusplus(walker, n_clusters, random_state, offset=None, n_local_trials=None):
     """scikit-learn's ``_kmeans_plusplus`` on a walker.
 
@@ -320,14 +340,18 @@ def kmeans_plusplus(walker, n_clusters, random_state, offset=None, n_local_trial
     Returns (centres (n_clusters, n_features) in the data's dtype, in the
     offset coordinates; indices int64 (n_clusters,)).
 
-    Each row's closest squared distance is kept (one value per row) when
-    the walker allows it, else recomputed from the centres chosen so far
-    in every pass (the minimum of exactly the numbers scikit-learn's running
-    ``np.minimum`` keeps). A step is then two passes: the candidates' draw
-    (the cumulative sum walked block after block, lowering the stored
-    minimum by the previous step's centre on the way) and their potentials.
-    BLAS is held to one thread here (the kernel calls it inside OpenMP
-    threads).
+    Where the walker allows it (an array in memory), each row's closest
+    squared distance is kept, and so are the current candidates' distances
+    (n_local_trials values per row, as scikit-learn's
+    ``distance_to_candidates``): a step is then one pass over X (the
+    candidates' potentials, their distances kept) and a scan of the kept
+    numbers (the next draw, lowering closest by the chosen candidate on
+    the way). Otherwise (a memmap, a chunk of a cluster's array) nothing
+    grows with the data: closest is recomputed from the centres chosen so
+    far in every pass (the minimum of exactly the numbers scikit-learn's
+    running ``np.minimum`` keeps), and a step is two passes, the draw (the
+    cumulative sum walked block after block) and the potentials. BLAS is
+    held to one thread here (the kernel calls it inside OpenMP threads).
     """
     dtype = walker.dtype
     if offset is None:
@@ -342,30 +366,39 @@ def kmeans_plusplus(walker, n_clusters, random_state, offset=None, n_local_trial
         closest = (np.empty(walker.n_samples, dtype=dtype)
                    if getattr(walker, "store_closest", False) else None)
         first = _Seeding.of(offset, centres, 1, closest, first=True)
-        pot, _, _ = walker.chain(_scan_block, (first, None), (0.0, 0, None), kernel=True)
-        current_pot = np.asarray(pot, dtype=dtype)  # scikit-learn's dot is in dtype
-        best = None
+        if closest is None:
+            pot, _, _ = walker.chain(_scan_block, (first, None), (0.0, 0, None),
+                                     kernel=True)
+            current_pot = np.asarray(pot, dtype=dtype)  # scikit-learn's dot is in dtype
+        else:  # closest in one parallel pass, then scikit-learn's own dot
+            walker.map_reduce(_pots_block, first, kernel=True)
+            w = (np.ones(walker.n_samples, dtype=dtype) if walker.sample_weight is None
+                 else walker.sample_weight.astype(dtype))
+            current_pot = (closest[None, :] @ w)[0]  # (1, n) @ (n,) as scikit-learn
+            del w
+        dists = (None if closest is None or n_clusters < 2 else
+                 np.empty((n_local_trials, walker.n_samples), dtype=dtype))
+        lower = None  # the chosen candidate's kept distances
         for c in range(1, n_clusters):
             rand_vals = random_state.uniform(size=n_local_trials) * current_pot
             if closest is None:
                 scan = _Seeding.of(offset, centres, c, None)
-            else:  # lower the stored minimum by the previous best on the way
-                scan = _Seeding.of(offset, np.empty((0,)) if best is None else best,
-                                   0 if best is None else 1, closest)
-            candidate_ids = _draw(walker, scan, rand_vals)
+                candidate_ids = _draw(walker, scan, rand_vals)
+            else:
+                candidate_ids = _draw_kept(walker, closest, lower, rand_vals)
             candidates = walker.rows(candidate_ids) - offset
             if closest is None:
                 both = np.concatenate([centres, candidates])
                 seeding = _Seeding.of(offset, both, c, None)
             else:
-                seeding = _Seeding.of(offset, candidates, 0, closest)
+                seeding = _Seeding.of(offset, candidates, 0, closest, dists=dists)
             pots = walker.map_reduce(_pots_block, seeding, kernel=True)[0]
             pots = np.asarray(pots, dtype=dtype)
             j = int(np.argmin(pots))
             current_pot = pots[j]
             indices[c] = candidate_ids[j]
-            best = candidates[j:j + 1]
-            centres = np.concatenate([centres, best])
+            lower = None if dists is None else dists[j]
+            centres = np.concatenate([centres, candidates[j:j + 1]])
     return np.ascontiguousarray(centres, dtype=dtype), indices
 
 

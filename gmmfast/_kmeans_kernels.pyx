@@ -210,30 +210,30 @@ cdef extern from "_kmeans_simd.h" nogil:
     void km_seed_rows_d(const double* X, const double* sw, const double* offset,
                         const double* C, const double* cc, long long M,
                         long long n_chosen, double* closest, int first,
-                        double* vals, double* pots, long long nb, long long D,
-                        double* buf)
+                        double* vals, double* pots, double* dst, long long ldd,
+                        long long nb, long long D, double* buf)
     void km_seed_rows_f(const float* X, const double* sw, const float* offset,
                         const double* C, const double* cc, long long M,
                         long long n_chosen, float* closest, int first,
-                        float* vals, double* pots, long long nb, long long D,
-                        double* buf)
+                        float* vals, double* pots, float* dst, long long ldd,
+                        long long nb, long long D, double* buf)
 
 
 cdef inline void _seed_rows(
     const floating* X, const double* sw, const floating* offset,
     const double* C, const double* cc, isize M, isize n_chosen,
     floating* closest, bint first, floating* vals, double* pots,
-    isize a, isize b, isize D, double* buf,
+    floating* dst, isize ldd, isize a, isize b, isize D, double* buf,
 ) noexcept nogil:
     cdef isize nb = b - a
     if floating is double:
         km_seed_rows_d(X + a * D, NULL if sw == NULL else sw + a, offset, C, cc, M,
                        n_chosen, NULL if closest == NULL else closest + a, first,
-                       vals, pots, nb, D, buf)
+                       vals, pots, NULL if dst == NULL else dst + a, ldd, nb, D, buf)
     else:
         km_seed_rows_f(X + a * D, NULL if sw == NULL else sw + a, offset, C, cc, M,
                        n_chosen, NULL if closest == NULL else closest + a, first,
-                       vals, pots, nb, D, buf)
+                       vals, pots, NULL if dst == NULL else dst + a, ldd, nb, D, buf)
 
 
 def seed_scratch(isize chunk_size, isize n_features, isize n_centres):
@@ -255,11 +255,15 @@ def seed_pass(
     double[:, ::1] scratch,              # (n_threads, seed_scratch(chunk_size, D, M))
     isize chunk_size,
     int n_threads,
+    floating[:, ::1] dists=None,         # OUT (M - n_chosen, n_total) or None
+    isize base=0,                        # the block's first row in dists
 ):
     """One seeding pass over a block: lower ``closest`` by the chosen
     centres (or compute it from them when ``closest`` is None), write
-    ``vals`` = w * closest, add the candidates' potentials into ``pots``.
-    BLAS must be held to one thread by the caller."""
+    ``vals`` = w * closest, add the candidates' potentials into ``pots``
+    and, with ``dists``, write each candidate's distances to the block's
+    rows into dists[:, base:base + nb]. BLAS must be held to one thread by
+    the caller."""
     cdef isize n = X.shape[0], D = X.shape[1], M = C.shape[0]
     if n == 0:
         return
@@ -277,9 +281,16 @@ def seed_pass(
         cl = &closest[0]
     if vals is not None:
         vp = &vals[0]
+    cdef floating* dp = NULL
+    cdef isize ldd = 0
     if M > 0:
         Cp = &C[0, 0]
         ccp = &cc[0]
+    if dists is not None and M > n_chosen:
+        if dists.shape[0] != M - n_chosen or base < 0 or base + n > dists.shape[1]:
+            raise ValueError("dists must be (n_candidates, n_total) covering the block")
+        ldd = dists.shape[1]
+        dp = &dists[0, base]
     n_threads = <int>min(<isize>n_threads, n_chunks)
     with nogil, parallel(num_threads=n_threads):
         tid = threadid()
@@ -287,8 +298,80 @@ def seed_pass(
             a = c * chunk_size
             b = min(a + chunk_size, n)
             _seed_rows(&X[0, 0], sw, &offset[0], Cp, ccp, M, n_chosen, cl, first,
-                       NULL if vp == NULL else vp + a, &pots[tid, 0], a, b, D,
+                       NULL if vp == NULL else vp + a, &pots[tid, 0], dp, ldd, a, b, D,
                        &scratch[tid, 0])
+
+
+def choice_index(const double[::1] sample_weight, isize n, double total,
+                 bint single, double u):
+    """numpy's ``choice(n, p=w / total)`` for the uniform draw u: p in the
+    data's dtype (float32 when ``single``; ones for None), its float64
+    cumulative sum, cdf /= cdf[-1], the first i with cdf_i > u (-1 for
+    none): the numbers numpy's sequential cumsum and searchsorted form."""
+    cdef isize i, found = -1
+    cdef double last = 0, running = 0
+    cdef const double* sw = NULL
+    if sample_weight is not None:
+        if sample_weight.shape[0] != n:
+            raise ValueError("sample_weight must have n entries")
+        sw = &sample_weight[0]
+    with nogil:
+        for i in range(n):
+            last = last + _choice_p(sw, i, total, single)
+        for i in range(n):
+            running = running + _choice_p(sw, i, total, single)
+            if running / last > u:
+                found = i
+                break
+    return found
+
+
+cdef inline double _choice_p(const double* sw, isize i, double total,
+                             bint single) noexcept nogil:
+    cdef double w = 1.0 if sw == NULL else sw[i]
+    if single:
+        return <double>(<float>w / <float>total)
+    return w / total
+
+
+def seed_lower_scan(floating[::1] closest, const floating[::1] lower,
+                    const double[::1] sample_weight, const double[::1] targets,
+                    long long[::1] found):
+    """The draw of a step whose distances are stored: closest :=
+    min(closest, lower) (the chosen candidate's distances; None leaves it),
+    then found[t] := np.searchsorted(np.cumsum(w * closest), targets[t])
+    (the first i with cumsum_i >= targets[t]), the products and their
+    cumulative sum in the data's dtype, exactly as ``seed_pass`` and
+    ``seed_scan`` form them; ``targets`` sorted ascending, ``found`` left
+    as it was where the total stays below a target."""
+    cdef isize i, j = 0, n = closest.shape[0], nt = targets.shape[0]
+    cdef floating cs = 0, c, v
+    cdef const double* sw = NULL
+    cdef const floating* lw = NULL
+    if lower is not None:
+        if lower.shape[0] != n:
+            raise ValueError("lower must have closest's length")
+        lw = &lower[0]
+    if sample_weight is not None:
+        if sample_weight.shape[0] != n:
+            raise ValueError("sample_weight must have closest's length")
+        sw = &sample_weight[0]
+    if n == 0:
+        return
+    cdef floating* cp = &closest[0]
+    with nogil:
+        if lw != NULL:  # a loop of its own, vectorised
+            for i in range(n):
+                cp[i] = lw[i] if lw[i] < cp[i] else cp[i]
+        # the sequential sum (numpy's cumsum), as far as the last target
+        for i in range(n):
+            if j == nt:
+                break
+            c = cp[i] if sw == NULL else (<floating>sw[i]) * cp[i]
+            cs = cs + c
+            while j < nt and <double>cs >= targets[j]:
+                found[j] = i
+                j += 1
 
 
 def seed_scan(const floating[::1] vals, double carry, const double[::1] targets,

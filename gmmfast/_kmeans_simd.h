@@ -17,7 +17,9 @@
  * The centres C (M, D), float64, are split in two: the first n_chosen are
  * centres already chosen (they lower each row's closest), the rest are
  * candidates (their potentials sum_i w_i min(closest_i, d(x_i, cand)) are
- * added to pots).
+ * added to pots). With ``dst`` each candidate's distances are kept too,
+ * dst[(k - n_chosen) * ldd + i] = d(x_i, cand_k), so that the next step
+ * lowers closest by the chosen candidate without reading X again.
  *
  * Compiled once per instruction set and picked at load time by the
  * dispatch of gmmfast/_simd_compat.h.
@@ -39,18 +41,19 @@
 #define KM_KT(T) (64 / (int)sizeof(T))
 #define KM_PAD(K, T) (((K) + KM_KT(T) - 1) / KM_KT(T) * KM_KT(T))
 /* acc[r][q] = sum_j xr[r * D + j] * Ct[j * Kp + kt + q] over the features
- * in order */
-#define KM_TILE(T, xr, Ct, Kp, kt, D, acc)                                     \
+ * in order, for NL lanes q (KM_KT, or half of it for a few centres) */
+#define KM_TILE_N(T, xr, Ct, Kp, kt, D, acc, NL)                               \
     for (int r_ = 0; r_ < KM_RB; r_++)                                          \
-        for (int q_ = 0; q_ < KM_KT(T); q_++) acc[r_][q_] = 0;                  \
+        for (int q_ = 0; q_ < (NL); q_++) acc[r_][q_] = 0;                      \
     for (int64_t j_ = 0; j_ < (D); j_++) {                                      \
         const T* cj_ = (Ct) + j_ * (Kp) + (kt);                                 \
         for (int r_ = 0; r_ < KM_RB; r_++) {                                    \
             const T xv_ = (xr)[r_ * (D) + j_];                                  \
             _Pragma("omp simd")                                                 \
-            for (int q_ = 0; q_ < KM_KT(T); q_++) acc[r_][q_] += xv_ * cj_[q_]; \
+            for (int q_ = 0; q_ < (NL); q_++) acc[r_][q_] += xv_ * cj_[q_];     \
         }                                                                       \
     }
+#define KM_TILE(T, xr, Ct, Kp, kt, D, acc) KM_TILE_N(T, xr, Ct, Kp, kt, D, acc, KM_KT(T))
 
 /* Ct (D, Kp) := C (K, D) transposed, the padding columns zero */
 #define KM_TRANSPOSE(T, C, K, D, Ct, Kp)                                        \
@@ -61,21 +64,59 @@
 /* doubles of scratch per chunk of nb rows */
 static int64_t km_seed_scratch(int64_t nb, int64_t D, int64_t M)
 {
-    return D * KM_PAD(M, double) + KM_RB * D + (3 + M) * nb;
+    return (D + 2) * KM_PAD(M, double) + KM_RB * D + 2 * nb;
 }
 
 #define KM_CAT3(a, b, c) a##b##c
 #define KM_XCAT3(a, b, c) KM_CAT3(a, b, c)
 
+/* One register block of rows against the centres in tiles of NL lanes:
+ * per row and lane the distance exactly as scikit-learn forms it; the
+ * chosen lanes lower the row's running minimum (they come first, so before
+ * any candidate sees it), every lane adds w min(d, cur) to its potential
+ * (only the candidates' are read) and, with dst, a candidate's distance is
+ * kept. */
+#define KM_SEED_TILES(NL)                                                       \
+    for (int64_t kt = 0; kt < Mp; kt += (NL)) {                                 \
+        double acc[KM_RB][NL];                                                  \
+        KM_TILE_N(double, xr, Ct, Mp, kt, D, acc, NL)                           \
+        for (int r = 0; r < KM_RB; r++) {                                       \
+            double dv[NL];                                                      \
+            _Pragma("omp simd")                                                 \
+            for (int q = 0; q < (NL); q++) {                                    \
+                KM_REAL dist = (KM_REAL)((-2.0 * acc[r][q] + ccp[kt + q]) + xq[r]); \
+                dv[q] = dist > 0 ? (double)dist : 0.0;                          \
+            }                                                                   \
+            if (kt < n_chosen) {                                                \
+                const int64_t qc = n_chosen - kt < (NL) ? n_chosen - kt : (NL); \
+                for (int64_t q = 0; q < qc; q++)                                \
+                    cr[r] = dv[q] < cr[r] ? dv[q] : cr[r];                      \
+            }                                                                   \
+            if (kt + (NL) > n_chosen) {                                         \
+                const double c_ = cr[r], w_ = wr[r];                            \
+                _Pragma("omp simd")                                             \
+                for (int q = 0; q < (NL); q++)                                  \
+                    spot[kt + q] += (dv[q] < c_ ? dv[q] : c_) * w_;             \
+                if (dst && r < rb)                                              \
+                    for (int64_t q = 0; q < (NL); q++) {                        \
+                        const int64_t k = kt + q;                               \
+                        if (k >= n_chosen && k < M)                             \
+                            dst[(k - n_chosen) * ldd + i0 + r] = (KM_REAL)dv[q]; \
+                    }                                                           \
+            }                                                                   \
+        }                                                                       \
+    }
+
 #define KM_BODY                                                                 \
 {                                                                               \
-    const int64_t Mp = KM_PAD(M, double);                                       \
+    const int64_t NLs = KM_KT(double) / 2;                                      \
+    const int64_t Mp = M <= NLs ? NLs : KM_PAD(M, double);                      \
     double* Ct = buf; /* (D, Mp) */                                             \
-    double* xr = Ct + D * Mp; /* (KM_RB, D) centred rows, upcast */             \
-    double* xx = xr + KM_RB * D;                                                \
-    double* cur = xx + nb;                                                      \
+    double* ccp = Ct + D * Mp; /* (Mp,) ||c||^2, padded with zeros */           \
+    double* spot = ccp + Mp; /* (Mp,) the lanes' potentials over the chunk */   \
+    double* xr = spot + Mp; /* (KM_RB, D) centred rows, upcast */               \
+    double* cur = xr + KM_RB * D;                                               \
     double* wv = cur + nb;                                                      \
-    double* dot = wv + nb; /* (M, nb) */                                        \
     const double big = KM_BIG;                                                  \
     for (int64_t i = 0; i < nb; i++) {                                          \
         wv[i] = (double)(KM_REAL)(sw ? sw[i] : 1.0);                            \
@@ -83,49 +124,35 @@ static int64_t km_seed_scratch(int64_t nb, int64_t D, int64_t M)
     }                                                                           \
     if (M > 0) {                                                                \
         KM_TRANSPOSE(double, C, M, D, Ct, Mp)                                   \
+        for (int64_t k = 0; k < Mp; k++) {                                      \
+            ccp[k] = k < M ? cc[k] : 0.0;                                       \
+            spot[k] = 0.0;                                                      \
+        }                                                                       \
         for (int64_t i0 = 0; i0 < nb; i0 += KM_RB) {                            \
             const int64_t rb = nb - i0 < KM_RB ? nb - i0 : KM_RB;               \
+            double xq[KM_RB], cr[KM_RB], wr[KM_RB];                             \
             for (int64_t r = 0; r < KM_RB; r++) {                               \
-                const KM_REAL* xi = X + (i0 + (r < rb ? r : 0)) * D;            \
+                /* rows past the chunk repeat its first one, weight 0 */        \
+                const int64_t ir = i0 + (r < rb ? r : 0);                       \
+                const KM_REAL* xi = X + ir * D;                                 \
                 double q = 0;                                                   \
                 _Pragma("omp simd reduction(+:q)")                              \
                 for (int64_t j = 0; j < D; j++) {                               \
                     xr[r * D + j] = (double)(xi[j] - offset[j]);                \
                     q += xr[r * D + j] * xr[r * D + j];                         \
                 }                                                               \
-                if (r < rb) xx[i0 + r] = q;                                     \
+                xq[r] = q;                                                      \
+                cr[r] = cur[ir];                                                \
+                wr[r] = r < rb ? wv[ir] : 0.0;                                  \
             }                                                                   \
-            for (int64_t kt = 0; kt < Mp; kt += KM_KT(double)) {                \
-                double acc[KM_RB][KM_KT(double)];                               \
-                KM_TILE(double, xr, Ct, Mp, kt, D, acc)                         \
-                const int64_t qn = M - kt < KM_KT(double) ? M - kt : KM_KT(double); \
-                for (int64_t r = 0; r < rb; r++)                                \
-                    for (int64_t q = 0; q < qn; q++)                            \
-                        dot[(kt + q) * nb + i0 + r] = acc[r][q];                \
+            if (Mp == NLs) {                                                    \
+                KM_SEED_TILES(KM_KT(double) / 2)                                \
+            } else {                                                            \
+                KM_SEED_TILES(KM_KT(double))                                    \
             }                                                                   \
+            for (int64_t r = 0; r < rb; r++) cur[i0 + r] = cr[r];               \
         }                                                                       \
-    }                                                                           \
-    for (int64_t k = 0; k < M; k++) {                                           \
-        const double* dk = dot + k * nb;                                        \
-        const double ccv = cc[k];                                               \
-        if (k < n_chosen) {                                                     \
-            _Pragma("omp simd")                                                 \
-            for (int64_t i = 0; i < nb; i++) {                                  \
-                KM_REAL dist = (KM_REAL)((-2.0 * dk[i] + ccv) + xx[i]);         \
-                dist = dist > 0 ? dist : (KM_REAL)0;                            \
-                cur[i] = (double)dist < cur[i] ? (double)dist : cur[i];         \
-            }                                                                   \
-        } else {                                                                \
-            double s = 0;                                                       \
-            _Pragma("omp simd reduction(+:s)")                                  \
-            for (int64_t i = 0; i < nb; i++) {                                  \
-                KM_REAL dist = (KM_REAL)((-2.0 * dk[i] + ccv) + xx[i]);         \
-                dist = dist > 0 ? dist : (KM_REAL)0;                            \
-                double m = (double)dist < cur[i] ? (double)dist : cur[i];       \
-                s += m * wv[i];                                                 \
-            }                                                                   \
-            pots[k - n_chosen] += s;                                            \
-        }                                                                       \
+        for (int64_t k = n_chosen; k < M; k++) pots[k - n_chosen] += spot[k];   \
     }                                                                           \
     if (closest && n_chosen > 0)                                                \
         for (int64_t i = 0; i < nb; i++) closest[i] = (KM_REAL)cur[i];          \
@@ -140,8 +167,8 @@ static int64_t km_seed_scratch(int64_t nb, int64_t D, int64_t M)
 ATTR static void NAME(const KM_REAL* X, const double* sw, const KM_REAL* offset,\
                       const double* C, const double* cc, int64_t M,             \
                       int64_t n_chosen, KM_REAL* closest, int first,            \
-                      KM_REAL* vals, double* pots, int64_t nb, int64_t D,       \
-                      double* buf)                                              \
+                      KM_REAL* vals, double* pots, KM_REAL* dst, int64_t ldd,   \
+                      int64_t nb, int64_t D, double* buf)                       \
 KM_BODY
 
 

@@ -70,6 +70,21 @@ def test_kmeans_plusplus_same_seeds(n_samples, n_features, n_clusters, seed, dty
     np.testing.assert_array_equal(centres, sk_centres)
 
 
+@pytest.mark.parametrize("n_local_trials", [1, 5, 11])
+@pytest.mark.parametrize("store", [True, False])
+def test_kmeans_plusplus_same_seeds_any_number_of_trials(n_local_trials, store):
+    # the kernel's tiles: 4 lanes up to 4 centres, then 8-lane tiles, the
+    # chosen centres and the candidates sharing a tile when not stored
+    X = _data(1200, 3, 9, 4, np.float64)
+    sk_centres, sk_idx = kmeans_plusplus(X, 9, random_state=4,
+                                         n_local_trials=n_local_trials)
+    centres, idx = _kmeans.kmeans_plusplus(_walker(X, block=89, store=store), 9,
+                                           np.random.RandomState(4),
+                                           n_local_trials=n_local_trials)
+    np.testing.assert_array_equal(idx, sk_idx)
+    np.testing.assert_array_equal(centres, sk_centres)
+
+
 @pytest.mark.parametrize("seed", [0, 3])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("store", [True, False])
