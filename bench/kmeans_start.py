@@ -196,6 +196,11 @@ def header(n_threads):
     for info in threadpoolctl.threadpool_info():
         print(f"  {info.get('internal_api')} {info.get('version')} "
               f"threads={info.get('num_threads')}")
+    A = np.random.default_rng(0).normal(size=(2048, 2048))
+    A @ A
+    best = min(_timed(lambda: A @ A)[0] for _ in range(3))
+    print(f"  dgemm {2 * 2048 ** 3 / best / 1e9:.1f} GFLOP/s (every BLAS thread); "
+          "rerun when this is low (a shared machine)")
 
 
 def main(argv=None):

@@ -86,6 +86,13 @@ def sum_parts(a, b):
 # The in-memory / memmap walker
 # ---------------------------------------------------------------------------
 
+def _file_backed(a):
+    """Whether a numpy memmap lies behind the array (views included)."""
+    while a is not None and not isinstance(a, np.memmap):
+        a = getattr(a, "base", None)
+    return a is not None
+
+
 class ArrayBlocks:
     """Row blocks of an in-memory array or a numpy memmap (read in place).
 
@@ -111,7 +118,7 @@ class ArrayBlocks:
         # candidates' distances ((1 + n_local_trials) values per row, as
         # scikit-learn keeps) when X is in memory anyway; a memmap
         # recomputes them instead (extra memory that does not grow with n)
-        self.store_closest = base == 0 and check is None and not isinstance(X, np.memmap)
+        self.store_closest = base == 0 and not _file_backed(X)
 
     def _starts(self, block):
         return range(0, self.n_samples, block)
