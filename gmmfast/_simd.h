@@ -16,10 +16,10 @@
  * libm's scalar calls cost more than all the arithmetic of a small-D sample.
  * Accuracy: within 2 ulp of libm over the ranges used (tests compare).
  *
- * The entry points are compiled once per instruction set (AVX-512, AVX2,
- * baseline x86-64) and picked at load time, so one build runs everywhere and
- * uses the widest vectors the machine has: by target_clones (ifunc; GCC and
- * clang >= 14 on x86-64 Linux/glibc), or on other x86-64 GCC/clang targets by
+ * The entry points are compiled once per instruction set (AVX-512, AVX2 with
+ * FMA, baseline x86-64) and picked at load time, so one build runs everywhere
+ * and uses the widest vectors the machine has: by target_clones (ifunc; GCC
+ * >= 12 on x86-64 Linux/glibc), or on other x86-64 GCC/clang targets by
  * __builtin_cpu_supports through function pointers (GM_ISA_FNPTR).
  * Elsewhere (aarch64, MSVC) they are compiled once, for the compiler's
  * target (GMMFAST_NATIVE=1 in setup.py: -march=native).
@@ -200,7 +200,7 @@ GM_TARGET_PUSH("avx512f")
 #include "_simd_dtypes.h"
 #undef GM_SFX
 GM_TARGET_POP
-GM_TARGET_PUSH("avx2")
+GM_TARGET_PUSH(GM_TARGET_AVX2)
 #define GM_SFX _avx2
 #include "_simd_dtypes.h"
 #undef GM_SFX

@@ -52,27 +52,33 @@
 #define GM_UNROLL(n)
 #endif
 
-/* Runtime ISA dispatch: target_clones needs ifunc (ELF, glibc's loader).
- * GCC >= 6 and clang >= 14 have it on x86-64; __GLIBC__ comes from
- * <math.h> above. The portable path is compiled once (as MSVC would). */
+/* Runtime ISA dispatch, three levels: AVX-512F; AVX2 with FMA (x86-64-v3:
+ * every x86-64 with AVX2 has FMA, and a clone for plain "avx2" had no fused
+ * multiply-add, which halved the register kernels' arithmetic rate on
+ * AVX2-only machines); baseline x86-64.
+ * target_clones needs ifunc (ELF, glibc's loader) and, for the middle level,
+ * GCC >= 12, whose resolver checks "arch=x86-64-v3" by CPU features
+ * (clang 14's resolver checks it by CPU model, so clang takes the
+ * function-pointer dispatch below); __GLIBC__ comes from <math.h> above.
+ * The portable path is compiled once (as MSVC would). */
 #if defined(__clang__)
-#define GM_CLONES_COMPILER (__clang_major__ >= 14)
+#define GM_CLONES_COMPILER 0
 #elif defined(__GNUC__)
-#define GM_CLONES_COMPILER (__GNUC__ >= 6)
+#define GM_CLONES_COMPILER (__GNUC__ >= 12)
 #else
 #define GM_CLONES_COMPILER 0
 #endif
 #if GM_CLONES_COMPILER && defined(__x86_64__) && defined(__linux__) && \
     defined(__GLIBC__) && !defined(GMMFAST_NO_CLONES) && !defined(GM_PORTABLE) && \
     !(defined(GM_ISA_FNPTR) && GM_ISA_FNPTR)
-#define GM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define GM_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 #define GM_CLONES_BUILD 1
 #else
 #define GM_CLONES
 #define GM_CLONES_BUILD 0
 #endif
 
-/* Elsewhere on x86-64 with GCC or clang (macOS, musl, clang < 14; or
+/* Elsewhere on x86-64 with GCC or clang (clang, macOS, musl, GCC < 12; or
  * -DGM_ISA_FNPTR=1 to test it): the kernels compiled once per instruction
  * set under target pragmas, the entry points' names standing for a choice
  * by __builtin_cpu_supports (GM_PICK below). */
@@ -84,6 +90,8 @@
 #define GM_ISA_FNPTR 0
 #endif
 #endif
+/* the middle level's target (GM_TARGET_PUSH(GM_TARGET_AVX2)) */
+#define GM_TARGET_AVX2 "avx2,fma"
 #if defined(__clang__)
 #define GM_TARGET_PUSH(t) \
     GM_PRAGMA(clang attribute push(__attribute__((target(t))), apply_to = function))
@@ -111,18 +119,23 @@
 
 /* ---- end of compat ------------------------------------------------------ */
 
-#if GM_ISA_FNPTR
-/* 2: AVX-512F, 1: AVX2, 0: baseline; checked once (a race between threads
- * at the first call writes the same value). */
-static int gm_isa_level(void)
+/* 2: AVX-512F, 1: AVX2 and FMA, 0: baseline (and every build without the
+ * per-ISA kernels); checked once (a race between threads at the first call
+ * writes the same value). The function-pointer dispatch picks by it; with
+ * target_clones it agrees with the clone the loader picked, and lets a
+ * clone choose a routine written for one width (GM(gram_upper)). */
+#if GM_ISA_FNPTR || GM_CLONES_BUILD
+static inline int gm_isa_level(void)
 {
     static volatile int level = -1;
     if (level < 0) {
         __builtin_cpu_init();
-        level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+        level = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
     }
     return level;
 }
+#else
+static inline int gm_isa_level(void) { return 0; }
 #endif
 
 #endif /* GMMFAST_SIMD_COMPAT_H */
