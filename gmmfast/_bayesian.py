@@ -48,7 +48,7 @@ import numpy as np
 from scipy.special import betaln, digamma, gammaln
 from sklearn.utils import check_array
 
-from . import _covariance, _stats
+from . import _covariance, _kernels, _stats
 from ._init import resp_statistics
 from ._missing import batch_statistics
 from ._online import batch_config, blend
@@ -270,42 +270,58 @@ def log_weights(weight_concentration, prior_type):
 
 @dataclass
 class _Shared:
-    """What the E-step's constants and the lower bound of one set of
-    parameters both take: log det U_k (K,), the degrees of freedom nu (K,;
-    tied: a scalar) in float64, log nu and the (D, K) half-arguments
-    (nu - j) / 2, j = 0..D-1, of the digammas and log-gammas."""
+    """What the fit's E-step constants and lower bound take from one set of
+    parameters, computed once for them by gmmfast/_kernels.pyx's
+    ``bgm_constants`` (one compiled call for the digammas and log-gammas
+    that ``log_prob_constant``, ``log_weights`` and ``lower_bound`` spell out
+    in numpy for the hooks): the kernels' lognorm_k (K,) and the lower
+    bound without its -sum w r log r term."""
 
-    log_det: np.ndarray
-    dof: Any
-    log_dof: Any
-    half_dof: np.ndarray
+    lognorm: np.ndarray
+    bound_terms: float
 
 
-def _shared(params, cov):
+def _shared(params, cov, prior_type):
     """``params.shared``, computed the first time it is asked for."""
     if params.shared is None:
         n_components, n_features = params.means.shape
+        log_det = _f64(cov.log_det(params.precisions_cholesky, n_components, n_features))
         dof = _f64(params.degrees_of_freedom)
-        params.shared = _Shared(
-            cov.log_det(params.precisions_cholesky, n_components, n_features),
-            dof, np.log(dof), 0.5 * (dof - np.arange(0, n_features)[:, np.newaxis]))
+        if dof.ndim == 0:  # tied
+            dof = np.full(n_components, dof)
+        wc = params.weight_concentration
+        process = prior_type == "dirichlet_process"
+        conc_a, conc_b = (wc if process else (wc, wc))
+        lognorm = np.empty(n_components)
+        bound_terms = _kernels.bgm_constants(
+            log_det, dof, _f64(params.mean_precision),
+            _f64(conc_a), _f64(conc_b), n_features, process, cov.uses_scatter, lognorm)
+        params.shared = _Shared(lognorm, bound_terms)
     return params.shared
+
+
+def _dof_terms(params, n_features):
+    """nu (K,; tied: a scalar) in float64, log nu and the (D, K)
+    half-arguments (nu - j) / 2, j = 0..D-1, of the digammas and log-gammas."""
+    dof = _f64(params.degrees_of_freedom)
+    return dof, np.log(dof), 0.5 * (dof - np.arange(0, n_features)[:, np.newaxis])
 
 
 def log_prob_constant(params, covariance_type, n_features):
     """The per-component constant of scikit-learn's ``_estimate_log_prob``:
     log det U_k - D/2 log(2 pi) - D/2 log nu_k + 1/2 (log Lambda~_k - D/beta_k),
     float64 (K,)."""
-    sh = _shared(params, _covariance.get(covariance_type))
-    log_lambda = n_features * math.log(2.0) + digamma(sh.half_dof).sum(0)
-    return (sh.log_det - 0.5 * n_features * LOG_2PI - 0.5 * n_features * sh.log_dof
+    dof, log_dof, half_dof = _dof_terms(params, n_features)
+    log_det = _covariance.get(covariance_type).log_det(
+        params.precisions_cholesky, params.means.shape[0], n_features)
+    log_lambda = n_features * math.log(2.0) + digamma(half_dof).sum(0)
+    return (log_det - 0.5 * n_features * LOG_2PI - 0.5 * n_features * log_dof
             + 0.5 * (log_lambda - n_features / _f64(params.mean_precision)))
 
 
-def kernel_lognorm(params, covariance_type, prior_type, n_features):
+def kernel_lognorm(params, covariance_type, prior_type):
     """lognorm_k for the kernels: the log-probability constant plus E[log pi_k]."""
-    return (log_prob_constant(params, covariance_type, n_features)
-            + log_weights(params.weight_concentration, prior_type))
+    return _shared(params, _covariance.get(covariance_type), prior_type).lognorm
 
 
 def kernel_params(params, covariance_type, prior_type, dtype, center=None):
@@ -317,7 +333,7 @@ def kernel_params(params, covariance_type, prior_type, dtype, center=None):
                if center is None and cov.uses_scatter else None)
     gmm = GMMParams(weights, params.means, params.covariances, params.precisions_cholesky)
     return KernelParams(gmm, covariance_type, dtype, center, lognorm=kernel_lognorm(
-        params, covariance_type, prior_type, params.means.shape[1]))
+        params, covariance_type, prior_type))
 
 
 def weighted_mahalanobis(stats, kp):
@@ -344,7 +360,7 @@ def log_resp_sum(stats, ll, kp):
 
 
 def _log_wishart_norm(degrees_of_freedom, log_det_precisions_chol, n_features, half_dof):
-    # scikit-learn's, without its np.log(np.pi) term; half_dof: ``_Shared``'s
+    # scikit-learn's, without its np.log(np.pi) term; half_dof: ``_dof_terms``'s
     # (nu - j) / 2
     return -(degrees_of_freedom * log_det_precisions_chol
              + degrees_of_freedom * n_features * 0.5 * math.log(2.0)
@@ -353,18 +369,18 @@ def _log_wishart_norm(degrees_of_freedom, log_det_precisions_chol, n_features, h
 
 def lower_bound(params, priors, covariance_type, resp_log_resp):
     """scikit-learn's ``_compute_lower_bound`` of the new parameters, with
-    ``resp_log_resp`` = sum_i w_i sum_k r_ik log r_ik of the E-step."""
+    ``resp_log_resp`` = sum_i w_i sum_k r_ik log r_ik of the E-step (the
+    hooks' numpy form; a fit takes ``fit_lower_bound``)."""
     cov = _covariance.get(covariance_type)
     n_components, n_features = params.means.shape
-    sh = _shared(params, cov)
-    dof = sh.dof
-    log_det = sh.log_det - 0.5 * n_features * sh.log_dof
+    dof, log_dof, half_dof = _dof_terms(params, n_features)
+    log_det = (cov.log_det(params.precisions_cholesky, n_components, n_features)
+               - 0.5 * n_features * log_dof)
     if cov.uses_scatter:
         log_wishart = n_components * float(
-            _log_wishart_norm(dof, log_det[0], n_features, sh.half_dof)[0])
+            _log_wishart_norm(dof, log_det[0], n_features, half_dof)[0])
     else:
-        log_wishart = float(_log_wishart_norm(dof, log_det, n_features,
-                                              sh.half_dof).sum())
+        log_wishart = float(_log_wishart_norm(dof, log_det, n_features, half_dof).sum())
     wc = params.weight_concentration
     if priors.weight_concentration_prior_type == "dirichlet_process":
         log_norm_weight = -float(betaln(_f64(wc[0]), _f64(wc[1])).sum())
@@ -373,6 +389,14 @@ def lower_bound(params, priors, covariance_type, resp_log_resp):
         log_norm_weight = float(gammaln(wc.sum()) - gammaln(wc).sum())
     return (-resp_log_resp - log_wishart - log_norm_weight
             - 0.5 * n_features * float(np.log(_f64(params.mean_precision)).sum()))
+
+
+def fit_lower_bound(params, priors, covariance_type, resp_log_resp):
+    """``lower_bound`` from the compiled constants (``_shared``), which the
+    next E-step's kernel constants reuse; equal to it to rounding."""
+    return (_shared(params, _covariance.get(covariance_type),
+                    priors.weight_concentration_prior_type).bound_terms
+            - resp_log_resp)
 
 
 # ---------------------------------------------------------------------------
@@ -454,14 +478,14 @@ class BGMModel:
         new = self.params_from_gaussian(nk, xk, sk)
         terms = getattr(self.data, "missing_terms", None)
         if terms is None:
-            value = lower_bound(new, self.priors, self.covariance_type,
-                                log_resp_sum(stats, ll, kp))
+            value = fit_lower_bound(new, self.priors, self.covariance_type,
+                                    log_resp_sum(stats, ll, kp))
         else:
             # missing values (gmmfast/_missing.py): the missing coordinates
             # are latent too, q(x_m | z = k) the Gaussian the E-step used; the
             # complete rows' sum r log r from their statistics, the others'
             # directly, plus the entropy of q(x_m | z)
-            value = lower_bound(
+            value = fit_lower_bound(
                 new, self.priors, self.covariance_type,
                 log_resp_sum(terms.complete_stats, terms.complete_ll, kp)
                 + terms.hole_rlogr) + terms.hole_entropy

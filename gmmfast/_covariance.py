@@ -91,6 +91,9 @@ def _trace_precisions(stack, M):
     [[A A^T + B B^T, B C^T], [C B^T, C C^T]]: the diagonal blocks recurse
     (D^3 multiply-adds instead of a product's 2 D^3)."""
     n_features = stack.shape[-1]
+    if n_features <= SMALL_ALGEBRA_D:
+        return _kernels.trace_upper_products(np.ascontiguousarray(stack, dtype=np.float64),
+                                             np.ascontiguousarray(M, dtype=np.float64))
     if n_features < _TRACE_SPLIT:
         return float(np.einsum("kij,kij->", np.matmul(stack, np.swapaxes(stack, -1, -2)), M))
     h = n_features // 2
@@ -351,6 +354,12 @@ class Full(_Matrix):
     def wishart(self, nk, xk, sk, priors, mean_precision):
         # scikit-learn's per-component loop, over the (K, D, D) stack at once
         # (the same operations on each entry, so the same values)
+        if xk.shape[1] <= SMALL_ALGEBRA_D:
+            return _kernels.full_wishart(
+                *(np.ascontiguousarray(a, dtype=np.float64) for a in (
+                    nk, xk, sk, priors.mean_prior, priors.covariance_prior)),
+                priors.mean_precision_prior, priors.degrees_of_freedom_prior,
+                np.ascontiguousarray(mean_precision, dtype=np.float64))
         dof = priors.degrees_of_freedom_prior + nk
         diff = xk - priors.mean_prior
         outer = diff[:, :, np.newaxis] * diff[:, np.newaxis, :]

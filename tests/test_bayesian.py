@@ -14,7 +14,7 @@ from sklearn.mixture import BayesianGaussianMixture as SkBGM
 from sklearn.utils.estimator_checks import check_estimator
 
 from gmmfast import BayesianGaussianMixture
-from gmmfast import _bayesian, _stats
+from gmmfast import _bayesian, _covariance, _stats
 from gmmfast._data import ArrayData
 from gmmfast._demo import demo_data
 
@@ -605,3 +605,44 @@ def test_partial_fit_interplay_with_fit_and_failures():
     g32 = BayesianGaussianMixture(n_components=2, random_state=0).partial_fit(X32)
     g32.partial_fit(X2)  # later batches take the model's dtype
     assert g32.means_.dtype == np.float32
+
+
+@pytest.mark.parametrize("prior_type", ["dirichlet_process", "dirichlet_distribution"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_samples", [300, 200_000])
+def test_compiled_constants_equal_the_numpy_forms(covariance_type, prior_type, n_samples):
+    """A fit's kernel constants and lower bound come from one compiled call
+    (gmmfast/_kernels.pyx ``bgm_constants``); the hooks keep the numpy and
+    scipy.special forms, which are scikit-learn's. Fitted parameters, small
+    and large counts (concentrations and degrees of freedom near 1e5)."""
+    from scipy.special import gammaln
+
+    D, K = 4, 3
+    X = make_blobs(n_samples, D, K, seed=7)[0]
+    gf = BayesianGaussianMixture(n_components=K, covariance_type=covariance_type,
+                                 weight_concentration_prior_type=prior_type,
+                                 random_state=0, max_iter=3).fit(X)
+    params, priors = gf._params(), gf._priors()
+    sh = _bayesian._shared(params, _covariance.get(covariance_type), prior_type)
+    ref = (_bayesian.log_prob_constant(params, covariance_type, D)
+           + _bayesian.log_weights(params.weight_concentration, prior_type))
+    # each lognorm_k sums about D + 8 terms computed to a few ulps (digamma:
+    # 16 u, tests/test_kernels.py): within 32 u of the sum of their magnitudes
+    dof = np.broadcast_to(np.asarray(params.degrees_of_freedom, dtype=float), (K,))
+    magnitude = np.abs(ref) + D * np.abs(np.log(dof)) + D / params.mean_precision + 10.0
+    assert np.all(np.abs(sh.lognorm - ref) <= 32 * (D + 8) * 2.2e-16 * magnitude)
+    # the bound: K (D + 4) log-gamma and product terms, each to a few ulps;
+    # the Beta normaliser's lgamma(a) + lgamma(b) - lgamma(a + b) cancels, so
+    # the yardstick is the terms' magnitudes, not the value
+    wc = params.weight_concentration
+    conc = np.concatenate(wc) if isinstance(wc, tuple) else np.asarray(wc)
+    half = 0.5 * (dof - np.arange(D)[:, None])
+    terms = (np.abs(gammaln(conc)).sum() * 3 + np.abs(gammaln(half)).sum()
+             + np.sum(dof * (np.abs(np.log(dof)) * D + D + 10.0))
+             + D * np.abs(np.log(params.mean_precision)).sum())
+    got = _bayesian.fit_lower_bound(params, priors, covariance_type, 0.0)
+    want = _bayesian.lower_bound(params, priors, covariance_type, 0.0)
+    assert abs(got - want) <= 32 * 2.2e-16 * terms, (got, want, terms)
+    # and the lower bound's -sum w r log r enters with its sign
+    assert (_bayesian.fit_lower_bound(params, priors, covariance_type, 2.5)
+            == pytest.approx(got - 2.5, abs=1e-9 * terms))

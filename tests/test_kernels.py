@@ -397,3 +397,66 @@ def test_full_covariances_equals_the_numpy_form(n_features):
     ref[:, np.arange(n_features), np.arange(n_features)] += 1e-6
     # the same operations in the same order: equal to the last bit
     np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 5, 16])
+def test_full_wishart_equals_the_numpy_form(n_features):
+    rng = np.random.default_rng(4)
+    K = 3
+    nk = rng.uniform(0, 50, K)
+    xk = rng.normal(size=(K, n_features))
+    A = rng.normal(size=(K, n_features, n_features + 2))
+    sk = A @ np.swapaxes(A, 1, 2)
+    m0 = rng.normal(size=n_features)
+    B = rng.normal(size=(n_features, n_features + 2))
+    psi0 = B @ B.T
+    beta0, nu0 = 0.7, n_features + 0.5
+    beta = beta0 + nk
+    dof, got = _kernels.full_wishart(nk, xk, sk, m0, psi0, beta0, nu0, beta)
+    # scikit-learn's per-component loop, as gmmfast/_covariance.py's numpy form
+    ref = np.empty_like(sk)
+    for k in range(K):
+        diff = xk[k] - m0
+        ref[k] = (nk[k] * sk[k] + psi0
+                  + nk[k] * beta0 / beta[k] * np.outer(diff, diff)) / (nu0 + nk[k])
+    np.testing.assert_array_equal(dof, nu0 + nk)
+    # the same operations per entry; numpy's outer-product scaling associates
+    # as (diff_i diff_j) (n_k beta_0 / beta_k) too
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 5, 16])
+def test_trace_upper_products_equals_the_product_form(n_features):
+    rng = np.random.default_rng(5)
+    K = 4
+    U = np.triu(rng.normal(size=(K, n_features, n_features)))
+    A = rng.normal(size=(K, n_features, n_features + 1))
+    M = A @ np.swapaxes(A, 1, 2)
+    got = _kernels.trace_upper_products(U, M)
+    ref = float(np.einsum("kij,kij->", U @ np.swapaxes(U, 1, 2), M))
+    # two summation orders of the same products, none deeper than
+    # n = D^2 K + 2 D additions: each within n u of the sum of their
+    # magnitudes (the same form on |U|, |M|)
+    magnitudes = float(np.einsum("kij,kij->", np.abs(U) @ np.swapaxes(np.abs(U), 1, 2),
+                                 np.abs(M)))
+    n = n_features ** 2 * K + 2 * n_features
+    assert abs(got - ref) <= 2 * n * 2.2e-16 * magnitudes
+    # a known-wrong form (U^T U) is far outside that
+    wrong = float(np.einsum("kij,kij->", np.swapaxes(U, 1, 2) @ U, M))
+    assert n_features == 1 or abs(wrong - ref) > 2 * n * 2.2e-16 * magnitudes
+    # a lower triangle is not read: U's zeros are structural
+    L = U + np.tril(rng.normal(size=U.shape), -1)
+    assert _kernels.trace_upper_products(L, M) == got
+
+
+def test_digamma_equals_scipy():
+    from scipy.special import digamma
+
+    x = np.concatenate([np.logspace(-8, 8, 4001), np.linspace(0.01, 30, 6001)])
+    got = _kernels.digamma(x)
+    ref = digamma(x)
+    # the recurrence adds at most 10 rounded terms and the series' first
+    # omitted term is below 1e-16 at x >= 10: a few ulps of max(|psi|, 1)
+    assert np.max(np.abs(got - ref) / np.maximum(np.abs(ref), 1.0)) < 16 * 2.2e-16
+    np.testing.assert_array_equal(_kernels.digamma(np.array([np.inf, 0.0, -1.0, np.nan])),
+                                  [np.inf, np.nan, np.nan, np.nan])
