@@ -64,9 +64,11 @@ def resp_statistics(data, n_components, covariance_type, init_params, random_sta
     if init_params == "kmeans":
         # streamed over the source's blocks: no labels array, no copy of X
         walker = data.kmeans_walker()
-        km = _kmeans.kmeans(walker, n_components, random_state)
+        # the final labels in the one-hot pass, not in a k-means pass of their own
+        km = _kmeans.kmeans(walker, n_components, random_state, final_pass=False)
         shift = np.tile(center, (n_components, 1)) if common else km.centres
-        stats = _kmeans.one_hot_stats(walker, km, shift, covariance_type)
+        stats, counts = _kmeans.one_hot_stats(walker, km, shift, covariance_type)
+        _kmeans.warn_distinct(counts, n_components)
         return stats, shift.astype(np.float64), True
 
     if init_params == "random":

@@ -600,7 +600,8 @@ class KMeansResult:
         return block_labels(x - self.offset, self.centred, row_norms_sq(self.centred))
 
 
-def kmeans(walker, n_clusters, random_state, tol=KMEANS_TOL, max_iter=KMEANS_MAX_ITER):
+def kmeans(walker, n_clusters, random_state, tol=KMEANS_TOL, max_iter=KMEANS_MAX_ITER,
+           final_pass=True):
     """scikit-learn's ``KMeans(n_clusters, n_init=1, random_state).fit`` on a
     walker; ``random_state`` a RandomState, consumed as KMeans does.
 
@@ -610,6 +611,12 @@ def kmeans(walker, n_clusters, random_state, tol=KMEANS_TOL, max_iter=KMEANS_MAX
     ``tol * mean(variance per feature)``, the variance weighted with sample
     weights (scikit-learn's is unweighted; weighted, integer weights are
     repetitions exactly).
+
+    ``final_pass=False`` leaves out KMeans' last pass (the labels of the
+    final centres, for inertia and counts, and its warning when fewer
+    distinct clusters are found): the mixture's start takes the labels in
+    its one-hot statistics pass instead (``one_hot_stats``), one pass over
+    the data fewer. inertia and counts are then None.
     """
     with blas_single_thread():
         mean, variance = mean_and_variance(walker)
@@ -617,7 +624,19 @@ def kmeans(walker, n_clusters, random_state, tol=KMEANS_TOL, max_iter=KMEANS_MAX
         tol_abs = 0.0 if tol == 0 else float(np.mean(variance) * tol)
         seeds, _ = kmeans_plusplus(walker, n_clusters, random_state, offset=offset)
         centred, n_iter = lloyd(walker, seeds, offset, tol_abs, max_iter)
-        _, _, inertia, counts = lloyd_pass(walker, offset, centred, want_inertia=True)
+        inertia = counts = None
+        if final_pass:
+            _, _, inertia, counts = lloyd_pass(walker, offset, centred, want_inertia=True)
+    if final_pass:
+        warn_distinct(counts, n_clusters, stacklevel=3)
+    centres = centred + offset
+    return KMeansResult(centres.astype(walker.dtype), centred, offset, n_iter,
+                        inertia, counts)
+
+
+def warn_distinct(counts, n_clusters, stacklevel=2):
+    """KMeans' warning when the final labels use fewer than n_clusters
+    (counts: rows per label)."""
     distinct = int(np.count_nonzero(counts))
     if distinct < n_clusters:
         warnings.warn(
@@ -625,11 +644,8 @@ def kmeans(walker, n_clusters, random_state, tol=KMEANS_TOL, max_iter=KMEANS_MAX
             "n_clusters ({}). Possibly due to duplicate points "
             "in X.".format(distinct, n_clusters),
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=stacklevel + 1,
         )
-    centres = centred + offset
-    return KMeansResult(centres.astype(walker.dtype), centred, offset, n_iter,
-                        inertia, counts)
 
 
 # ---------------------------------------------------------------------------
@@ -637,10 +653,10 @@ def kmeans(walker, n_clusters, random_state, tol=KMEANS_TOL, max_iter=KMEANS_MAX
 # ---------------------------------------------------------------------------
 
 def one_hot_stats_block(x, w, a, args, n_threads=1):
-    """(R, S1, S2) of one block with one-hot responsibilities of the final
-    labels (the argmin to the final centres, as the Lloyd pass assigns
-    them), by one fused kernel pass; ``args`` = (KMeansResult, shift,
-    covariance_type)."""
+    """(R, S1, S2, counts) of one block with one-hot responsibilities of the
+    final labels (the argmin to the final centres, as the Lloyd pass assigns
+    them; counts the rows per label), by one fused kernel pass; ``args`` =
+    (KMeansResult, shift, covariance_type)."""
     km, shift, covariance_type = args
     cov = _covariance.get(covariance_type)
     K, D = km.centres.shape
@@ -648,22 +664,31 @@ def one_hot_stats_block(x, w, a, args, n_threads=1):
     S1 = _stats.thread_slabs(n_threads, K * D)
     size = cov.s2_size(K, D)
     S2 = _stats.thread_slabs(n_threads, size)
+    counts = _stats.thread_slabs(n_threads, K)
     centred = np.ascontiguousarray(km.centred)
     scratch = np.empty((n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D, K)),
                        dtype=x.dtype)
     _kmeans_kernels.onehot_pass(
         np.ascontiguousarray(x), w, km.offset, centred, row_norms_sq(centred),
         np.ascontiguousarray(shift, dtype=np.float64), cov.code, scratch,
-        np.empty((n_threads, max(1, D))), R, S1, S2, KERNEL_CHUNK, n_threads)
+        # each thread's row buffer a cache line apart from the next's
+        _stats.thread_slabs(n_threads, max(1, D)), R, S1, S2, counts,
+        KERNEL_CHUNK, n_threads)
     return (R[:, :K].sum(axis=0), S1[:, :K * D].sum(axis=0).reshape(K, D),
-            S2[:, :size].sum(axis=0))
+            S2[:, :size].sum(axis=0), counts[:, :K].sum(axis=0))
 
 
 def one_hot_stats(walker, km, shift, covariance_type):
     """The one-hot statistics of the final labels over the walker's blocks,
-    S2 as the M-step takes it."""
+    S2 as the M-step takes it, and the rows per label:
+    ((R, S1, S2), counts)."""
     cov = _covariance.get(covariance_type)
     K, D = km.centres.shape
-    R, S1, S2 = walker.map_reduce(one_hot_stats_block, (km, shift, covariance_type),
-                                  kernel=True)
-    return R, S1, cov.s2_from_slab(S2, K, D)
+    R, S1, S2, counts = walker.map_reduce(
+        one_hot_stats_block, (km, shift, covariance_type), kernel=True)
+    if cov.matrix and S2.shape[0] == K * D * D:
+        # full: the kernel's row j starts at j rounded down to a multiple of
+        # 4 (aligned with the row buffer's vector stores); the few products
+        # below the diagonal are dropped here
+        S2 = np.triu(S2.reshape(K, D, D)).reshape(-1)
+    return (R, S1, cov.s2_from_slab(S2, K, D)), counts

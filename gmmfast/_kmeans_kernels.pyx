@@ -50,11 +50,13 @@ cdef extern from "_kmeans_simd.h" nogil:
     void km_onehot_rows_d(const double* X, const double* sw, const double* offset,
                           const double* C, const double* norms, long long K,
                           long long nb, long long D, const double* shift, int cov_type,
-                          double* R, double* S1, double* S2, double* ybuf, double* buf)
+                          double* R, double* S1, double* S2, double* counts, double* ybuf,
+                          double* buf)
     void km_onehot_rows_f(const float* X, const double* sw, const float* offset,
                           const float* C, const float* norms, long long K,
                           long long nb, long long D, const double* shift, int cov_type,
-                          double* R, double* S1, double* S2, double* ybuf, float* buf)
+                          double* R, double* S1, double* S2, double* counts, double* ybuf,
+                          float* buf)
 
 
 cdef inline void _rows_simd(
@@ -446,12 +448,13 @@ def onehot_pass(
     double[:, ::1] R,                    # OUT += (n_threads, n_clusters)
     double[:, ::1] S1,                   # OUT += (n_threads, n_clusters * n_features)
     double[:, ::1] S2,                   # OUT += (n_threads, the type's S2 size)
+    double[:, ::1] counts,               # OUT += (n_threads, n_clusters): rows per label
     isize chunk_size,
     int n_threads,
 ):
     """The statistics (R, S1, S2 around ``shift``) of one-hot
     responsibilities of the labels the Lloyd pass assigns (a mixture's
-    k-means start), per thread. BLAS is not used."""
+    k-means start), and the rows per label, per thread. BLAS is not used."""
     cdef isize n = X.shape[0], D = X.shape[1], K = centres.shape[0]
     if n == 0:
         return
@@ -471,9 +474,9 @@ def onehot_pass(
                 km_onehot_rows_d(&X[a, 0], NULL if sw == NULL else sw + a, &offset[0],
                                  &centres[0, 0], &norms[0], K, b - a, D, &shift[0, 0],
                                  cov_type, &R[tid, 0], &S1[tid, 0], &S2[tid, 0],
-                                 &ybuf[tid, 0], &scratch[tid, 0])
+                                 &counts[tid, 0], &ybuf[tid, 0], &scratch[tid, 0])
             else:
                 km_onehot_rows_f(&X[a, 0], NULL if sw == NULL else sw + a, &offset[0],
                                  &centres[0, 0], &norms[0], K, b - a, D, &shift[0, 0],
                                  cov_type, &R[tid, 0], &S1[tid, 0], &S2[tid, 0],
-                                 &ybuf[tid, 0], &scratch[tid, 0])
+                                 &counts[tid, 0], &ybuf[tid, 0], &scratch[tid, 0])

@@ -29,6 +29,9 @@
 
 #include "_simd_compat.h"
 
+/* C99's restrict, spelled as gcc, clang and MSVC all take it */
+#define GM_RESTRICT __restrict
+
 /* Every pass's distances run along the rows: a register block of KM_RB
  * rows times KM_KT centres (one 64-byte vector of the type), each row's
  * features broadcast against the centres transposed (Ct, D x Kp, Kp = the
@@ -301,24 +304,34 @@ static int64_t km_lloyd_scratch(int64_t nb, int64_t D, int64_t K)
 #define KM_ONEHOT_BODY                                                          \
 {                                                                               \
     KM_LABELS_ROWS                                                              \
+    /* the accumulators, y and the rows never overlap: restrict lets the      \
+     * per-label updates run as vector loads and stores (the full type's     \
+     * D (D + 1) / 2 products a row were scalar, a one-hot pass at 10^6 x 16 \
+     * x 8 five times a Lloyd pass) */                                       \
+    double* GM_RESTRICT y = ybuf;                                               \
     for (int64_t i = 0; i < nb; i++) {                                          \
         const int64_t l = (int64_t)lab[i];                                      \
         const double wi = sw ? sw[i] : 1.0;                                     \
-        const KM_REAL* xi = X + i * D;                                          \
-        const double* sh = shift + l * D;                                       \
-        double* y = ybuf;                                                       \
+        const KM_REAL* GM_RESTRICT xi = X + i * D;                              \
+        const double* GM_RESTRICT sh = shift + l * D;                           \
+        _Pragma("omp simd")                                                     \
         for (int64_t j = 0; j < D; j++) y[j] = (double)xi[j] - sh[j];           \
         R[l] += wi;                                                             \
-        double* S1l = S1 + l * D;                                               \
+        counts[l] += 1;                                                         \
+        double* GM_RESTRICT S1l = S1 + l * D;                                   \
+        _Pragma("omp simd")                                                     \
         for (int64_t j = 0; j < D; j++) S1l[j] += wi * y[j];                    \
         if (cov_type == 0) {                                                    \
-            double* S2l = S2 + l * D * D;                                       \
+            double* GM_RESTRICT S2l = S2 + l * D * D;                           \
             for (int64_t j = 0; j < D; j++) {                                   \
                 const double wy = wi * y[j];                                    \
-                for (int64_t m = j; m < D; m++) S2l[j * D + m] += wy * y[m];    \
+                double* GM_RESTRICT S2r = S2l + j * D;                          \
+                _Pragma("omp simd")                                             \
+                for (int64_t m = j & ~(int64_t)3; m < D; m++) S2r[m] += wy * y[m]; \
             }                                                                   \
         } else if (cov_type == 2) {                                             \
-            double* S2l = S2 + l * D;                                           \
+            double* GM_RESTRICT S2l = S2 + l * D;                               \
+            _Pragma("omp simd")                                                 \
             for (int64_t j = 0; j < D; j++) S2l[j] += wi * y[j] * y[j];         \
         } else if (cov_type == 3) {                                             \
             double sq = 0;                                                      \
@@ -332,8 +345,8 @@ static int64_t km_lloyd_scratch(int64_t nb, int64_t D, int64_t K)
 ATTR static void NAME(const KM_REAL* X, const double* sw, const KM_REAL* offset,\
                       const KM_REAL* C, const KM_REAL* norms, int64_t K,        \
                       int64_t nb, int64_t D, const double* shift, int cov_type, \
-                      double* R, double* S1, double* S2, double* ybuf,          \
-                      KM_REAL* buf)                                             \
+                      double* R, double* S1, double* S2, double* counts,        \
+                      double* ybuf, KM_REAL* buf)                               \
 KM_ONEHOT_BODY
 
 #define KM_DEFINE_LLOYD(NAME, ATTR)                                             \

@@ -338,7 +338,9 @@ def test_one_hot_stats_equal_the_responsibilities_kernel(covariance_type, dtype,
     cov = _covariance.get(covariance_type)
     center = X.mean(axis=0).astype(dtype)
     shift = np.tile(center, (4, 1)) if cov.uses_scatter else km.centres
-    R, S1, S2 = _kmeans.one_hot_stats(walker, km, shift, covariance_type)
+    (R, S1, S2), counts = _kmeans.one_hot_stats(walker, km, shift, covariance_type)
+    # the rows per label, as KMeans' last pass counts them
+    np.testing.assert_array_equal(counts, km.counts)
     u = U32 if dtype == np.float32 else U64
     resp = np.zeros((X.shape[0], 4), dtype=dtype)
     resp[np.arange(X.shape[0]), km.labels(X)] = 1
