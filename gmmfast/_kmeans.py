@@ -383,7 +383,10 @@ def kmeans_plusplus(walker, n_clusters, random_state, offset=None, n_local_trial
                  else walker.sample_weight.astype(dtype))
             current_pot = (closest[None, :] @ w)[0]  # (1, n) @ (n,) as scikit-learn
             del w
-        dists = (None if closest is None or n_clusters < 2 else
+        # the candidates' kept distances lower closest for the next draw: not
+        # needed for the last centre (K = 2: none at all, n_local_trials
+        # rows of n_samples values neither written nor faulted in)
+        dists = (None if closest is None or n_clusters < 3 else
                  np.empty((n_local_trials, walker.n_samples), dtype=dtype))
         lower = None  # the chosen candidate's kept distances
         for c in range(1, n_clusters):
@@ -398,7 +401,8 @@ def kmeans_plusplus(walker, n_clusters, random_state, offset=None, n_local_trial
                 both = np.concatenate([centres, candidates])
                 seeding = _Seeding.of(offset, both, c, None)
             else:
-                seeding = _Seeding.of(offset, candidates, 0, closest, dists=dists)
+                seeding = _Seeding.of(offset, candidates, 0, closest,
+                                      dists=dists if c < n_clusters - 1 else None)
             pots = walker.map_reduce(_pots_block, seeding, kernel=True)[0]
             pots = np.asarray(pots, dtype=dtype)
             j = int(np.argmin(pots))
