@@ -24,8 +24,11 @@ Compilers (as scikit-learn's build finds OpenMP): GCC -fopenmp; clang
 $GMMFAST_LIBOMP_PREFIX, $(brew --prefix libomp), /opt/homebrew/opt/libomp or
 /usr/local/opt/libomp);
 Intel icx/icc -qopenmp / -fiopenmp; MSVC /openmp. Other flags are probed
-(-fno-math-errno, -Wno-psabi, -fopenmp-simd without OpenMP) rather than
-assumed. CC selects the compiler on Unix as usual.
+(-fno-math-errno, -fno-trapping-math, -Wno-psabi, -fopenmp-simd without
+OpenMP) rather than assumed. -fno-trapping-math changes no value: it lets GCC
+if-convert the clamps and selects of the kernels' exp() and log-sum-exp
+loops, which GCC (12) otherwise leaves scalar ("control flow in loop");
+clang vectorises them without it. CC selects the compiler on Unix as usual.
 """
 import os
 import subprocess
@@ -192,7 +195,7 @@ class BuildExt(build_ext):
         else:
             cflags, ldflags = omp
         if not msvc:
-            for flag in ("-fno-math-errno", "-Wno-psabi"):
+            for flag in ("-fno-math-errno", "-fno-trapping-math", "-Wno-psabi"):
                 if _accepts(self.compiler, kind, [flag]):
                     extra.append(flag)
         if os.environ.get("GMMFAST_NATIVE", "") == "1":
