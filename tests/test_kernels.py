@@ -379,14 +379,19 @@ def test_cholesky_precisions_refuses_what_lapack_refuses():
         assert not ok
 
 
+def _gram_stack(rng, K, n_features):
+    """K symmetric positive definite (D, D) matrices, A A^T."""
+    A = rng.normal(size=(K, n_features, n_features + 2))
+    return A @ np.swapaxes(A, 1, 2)
+
+
 @pytest.mark.parametrize("n_features", [1, 2, 5, 16])
 def test_full_covariances_equals_the_numpy_form(n_features):
     rng = np.random.default_rng(3)
     K = 3
     R = rng.uniform(1, 50, K)
     S1 = rng.normal(size=(K, n_features))
-    A = rng.normal(size=(K, n_features, n_features + 2))
-    S2 = A @ np.swapaxes(A, 1, 2)
+    S2 = _gram_stack(rng, K, n_features)
     d = rng.normal(size=(K, n_features)) * 0.1
     nk = R + 1e-15
     got = _kernels.full_covariances(R, S1, S2, d, nk, 1e-6)
@@ -405,11 +410,9 @@ def test_full_wishart_equals_the_numpy_form(n_features):
     K = 3
     nk = rng.uniform(0, 50, K)
     xk = rng.normal(size=(K, n_features))
-    A = rng.normal(size=(K, n_features, n_features + 2))
-    sk = A @ np.swapaxes(A, 1, 2)
+    sk = _gram_stack(rng, K, n_features)
     m0 = rng.normal(size=n_features)
-    B = rng.normal(size=(n_features, n_features + 2))
-    psi0 = B @ B.T
+    psi0 = _gram_stack(rng, 1, n_features)[0]
     beta0, nu0 = 0.7, n_features + 0.5
     beta = beta0 + nk
     dof, got = _kernels.full_wishart(nk, xk, sk, m0, psi0, beta0, nu0, beta)
@@ -430,8 +433,7 @@ def test_trace_upper_products_equals_the_product_form(n_features):
     rng = np.random.default_rng(5)
     K = 4
     U = np.triu(rng.normal(size=(K, n_features, n_features)))
-    A = rng.normal(size=(K, n_features, n_features + 1))
-    M = A @ np.swapaxes(A, 1, 2)
+    M = _gram_stack(rng, K, n_features)
     got = _kernels.trace_upper_products(U, M)
     ref = float(np.einsum("kij,kij->", U @ np.swapaxes(U, 1, 2), M))
     # two summation orders of the same products, none deeper than
