@@ -352,23 +352,14 @@ class Full(_Matrix):
         return covariance
 
     def wishart(self, nk, xk, sk, priors, mean_precision):
-        # scikit-learn's per-component loop, over the (K, D, D) stack at once
-        # (the same operations on each entry, so the same values)
-        if xk.shape[1] <= SMALL_ALGEBRA_D:
-            return _kernels.full_wishart(
-                *(np.ascontiguousarray(a, dtype=np.float64) for a in (
-                    nk, xk, sk, priors.mean_prior, priors.covariance_prior)),
-                priors.mean_precision_prior, priors.degrees_of_freedom_prior,
-                np.ascontiguousarray(mean_precision, dtype=np.float64))
-        dof = priors.degrees_of_freedom_prior + nk
-        diff = xk - priors.mean_prior
-        outer = diff[:, :, np.newaxis] * diff[:, np.newaxis, :]
-        outer *= (nk * priors.mean_precision_prior / mean_precision)[:, np.newaxis, np.newaxis]
-        covariances = nk[:, np.newaxis, np.newaxis] * sk
-        covariances += priors.covariance_prior
-        covariances += outer
-        covariances /= dof[:, np.newaxis, np.newaxis]
-        return dof, covariances
+        # scikit-learn's per-component loop, each entry by the same
+        # operations in its order (compiled: at D = 256 the numpy form's six
+        # passes over the (K, D, D) stack took 1.3 ms an iteration)
+        return _kernels.full_wishart(
+            *(np.ascontiguousarray(a, dtype=np.float64) for a in (
+                nk, xk, sk, priors.mean_prior, priors.covariance_prior)),
+            priors.mean_precision_prior, priors.degrees_of_freedom_prior,
+            np.ascontiguousarray(mean_precision, dtype=np.float64))
 
     def _covariances(self, R, S1, S2, d, nk, reg_covar):
         if S1.shape[1] <= SMALL_ALGEBRA_D:

@@ -404,7 +404,7 @@ def test_full_covariances_equals_the_numpy_form(n_features):
     np.testing.assert_array_equal(got, ref)
 
 
-@pytest.mark.parametrize("n_features", [1, 2, 5, 16])
+@pytest.mark.parametrize("n_features", [1, 2, 5, 16, 40])
 def test_full_wishart_equals_the_numpy_form(n_features):
     rng = np.random.default_rng(4)
     K = 3
