@@ -408,11 +408,10 @@ def test_full_covariances_equals_the_numpy_form(n_features):
 def test_full_wishart_equals_the_numpy_form(n_features):
     rng = np.random.default_rng(4)
     K = 3
-    nk = rng.uniform(0, 50, K)
-    xk = rng.normal(size=(K, n_features))
-    sk = _gram_stack(rng, K, n_features)
-    m0 = rng.normal(size=n_features)
-    psi0 = _gram_stack(rng, 1, n_features)[0]
+    # per component: counts (one of them 0), means, scatters; the priors
+    nk = np.array([0.0, 3.5, 48.0])
+    xk, sk = rng.normal(size=(K, n_features)), _gram_stack(rng, K, n_features)
+    m0, psi0 = rng.normal(size=n_features), _gram_stack(rng, 1, n_features)[0]
     beta0, nu0 = 0.7, n_features + 0.5
     beta = beta0 + nk
     dof, got = _kernels.full_wishart(nk, xk, sk, m0, psi0, beta0, nu0, beta)
