@@ -426,22 +426,47 @@ def block_labels(xc, centres, centre_norms):
     return np.argmin(d, axis=1)
 
 
+class _LloydBuffers:
+    """The Lloyd kernel's per-thread sums and scratch for one block shape,
+    zeroed and reused by every pass over it: a small fit's k-means runs
+    tens of passes over a few hundred rows, where allocating and summing
+    four per-thread arrays a pass cost more than the kernel itself."""
+
+    def __init__(self, n_threads, n_rows, K, D, dtype):
+        self.K, self.D = K, D
+        self.sizes = (K * D, K, 1 + K)  # S, W and (inertia, counts)
+        self.slabs = [_stats.thread_slabs(n_threads, n) for n in self.sizes]
+        self.scratch = np.empty((n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D, K)),
+                                dtype=dtype)
+        # the kernel runs min(n_threads, chunks) threads: with one, its
+        # sums are thread 0's row (the others stay zero; no sum needed)
+        self.one = min(n_threads, -(-n_rows // KERNEL_CHUNK)) <= 1
+        self.n_threads = n_threads
+
+    def run(self, x, w, offset, centres, want):
+        S, W, E = self.slabs
+        for slab in self.slabs:
+            slab.fill(0.0)
+        _kmeans_kernels.lloyd_pass(
+            x, w, offset, centres, row_norms_sq(centres), self.scratch, S, W, E, want,
+            KERNEL_CHUNK, self.n_threads)
+        K, D = self.K, self.D
+        if self.one:
+            return S[0, :K * D].reshape(K, D), W[0, :K], E[0, 0], E[0, 1:1 + K]
+        return (S[:, :K * D].sum(axis=0).reshape(K, D), W[:, :K].sum(axis=0),
+                E[:, 0].sum(), E[:, 1:1 + K].sum(axis=0))
+
+
 def lloyd_kernel_block(x, w, a, args, n_threads=1):
     """One Lloyd pass over a block by the fused kernel (one read of x):
     (S (K, D) float64 sums of w (x - offset) per label, W (K,) weights,
     inertia, counts (K,)); ``args`` = (offset, centres, want_inertia)."""
     offset, centres, want = args
     K, D = centres.shape
-    S = _stats.thread_slabs(n_threads, K * D)
-    W = _stats.thread_slabs(n_threads, K)
-    E = _stats.thread_slabs(n_threads, 1 + K)
-    scratch = np.empty((n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D, K)),
-                       dtype=x.dtype)
-    _kmeans_kernels.lloyd_pass(
-        np.ascontiguousarray(x), w, offset, np.ascontiguousarray(centres),
-        row_norms_sq(centres), scratch, S, W, E, bool(want), KERNEL_CHUNK, n_threads)
-    return (S[:, :K * D].sum(axis=0).reshape(K, D), W[:, :K].sum(axis=0),
-            E[:, 0].sum(), E[:, 1:1 + K].sum(axis=0))
+    buffers = _LloydBuffers(n_threads, x.shape[0], K, D, x.dtype)
+    S, W, inertia, counts = buffers.run(np.ascontiguousarray(x), w, offset,
+                                        np.ascontiguousarray(centres), bool(want))
+    return S, W, inertia, counts
 
 
 def lloyd_numpy_block(x, w, a, args):
@@ -466,6 +491,26 @@ def lloyd_pass(walker, offset, centres, want_inertia=False):
     """(S, W, inertia, counts) of one pass, by the kernel."""
     return walker.map_reduce(lloyd_kernel_block, (offset, centres, want_inertia),
                              kernel=True)
+
+
+def _lloyd_passer(walker, K):
+    """``lloyd_pass(walker, offset, ., want)`` for the passes of one k-means:
+    an in-memory array of one kernel call (n_samples <= KERNEL_CALL_ROWS)
+    reuses one set of buffers, the sums returned as views of them (read
+    before the next pass); anything else goes block by block."""
+    if (type(walker) is not ArrayBlocks or walker.n_samples == 0
+            or walker.n_samples > (walker.block or KERNEL_CALL_ROWS)):
+        return lambda offset, centres, want=False: lloyd_pass(walker, offset, centres, want)
+    buffers = _LloydBuffers(walker.n_threads, walker.n_samples, K, walker.n_features,
+                            walker.dtype)
+    x, w = walker._block(0, walker.n_samples)
+    x = np.ascontiguousarray(x)
+
+    def run(offset, centres, want=False):
+        if walker.check is not None:
+            walker.check()
+        return buffers.run(x, w, offset, np.ascontiguousarray(centres), bool(want))
+    return run
 
 
 def _far_block(x, w, a, args):
@@ -512,7 +557,7 @@ def _average(S, W, dtype):
     cluster copies row argmax(W) as it stands at that moment of the loop
     (still a sum when that row comes later)."""
     if np.all(W > 0):  # the usual case: every cluster has weight
-        return (S * (1.0 / W)[:, None]).astype(dtype)
+        return (S * (1.0 / W)[:, None]).astype(dtype, copy=False)
     centres = S.copy()
     big = int(np.argmax(W))
     for j in range(S.shape[0]):
@@ -543,11 +588,12 @@ def lloyd(walker, centres, offset, tol, max_iter=KMEANS_MAX_ITER):
     """
     dtype = walker.dtype
     n_iter = 0
+    one_pass = _lloyd_passer(walker, centres.shape[0])
     for n_iter in range(1, max_iter + 1):
-        S, W, _, _ = lloyd_pass(walker, offset, centres)
-        empty = np.flatnonzero(W == 0)
-        if empty.shape[0]:
-            _relocate(walker, offset, centres, row_norms_sq(centres), S, W, empty)
+        S, W, _, _ = one_pass(offset, centres)
+        if not W.all():  # an empty cluster (rare)
+            _relocate(walker, offset, centres, row_norms_sq(centres), S, W,
+                      np.flatnonzero(W == 0))
         new = _average(S, W, dtype)
         shift = np.sqrt(((new - centres) ** 2).sum(axis=1))
         centres = new

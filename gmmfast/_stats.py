@@ -25,12 +25,16 @@ class GMMParams:
     precisions_cholesky: np.ndarray  # per covariance_type
 
     def astype(self, dtype):
+        arrays = (self.weights, self.means, self.covariances, self.precisions_cholesky)
+        if np.dtype(dtype) == np.float64:  # nothing can overflow (every EM iteration)
+            return GMMParams(*(np.asarray(a, dtype=np.float64) for a in arrays))
         # values beyond float32 become inf here; check_finite_params reports them
         with np.errstate(over="ignore"):
-            return GMMParams(
-                *(np.asarray(a, dtype=dtype) for a in (
-                    self.weights, self.means, self.covariances, self.precisions_cholesky))
-            )
+            return GMMParams(*(np.asarray(a, dtype=dtype) for a in arrays))
+
+
+# machine epsilon per dtype (np.finfo is a lookup costing microseconds)
+_EPS = {np.dtype(t): float(np.finfo(t).eps) for t in (np.float32, np.float64)}
 
 
 def kernel_config(n_features, covariance_type, n_threads, n_components=1,
@@ -49,8 +53,11 @@ def kernel_config(n_features, covariance_type, n_threads, n_components=1,
 def log_norm(weights, precisions_cholesky, cov, n_features):
     """lognorm_k = log pi_k + log det U_k - D/2 log(2 pi), float64 (K,)."""
     weights = np.asarray(weights, dtype=np.float64)
-    with np.errstate(divide="ignore"):
+    if weights.all():  # the usual case: no log(0) to silence
         log_w = np.log(weights)
+    else:
+        with np.errstate(divide="ignore"):
+            log_w = np.log(weights)
     log_det = cov.log_det(precisions_cholesky, weights.shape[0], n_features)
     return log_w + log_det - 0.5 * n_features * LOG_2PI
 
@@ -104,11 +111,17 @@ def alloc_stats(cfg, cov, n_components, n_features):
 
 
 def reduce_stats(R, S1, S2, cov, n_components, n_features):
-    """Sum per-thread slabs in a fixed order; shape and symmetrise."""
-    R = R[:, :n_components].sum(axis=0)
-    S1 = S1[:, :n_components * n_features].sum(axis=0).reshape(n_components, n_features)
-    S2 = S2[:, :cov.s2_size(n_components, n_features)].sum(axis=0)
-    return R, S1, cov.s2_from_slab(S2, n_components, n_features)
+    """Sum per-thread slabs in a fixed order; shape and symmetrise. One
+    thread's slab is its sum (a view of it: the slabs are the caller's)."""
+    K, D = n_components, n_features
+    size = cov.s2_size(K, D)
+    if R.shape[0] == 1:
+        R, S1, S2 = R[0, :K], S1[0, :K * D].reshape(K, D), S2[0, :size]
+    else:
+        R = R[:, :K].sum(axis=0)
+        S1 = S1[:, :K * D].sum(axis=0).reshape(K, D)
+        S2 = S2[:, :size].sum(axis=0)
+    return R, S1, cov.s2_from_slab(S2, K, D)
 
 
 def e_step_stats(X, sample_weight, kp, cfg):
@@ -225,7 +238,7 @@ def m_step(stats, shift, cov, reg_covar, dtype, anchor=None, weights_from=None):
     as scikit-learn does.
     """
     R, S1, S2 = stats
-    eps = float(np.finfo(dtype).eps)
+    eps = _EPS[np.dtype(dtype)]
     nk, means, covariances = cov.params_from_stats(
         R, S1, S2, np.asarray(shift, dtype=np.float64), reg_covar, eps, anchor=anchor)
     prec_chol = cov.precision_cholesky(covariances, float32=(dtype == np.float32))
