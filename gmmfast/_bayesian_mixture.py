@@ -532,19 +532,19 @@ def fit_arrays(X, sample_weight, params, warm_start_from=None):
     covariance_type = params["covariance_type"]
     _api.check_n_samples(n_samples, n_components)
     mean_prior, covariance_prior = _bayesian.check_prior_arguments(params, n_features)
-    random_state = check_random_state(params["random_state"])
-    data = _source.make_source(
-        X, sample_weight, covariance_type=covariance_type, n_components=n_components,
-        n_threads=params["n_threads"], random_state=random_state, rescale_weights=False,
-        nan_policy=params["nan_policy"], fitting=True)
-    priors = _bayesian.priors_from_data(data, params, mean_prior, covariance_prior)
-    model = _bayesian.BGMModel(data, n_components, covariance_type, params["reg_covar"],
-                               priors)
-    best, lower_bound, lower_bounds, n_iter, converged = _em.fit_model(
-        data, model, tol=params["tol"], max_iter=params["max_iter"],
-        n_init=params["n_init"], init_params=params["init_params"],
-        random_state=random_state, warm_start_from=warm_start_from,
-        verbose=params["verbose"], verbose_interval=params["verbose_interval"])
+    with _api.seeded_random_state(params["random_state"]) as random_state:
+        data = _source.make_source(
+            X, sample_weight, covariance_type=covariance_type, n_components=n_components,
+            n_threads=params["n_threads"], random_state=random_state, rescale_weights=False,
+            nan_policy=params["nan_policy"], fitting=True)
+        priors = _bayesian.priors_from_data(data, params, mean_prior, covariance_prior)
+        model = _bayesian.BGMModel(data, n_components, covariance_type, params["reg_covar"],
+                                   priors)
+        best, lower_bound, lower_bounds, n_iter, converged = _em.fit_model(
+            data, model, tol=params["tol"], max_iter=params["max_iter"],
+            n_init=params["n_init"], init_params=params["init_params"],
+            random_state=random_state, warm_start_from=warm_start_from,
+            verbose=params["verbose"], verbose_interval=params["verbose_interval"])
     out = _attributes(best, covariance_type, priors.weight_concentration_prior_type)
     out.update(priors.as_dict())
     out.update(converged_=bool(converged), n_iter_=int(n_iter),
