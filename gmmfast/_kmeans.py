@@ -556,7 +556,7 @@ def _average(S, W, dtype):
     """scikit-learn's ``_average_centers``, including its order: an empty
     cluster copies row argmax(W) as it stands at that moment of the loop
     (still a sum when that row comes later)."""
-    if np.all(W > 0):  # the usual case: every cluster has weight
+    if (W > 0).all():  # the usual case: every cluster has weight
         return (S * (1.0 / W)[:, None]).astype(dtype, copy=False)
     centres = S.copy()
     big = int(np.argmax(W))

@@ -16,7 +16,6 @@ from ._validation import check_sample_weight, rescale_sample_weight
 
 CRITERIA = ("bic", "aic")
 # n_samples * n_features up to which candidates run side by side by default
-SMALL_DATA = 1 << 20
 COLUMNS = ("n_components", "covariance_type", "bic", "aic", "log_likelihood",
            "lower_bound", "n_iter", "converged", "n_parameters", "fit_seconds", "error")
 # constructor parameters that select sets itself, or that depend on K
@@ -164,11 +163,10 @@ def select(X, n_components=range(1, 10),
     n_jobs : int, default=None
         Candidates fitted at once, in threads (the kernels release the GIL);
         with n_jobs > 1 each candidate gets n_threads // n_jobs OpenMP
-        threads (n_threads: the option below, default every core). 1: one at
-        a time, each with every thread. None: side by side, one per thread,
-        when n_samples * n_features <= 2**20 (small data, where a fit is
-        mostly Python and k-means overhead: 2x faster on 2 cores), else one
-        at a time (the kernels already fill the cores). Fits with another
+        threads (n_threads: the option below, default every core). 1 (and
+        None): one at a time, each with every thread; side by side was no
+        faster on 2 cores, and slower on small data, whose fits are mostly
+        Python under the GIL. Fits with another
         thread count agree with a lone fit to rounding.
     **options
         Other :class:`gmmfast.GaussianMixture` parameters shared by every
@@ -219,11 +217,11 @@ def select(X, n_components=range(1, 10),
     candidates = [(k, t) for t in types for k in ks]
     n_cores = resolve_n_threads(options.get("n_threads"))
     if n_jobs is None:
-        # measured on 2 cores (README): on small data a fit is mostly Python
-        # and k-means overhead, and candidates side by side in threads run 2x
-        # faster; on large data the OpenMP kernels already fill the cores
-        small = n_samples * n_features <= SMALL_DATA
-        n_jobs = min(n_cores, len(candidates)) if small else 1
+        # one at a time, every thread to each fit's kernels (measured on 2
+        # cores, README: candidates side by side in threads were 1.4-1.5x
+        # slower on 2,000 x 2, where a fit is mostly Python under the GIL,
+        # and no faster on 20,000 x 4 or 200,000 x 5)
+        n_jobs = 1
     n_jobs = max(1, min(int(n_jobs), len(candidates)))
     per_job_threads = options.get("n_threads")
     if n_jobs > 1:
