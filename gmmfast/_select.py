@@ -15,7 +15,6 @@ from ._threads import resolve_n_threads
 from ._validation import check_sample_weight, rescale_sample_weight
 
 CRITERIA = ("bic", "aic")
-# n_samples * n_features up to which candidates run side by side by default
 COLUMNS = ("n_components", "covariance_type", "bic", "aic", "log_likelihood",
            "lower_bound", "n_iter", "converged", "n_parameters", "fit_seconds", "error")
 # constructor parameters that select sets itself, or that depend on K
