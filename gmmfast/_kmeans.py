@@ -285,7 +285,7 @@ class _Seeding:
             np.ascontiguousarray(x), w, self.offset, self.C, row_norms_sq(self.C),
             self.n_chosen, closest, self.first, vals, pots, scratch, KERNEL_CHUNK,
             n_threads, self.dists, start)
-        return pots[:, :n_cand].sum(axis=0)
+        return _stats.thread_sum(pots, 0, n_cand)
 
 
 def _pots_block(x, w, start, seeding, n_threads=1):
@@ -432,15 +432,12 @@ class _LloydBuffers:
     tens of passes over a few hundred rows, where allocating and summing
     four per-thread arrays a pass cost more than the kernel itself."""
 
-    def __init__(self, n_threads, n_rows, K, D, dtype):
+    def __init__(self, n_threads, K, D, dtype):
         self.K, self.D = K, D
         self.sizes = (K * D, K, 1 + K)  # S, W and (inertia, counts)
         self.slabs = [_stats.thread_slabs(n_threads, n) for n in self.sizes]
         self.scratch = np.empty((n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D, K)),
                                 dtype=dtype)
-        # the kernel runs min(n_threads, chunks) threads: with one, its
-        # sums are thread 0's row (the others stay zero; no sum needed)
-        self.one = min(n_threads, -(-n_rows // KERNEL_CHUNK)) <= 1
         self.n_threads = n_threads
 
     def run(self, x, w, offset, centres, want):
@@ -451,10 +448,9 @@ class _LloydBuffers:
             x, w, offset, centres, row_norms_sq(centres), self.scratch, S, W, E, want,
             KERNEL_CHUNK, self.n_threads)
         K, D = self.K, self.D
-        if self.one:
-            return S[0, :K * D].reshape(K, D), W[0, :K], E[0, 0], E[0, 1:1 + K]
-        return (S[:, :K * D].sum(axis=0).reshape(K, D), W[:, :K].sum(axis=0),
-                E[:, 0].sum(), E[:, 1:1 + K].sum(axis=0))
+        sum_ = _stats.thread_sum
+        return (sum_(S, 0, K * D).reshape(K, D), sum_(W, 0, K), sum_(E, 0, 1)[0],
+                sum_(E, 1, 1 + K))
 
 
 def lloyd_kernel_block(x, w, a, args, n_threads=1):
@@ -463,7 +459,7 @@ def lloyd_kernel_block(x, w, a, args, n_threads=1):
     inertia, counts (K,)); ``args`` = (offset, centres, want_inertia)."""
     offset, centres, want = args
     K, D = centres.shape
-    buffers = _LloydBuffers(n_threads, x.shape[0], K, D, x.dtype)
+    buffers = _LloydBuffers(n_threads, K, D, x.dtype)
     S, W, inertia, counts = buffers.run(np.ascontiguousarray(x), w, offset,
                                         np.ascontiguousarray(centres), bool(want))
     return S, W, inertia, counts
@@ -501,8 +497,7 @@ def _lloyd_passer(walker, K):
     if (type(walker) is not ArrayBlocks or walker.n_samples == 0
             or walker.n_samples > (walker.block or KERNEL_CALL_ROWS)):
         return lambda offset, centres, want=False: lloyd_pass(walker, offset, centres, want)
-    buffers = _LloydBuffers(walker.n_threads, walker.n_samples, K, walker.n_features,
-                            walker.dtype)
+    buffers = _LloydBuffers(walker.n_threads, K, walker.n_features, walker.dtype)
     x, w = walker._block(0, walker.n_samples)
     x = np.ascontiguousarray(x)
 
@@ -612,7 +607,7 @@ def _moments_block(x, w, a, center, n_threads=1):
     out = _stats.thread_slabs(n_threads, 1 + 2 * D)
     _kmeans_kernels.moments_pass(np.ascontiguousarray(x), w, center, out,
                                  KERNEL_CHUNK, n_threads)
-    total = out[:, :1 + 2 * D].sum(axis=0)
+    total = _stats.thread_sum(out, 0, 1 + 2 * D)
     return float(total[0]), total[1:1 + D], total[1 + D:]
 
 
@@ -724,8 +719,9 @@ def one_hot_stats_block(x, w, a, args, n_threads=1):
         # each thread's row buffer a cache line apart from the next's
         _stats.thread_slabs(n_threads, max(1, D)), R, S1, S2, counts,
         KERNEL_CHUNK, n_threads)
-    return (R[:, :K].sum(axis=0), S1[:, :K * D].sum(axis=0).reshape(K, D),
-            S2[:, :size].sum(axis=0), counts[:, :K].sum(axis=0))
+    sum_ = _stats.thread_sum
+    return (sum_(R, 0, K), sum_(S1, 0, K * D).reshape(K, D), sum_(S2, 0, size),
+            sum_(counts, 0, K))
 
 
 def one_hot_stats(walker, km, shift, covariance_type):

@@ -102,6 +102,15 @@ def thread_slabs(n_threads, size):
     return np.zeros((n_threads, stride))
 
 
+def thread_sum(slabs, start, stop):
+    """Values start:stop summed over the threads' rows of ``slabs`` in row
+    order; one thread's row is its own sum (a view, no reduction: a small
+    fit reads tens of slabs)."""
+    if slabs.shape[0] == 1:
+        return slabs[0, start:stop]
+    return slabs[:, start:stop].sum(axis=0)
+
+
 def alloc_stats(cfg, cov, n_components, n_features):
     return (
         thread_slabs(cfg.n_threads, n_components),
@@ -111,16 +120,11 @@ def alloc_stats(cfg, cov, n_components, n_features):
 
 
 def reduce_stats(R, S1, S2, cov, n_components, n_features):
-    """Sum per-thread slabs in a fixed order; shape and symmetrise. One
-    thread's slab is its sum (a view of it: the slabs are the caller's)."""
+    """Sum per-thread slabs in a fixed order; shape and symmetrise."""
     K, D = n_components, n_features
-    size = cov.s2_size(K, D)
-    if R.shape[0] == 1:
-        R, S1, S2 = R[0, :K], S1[0, :K * D].reshape(K, D), S2[0, :size]
-    else:
-        R = R[:, :K].sum(axis=0)
-        S1 = S1[:, :K * D].sum(axis=0).reshape(K, D)
-        S2 = S2[:, :size].sum(axis=0)
+    R = thread_sum(R, 0, K)
+    S1 = thread_sum(S1, 0, K * D).reshape(K, D)
+    S2 = thread_sum(S2, 0, cov.s2_size(K, D))
     return R, S1, cov.s2_from_slab(S2, K, D)
 
 
@@ -163,7 +167,7 @@ def scatter(X, sample_weight, center, cfg):
     T = thread_slabs(cfg.n_threads, n_features * n_features)
     _kernels.scatter(X, sample_weight, np.ascontiguousarray(center, dtype=X.dtype),
                      T, cfg.chunk_size, cfg.n_threads, cfg.path)
-    return symmetrize_upper(T[:, :n_features * n_features].sum(axis=0)
+    return symmetrize_upper(thread_sum(T, 0, n_features * n_features)
                             .reshape(n_features, n_features))
 
 
