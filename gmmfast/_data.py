@@ -123,9 +123,10 @@ class ArrayData(DataSource):
         return self
 
     def kmeans_walker(self):
-        """Row blocks of X read in place, the file checked before each pass."""
+        """Row blocks of X read in place, a memmap's file checked before each
+        pass (an in-memory array has nothing to check)."""
         return _kmeans.ArrayBlocks(self.X, self.sample_weight, self.cfg.n_threads,
-                                   check=self._check_files)
+                                   check=self._check_files if self._files else None)
 
     def predict(self, kp, logp=False, resp=False, labels=False):
         self._check_files()

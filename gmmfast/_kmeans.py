@@ -440,6 +440,13 @@ class _LloydBuffers:
                                 dtype=dtype)
         self.n_threads = n_threads
 
+    def sums(self):
+        S, W, E = self.slabs
+        K, D = self.K, self.D
+        sum_ = _stats.thread_sum
+        return (sum_(S, 0, K * D).reshape(K, D), sum_(W, 0, K), sum_(E, 0, 1)[0],
+                sum_(E, 1, 1 + K))
+
     def run(self, x, w, offset, centres, want):
         S, W, E = self.slabs
         for slab in self.slabs:
@@ -447,10 +454,29 @@ class _LloydBuffers:
         _kmeans_kernels.lloyd_pass(
             x, w, offset, centres, row_norms_sq(centres), self.scratch, S, W, E, want,
             KERNEL_CHUNK, self.n_threads)
-        K, D = self.K, self.D
-        sum_ = _stats.thread_sum
-        return (sum_(S, 0, K * D).reshape(K, D), sum_(W, 0, K), sum_(E, 0, 1)[0],
-                sum_(E, 1, 1 + K))
+        return self.sums()
+
+    def loop(self, x, w, offset, centres, tol, max_iter):
+        """Up to max_iter Lloyd iterations in one kernel call (``lloyd``'s,
+        value for value): (centres, n_iter, status, S, W), S and W the sums
+        of the last pass when it left a cluster empty (status EMPTY)."""
+        centres = np.array(centres, dtype=self.scratch.dtype, order="C")
+        new = np.empty_like(centres)
+        norms = np.empty(self.K, dtype=centres.dtype)
+        S, W, E = self.slabs
+        n_iter, status = _kmeans_kernels.lloyd_loop(
+            x, w, offset, centres, new, norms, self.scratch, S, W, E, tol, _TOL_IN_DTYPE,
+            max_iter, KERNEL_CHUNK, self.n_threads)
+        # row 0 holds the threads' sums after the loop
+        return (centres, n_iter, status, S[0, :self.K * self.D].reshape(self.K, self.D),
+                W[0, :self.K])
+
+
+# numpy's comparison of a float32 scalar with a Python float: in float32
+# since NEP 50 (numpy 2), in float64 before; the Lloyd loop's shift test
+# follows whichever numpy runs (the Python iteration's rule)
+_TOL_IN_DTYPE = bool(np.float32(0.1) <= 0.1)
+_EMPTY = 2  # lloyd_loop's status when a pass left a cluster without weight
 
 
 def lloyd_kernel_block(x, w, a, args, n_threads=1):
@@ -490,13 +516,17 @@ def lloyd_pass(walker, offset, centres, want_inertia=False):
 
 
 def _lloyd_passer(walker, K):
-    """``lloyd_pass(walker, offset, ., want)`` for the passes of one k-means:
-    an in-memory array of one kernel call (n_samples <= KERNEL_CALL_ROWS)
-    reuses one set of buffers, the sums returned as views of them (read
-    before the next pass); anything else goes block by block."""
+    """(``lloyd_pass(walker, offset, ., want)``, loop) for the passes of one
+    k-means. An in-memory array of one kernel call (n_samples <=
+    KERNEL_CALL_ROWS) reuses one set of buffers, the sums returned as views
+    of them (read before the next pass), and ``loop(offset, centres, tol,
+    max_iter)`` runs whole Lloyd iterations in the kernel
+    (``_LloydBuffers.loop``); anything else goes block by block, loop None
+    (a memmap's file check runs before every pass)."""
     if (type(walker) is not ArrayBlocks or walker.n_samples == 0
             or walker.n_samples > (walker.block or KERNEL_CALL_ROWS)):
-        return lambda offset, centres, want=False: lloyd_pass(walker, offset, centres, want)
+        return (lambda offset, centres, want=False: lloyd_pass(walker, offset, centres, want),
+                None)
     buffers = _LloydBuffers(walker.n_threads, K, walker.n_features, walker.dtype)
     x, w = walker._block(0, walker.n_samples)
     x = np.ascontiguousarray(x)
@@ -505,7 +535,10 @@ def _lloyd_passer(walker, K):
         if walker.check is not None:
             walker.check()
         return buffers.run(x, w, offset, np.ascontiguousarray(centres), bool(want))
-    return run
+
+    def loop(offset, centres, tol, max_iter):
+        return buffers.loop(x, w, offset, centres, tol, max_iter)
+    return run, (loop if walker.check is None else None)
 
 
 def _far_block(x, w, a, args):
@@ -579,20 +612,33 @@ def lloyd(walker, centres, offset, tol, max_iter=KMEANS_MAX_ITER):
     not strictly converged; when strictly converged the final centres equal
     the ones the labels came from).
 
+    The shift is scikit-learn's (``centre_shift_total``). For an in-memory
+    array of one kernel call the iterations run in the kernel until one
+    leaves a cluster empty, which is relocated here.
+
     Returns (centres, n_iter).
     """
     dtype = walker.dtype
     n_iter = 0
-    one_pass = _lloyd_passer(walker, centres.shape[0])
-    for n_iter in range(1, max_iter + 1):
-        S, W, _, _ = one_pass(offset, centres)
+    one_pass, loop = _lloyd_passer(walker, centres.shape[0])
+    while n_iter < max_iter:
+        if loop is not None:
+            centres, done, status, S, W = loop(offset, centres, tol, max_iter - n_iter)
+            n_iter += done
+            if status != _EMPTY:
+                break
+        else:
+            n_iter += 1
+            S, W, _, _ = one_pass(offset, centres)
         if not W.all():  # an empty cluster (rare)
             _relocate(walker, offset, centres, row_norms_sq(centres), S, W,
                       np.flatnonzero(W == 0))
         new = _average(S, W, dtype)
-        shift = np.sqrt(((new - centres) ** 2).sum(axis=1))
+        # a numpy scalar of the data's dtype, compared with tol by numpy's rule
+        shift = new.dtype.type(_kmeans_kernels.centre_shift_total(
+            new, np.ascontiguousarray(centres)))
         centres = new
-        if (shift ** 2).sum() <= tol:
+        if shift <= tol:
             break
     return centres, n_iter
 

@@ -30,6 +30,11 @@ scikit-learn's own gemm call per chunk of rows.
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from scipy.linalg.cython_blas cimport dgemm, sgemm
+from cpython.exc cimport PyErr_CheckSignals
+from libc.math cimport sqrt
+from libc.string cimport memcpy, memset
+
+import numpy as np
 
 ctypedef Py_ssize_t isize
 
@@ -163,6 +168,27 @@ def lloyd_scratch(isize chunk_size, isize n_features, isize n_clusters):
                chunk_size * (n_features + n_clusters))
 
 
+cdef void _lloyd_chunks(
+    const floating* X, const double* sw, const floating* offset,
+    const floating* centres, const floating* norms, floating[:, ::1] scratch,
+    double[:, ::1] S, double[:, ::1] W, double[:, ::1] extra, bint want_inertia,
+    isize n, isize D, isize K, isize chunk_size, int n_threads,
+) noexcept nogil:
+    # the chunks of rows spread over the OpenMP threads, each into its rows
+    cdef isize n_chunks = (n + chunk_size - 1) // chunk_size
+    cdef isize c, a, b
+    cdef int tid
+    n_threads = <int>min(<isize>n_threads, n_chunks)
+    with parallel(num_threads=n_threads):
+        tid = threadid()
+        for c in prange(n_chunks, schedule='static'):
+            a = c * chunk_size
+            b = min(a + chunk_size, n)
+            _rows(X, sw, offset, centres, norms, a, b, D, K,
+                  &scratch[tid, 0], chunk_size, &S[tid, 0], &W[tid, 0],
+                  &extra[tid, 0], &extra[tid, 1], want_inertia)
+
+
 def lloyd_pass(
     const floating[:, ::1] X,            # IN (n_samples, n_features)
     const double[::1] sample_weight,     # IN (n_samples,) or None
@@ -183,21 +209,150 @@ def lloyd_pass(
     cdef isize n = X.shape[0], D = X.shape[1], K = centres.shape[0]
     if n == 0:
         return
-    cdef isize n_chunks = (n + chunk_size - 1) // chunk_size
-    cdef isize c, a, b
-    cdef int tid
     cdef const double* sw = NULL
     if sample_weight is not None:
         sw = &sample_weight[0]
-    n_threads = <int>min(<isize>n_threads, n_chunks)
-    with nogil, parallel(num_threads=n_threads):
-        tid = threadid()
-        for c in prange(n_chunks, schedule='static'):
-            a = c * chunk_size
-            b = min(a + chunk_size, n)
-            _rows(&X[0, 0], sw, &offset[0], &centres[0, 0], &norms[0], a, b, D, K,
-                  &scratch[tid, 0], chunk_size, &S[tid, 0], &W[tid, 0],
-                  &extra[tid, 0], &extra[tid, 1], want_inertia)
+    with nogil:
+        _lloyd_chunks(&X[0, 0], sw, &offset[0], &centres[0, 0], &norms[0], scratch,
+                      S, W, extra, want_inertia, n, D, K, chunk_size, n_threads)
+
+
+# ---------------------------------------------------------------------------
+# The Lloyd loop of an in-memory array (gmmfast/_kmeans.py, ``lloyd``)
+# ---------------------------------------------------------------------------
+
+cdef floating _shift_sq(const floating* a, const floating* b, isize D) noexcept nogil:
+    """||a - b||^2 in the data's dtype in scikit-learn's order of sums (its
+    ``_euclidean_dense_dense``: four squares at a time, then the rest)."""
+    cdef isize i
+    cdef floating r = 0
+    for i in range(D // 4):
+        r += ((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1])
+              + (a[2] - b[2]) * (a[2] - b[2]) + (a[3] - b[3]) * (a[3] - b[3]))
+        a += 4
+        b += 4
+    for i in range(D % 4):
+        r += (a[i] - b[i]) * (a[i] - b[i])
+    return r
+
+
+cdef floating _pairwise_sum(const floating* a, isize n) noexcept nogil:
+    """numpy's sum of a contiguous vector (pairwise: eight accumulators in
+    blocks of up to 128 values), bit for bit."""
+    cdef floating r[8]
+    cdef floating res = 0
+    cdef isize i, j, n2
+    if n < 8:
+        for i in range(n):
+            res += a[i]
+        return res
+    if n <= 128:
+        for j in range(8):
+            r[j] = a[j]
+        for i in range(8, n - n % 8, 8):
+            for j in range(8):
+                r[j] += a[i + j]
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        for i in range(n - n % 8, n):
+            res += a[i]
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum(a, n2) + _pairwise_sum(a + n2, n - n2)
+
+
+cdef floating _shift_total(const floating* new, const floating* old, floating* shift,
+                           isize K, isize D) noexcept nogil:
+    # scikit-learn's ``(center_shift ** 2).sum()``: each centre's shift a
+    # square root in the data's dtype, squared again, numpy's sum over them
+    cdef isize k
+    cdef floating s
+    for k in range(K):
+        s = <floating>sqrt(_shift_sq(new + k * D, old + k * D, D))
+        shift[k] = s * s
+    return _pairwise_sum(shift, K)
+
+
+def centre_shift_total(const floating[:, ::1] new, const floating[:, ::1] old):
+    """scikit-learn's Lloyd stopping value, the squared centre shifts summed
+    (float; the data's dtype rounding)."""
+    cdef isize K = new.shape[0], D = new.shape[1]
+    if K == 0:
+        return 0.0
+    cdef floating[::1] shift = np.empty(K, dtype=np.float64 if floating is double
+                                        else np.float32)
+    return _shift_total(&new[0, 0], &old[0, 0], &shift[0], K, D)
+
+
+def lloyd_loop(
+    const floating[:, ::1] X,            # IN (n_samples, n_features)
+    const double[::1] sample_weight,     # IN (n_samples,) or None
+    const floating[::1] offset,          # IN (n_features,)
+    floating[:, ::1] centres,            # IN/OUT (n_clusters, n_features)
+    floating[:, ::1] new,                # scratch (n_clusters, n_features)
+    floating[::1] norms,                 # scratch (n_clusters,)
+    floating[:, ::1] scratch,            # as lloyd_pass
+    double[:, ::1] S,                    # per-thread sums, as lloyd_pass
+    double[:, ::1] W,
+    double[:, ::1] extra,
+    double tol,
+    bint tol_in_dtype,
+    isize max_iter,
+    isize chunk_size,
+    int n_threads,
+):
+    """Up to ``max_iter`` Lloyd iterations on X (one call: the passes, the
+    centres' averages and the shift test without Python between them).
+
+    Each iteration is ``gmmfast/_kmeans.py``'s: the squared norms of the
+    centres (``row_norms_sq``), one pass, the threads'
+    sums added in thread order into row 0 of S and W, the centres
+    S_k * (1 / W_k) rounded to the data's dtype, and a stop when
+    ``centre_shift_total(new, old) <= tol`` (compared in the data's dtype
+    when ``tol_in_dtype``: numpy's rule for a float32 scalar against a
+    Python float since NEP 50).
+
+    Returns (n_iter, status): status 0 stopped by the shift test, 1 ran
+    max_iter iterations, 2 iteration n_iter left a cluster of zero weight:
+    its summed S and W are in row 0, ``centres`` are the ones it started
+    from, and the caller relocates (scikit-learn's relocation) and goes on.
+    """
+    cdef isize n = X.shape[0], D = X.shape[1], K = centres.shape[0]
+    cdef isize it, k, d, t, T = S.shape[0]
+    cdef const double* sw = NULL
+    cdef double inv
+    cdef floating total
+    if sample_weight is not None:
+        sw = &sample_weight[0]
+    centres_arr, norms_arr = np.asarray(centres), np.asarray(norms)
+    for it in range(1, max_iter + 1):
+        PyErr_CheckSignals()
+        # the norms as scikit-learn's row_norms forms them (numpy's einsum,
+        # whose order of sums is numpy's build's: not reproduced here)
+        np.einsum("ij,ij->i", centres_arr, centres_arr, out=norms_arr)
+        with nogil:
+            memset(&S[0, 0], 0, S.shape[0] * S.shape[1] * sizeof(double))
+            memset(&W[0, 0], 0, W.shape[0] * W.shape[1] * sizeof(double))
+            _lloyd_chunks(&X[0, 0], sw, &offset[0], &centres[0, 0], &norms[0], scratch,
+                          S, W, extra, False, n, D, K, chunk_size, n_threads)
+            for t in range(1, T):
+                for k in range(K * D):
+                    S[0, k] += S[t, k]
+                for k in range(K):
+                    W[0, k] += W[t, k]
+        for k in range(K):
+            if W[0, k] == 0:
+                return it, 2
+        with nogil:
+            for k in range(K):
+                inv = 1.0 / W[0, k]
+                for d in range(D):
+                    new[k, d] = <floating>(S[0, k * D + d] * inv)
+            total = _shift_total(&new[0, 0], &centres[0, 0], &norms[0], K, D)
+            memcpy(&centres[0, 0], &new[0, 0], K * D * sizeof(floating))
+        if (total <= <floating>tol) if tol_in_dtype else (<double>total <= tol):
+            return it, 0
+    return max_iter, 1
 
 
 # ---------------------------------------------------------------------------

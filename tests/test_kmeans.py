@@ -103,10 +103,12 @@ def test_kmeans_plusplus_weighted_same_seeds(seed, dtype, store):
 @pytest.mark.parametrize("n_samples,n_features,n_clusters", SHAPES)
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_kmeans_equals_sklearn(n_samples, n_features, n_clusters, seed, dtype, n_threads):
+@pytest.mark.parametrize("block", [331, None])  # None: the Lloyd loop in the kernel
+def test_kmeans_equals_sklearn(n_samples, n_features, n_clusters, seed, dtype, n_threads,
+                               block):
     X = _data(n_samples, n_features, n_clusters, seed, dtype)
     sk = KMeans(n_clusters, n_init=1, random_state=seed).fit(X)
-    km = _kmeans.kmeans(_walker(X, n_threads=n_threads, block=331), n_clusters,
+    km = _kmeans.kmeans(_walker(X, n_threads=n_threads, block=block), n_clusters,
                         np.random.RandomState(seed))
     assert km.n_iter == sk.n_iter_
     assert km.centres.dtype == X.dtype
@@ -194,13 +196,14 @@ def test_weighted_tolerance_is_the_repeated_rows_variance():
     assert not np.allclose(np.var(X, axis=0), var, rtol=1e-3)
 
 
-def test_empty_cluster_relocation_as_sklearn():
+@pytest.mark.parametrize("block", [128, None])  # None: the Lloyd loop in the kernel
+def test_empty_cluster_relocation_as_sklearn(block):
     # a start centre far from every row gets no rows: scikit-learn relocates
     # it to the row farthest from its centre
     X = _data(3000, 2, 3, 7, np.float64)
     init = np.array([[5.0, 5.0], [6.0, 4.0], [500.0, 500.0]])
     sk = KMeans(3, init=init, n_init=1).fit(X)
-    walker = _walker(X, block=128)
+    walker = _walker(X, block=block)
     mean, var = _kmeans.mean_and_variance(walker)
     offset = mean.astype(X.dtype)
     centred, n_iter = _kmeans.lloyd(walker, init - offset, offset,
@@ -208,6 +211,65 @@ def test_empty_cluster_relocation_as_sklearn():
     assert n_iter == sk.n_iter_
     np.testing.assert_allclose(centred + offset, sk.cluster_centers_, rtol=0,
                                atol=_centre_tol(X))
+
+
+def _sklearn_shift_total(new, old):
+    # scikit-learn's ``(center_shift ** 2).sum()`` written out: per centre
+    # its _euclidean_dense_dense (four squares summed, added to the running
+    # sum; then the rest one by one) and sqrt, in the data's dtype
+    q = (new - old) * (new - old)
+    K, D = q.shape
+    r = np.zeros(K, q.dtype)
+    for g in range(D // 4):
+        c = q[:, 4 * g:4 * g + 4]
+        r = r + (((c[:, 0] + c[:, 1]) + c[:, 2]) + c[:, 3])
+    for i in range(D - D % 4, D):
+        r = r + q[:, i]
+    return (np.sqrt(r) ** 2).sum()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_centre_shift_total_is_sklearns_bit_for_bit(dtype):
+    # every order of sums exactly (the stopping test sits on it): numpy's
+    # pairwise sum over K (blocks of 8, split beyond 128) and the features
+    # in fours; a sequential sum over K, or over the features, fails
+    rng = np.random.default_rng(0)
+    for K in list(range(1, 20)) + [127, 128, 129, 300, 1000]:
+        for D in (1, 2, 3, 4, 5, 8, 9, 33):
+            old = rng.standard_normal((K, D)).astype(dtype)
+            new = (old + rng.standard_normal((K, D)) * 1e-3).astype(dtype)
+            got = _kmeans._kmeans_kernels.centre_shift_total(new, old)
+            assert dtype(got) == _sklearn_shift_total(new, old), (K, D)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("case", ["usual", "empty", "max_iter"])
+def test_lloyd_loop_equals_the_python_iterations(dtype, weighted, n_threads, case,
+                                                monkeypatch):
+    # the kernel's loop (one in-memory call) against the same iterations
+    # one pass at a time from Python: bitwise the same centres and count,
+    # through a relocation (a start centre with no rows) and a max_iter stop
+    X = _data(1500, 3, 4, 11, dtype)
+    w = np.random.default_rng(3).uniform(0.5, 2, X.shape[0]) if weighted else None
+    walker = _walker(X, w, n_threads=n_threads)
+    mean, var = _kmeans.mean_and_variance(walker)
+    offset = mean.astype(dtype)
+    init = X[[0, 1, 2, 3]] - offset
+    if case == "empty":
+        init[3] = 1000.0
+    tol = float(np.mean(var) * _kmeans.KMEANS_TOL)
+    max_iter = 3 if case == "max_iter" else 300
+    loop = _kmeans.lloyd(walker, init.copy(), offset, tol, max_iter)
+    real = _kmeans._lloyd_passer
+    monkeypatch.setattr(_kmeans, "_lloyd_passer", lambda walker, K: (real(walker, K)[0], None))
+    python = _kmeans.lloyd(walker, init.copy(), offset, tol, max_iter)
+    assert loop[1] == python[1]
+    if case == "max_iter":
+        assert loop[1] == 3
+    assert loop[0].dtype == dtype
+    np.testing.assert_array_equal(loop[0], python[0])
 
 
 def test_fewer_distinct_points_warns_as_sklearn():
