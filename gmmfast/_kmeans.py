@@ -388,6 +388,19 @@ def kmeans_plusplus(walker, n_clusters, random_state, offset=None, n_local_trial
         # rows of n_samples values neither written nor faulted in)
         dists = (None if closest is None or n_clusters < 3 else
                  np.empty((n_local_trials, walker.n_samples), dtype=dtype))
+        if closest is not None and _one_kernel_call(walker) and n_clusters > 1:
+            # every step in the kernel, the same numbers (seed_steps)
+            out = np.empty((n_clusters, walker.n_features), dtype=dtype)
+            out[0] = centres[0]
+            uniforms = random_state.uniform(size=(n_clusters - 1, n_local_trials))
+            _kmeans_kernels.seed_steps(
+                walker.X, walker.sample_weight, offset, out, indices, closest, dists,
+                uniforms, float(current_pot), _stats.thread_slabs(walker.n_threads,
+                                                                  n_local_trials),
+                np.empty((walker.n_threads, _kmeans_kernels.seed_scratch(
+                    KERNEL_CHUNK, walker.n_features, n_local_trials))),
+                KERNEL_CHUNK, walker.n_threads)
+            return out, indices
         lower = None  # the chosen candidate's kept distances
         for c in range(1, n_clusters):
             rand_vals = random_state.uniform(size=n_local_trials) * current_pot
@@ -513,6 +526,15 @@ def lloyd_pass(walker, offset, centres, want_inertia=False):
     """(S, W, inertia, counts) of one pass, by the kernel."""
     return walker.map_reduce(lloyd_kernel_block, (offset, centres, want_inertia),
                              kernel=True)
+
+
+def _one_kernel_call(walker):
+    """Whether the passes over ``walker`` are one kernel call over an
+    in-memory array (no file to check between passes): the loops of
+    k-means++ and Lloyd then run in the kernel."""
+    return (type(walker) is ArrayBlocks and walker.check is None
+            and 0 < walker.n_samples <= (walker.block or KERNEL_CALL_ROWS)
+            and walker.X.flags.c_contiguous)
 
 
 def _lloyd_passer(walker, K):

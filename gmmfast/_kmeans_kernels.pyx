@@ -393,6 +393,28 @@ cdef inline void _seed_rows(
                        vals, pots, NULL if dst == NULL else dst + a, ldd, nb, D, buf)
 
 
+cdef void _seed_chunks(
+    const floating* X, const double* sw, const floating* offset,
+    const double* C, const double* cc, isize M, isize n_chosen,
+    floating* closest, bint first, floating* vals, double[:, ::1] pots,
+    floating* dst, isize ldd, isize n, isize D, double[:, ::1] scratch,
+    isize chunk_size, int n_threads,
+) noexcept nogil:
+    # the chunks of rows spread over the OpenMP threads, each into its rows
+    cdef isize n_chunks = (n + chunk_size - 1) // chunk_size
+    cdef isize c, a, b
+    cdef int tid
+    n_threads = <int>min(<isize>n_threads, n_chunks)
+    with parallel(num_threads=n_threads):
+        tid = threadid()
+        for c in prange(n_chunks, schedule='static'):
+            a = c * chunk_size
+            b = min(a + chunk_size, n)
+            _seed_rows(X, sw, offset, C, cc, M, n_chosen, closest, first,
+                       NULL if vals == NULL else vals + a, &pots[tid, 0], dst, ldd,
+                       a, b, D, &scratch[tid, 0])
+
+
 def seed_scratch(isize chunk_size, isize n_features, isize n_centres):
     """Doubles of scratch per thread for ``seed_pass`` with n_centres rows of C."""
     return km_seed_scratch(chunk_size, n_features, n_centres)
@@ -424,9 +446,6 @@ def seed_pass(
     cdef isize n = X.shape[0], D = X.shape[1], M = C.shape[0]
     if n == 0:
         return
-    cdef isize n_chunks = (n + chunk_size - 1) // chunk_size
-    cdef isize c, a, b
-    cdef int tid
     cdef const double* sw = NULL
     cdef floating* cl = NULL
     cdef floating* vp = NULL
@@ -448,15 +467,9 @@ def seed_pass(
             raise ValueError("dists must be (n_candidates, n_total) covering the block")
         ldd = dists.shape[1]
         dp = &dists[0, base]
-    n_threads = <int>min(<isize>n_threads, n_chunks)
-    with nogil, parallel(num_threads=n_threads):
-        tid = threadid()
-        for c in prange(n_chunks, schedule='static'):
-            a = c * chunk_size
-            b = min(a + chunk_size, n)
-            _seed_rows(&X[0, 0], sw, &offset[0], Cp, ccp, M, n_chosen, cl, first,
-                       NULL if vp == NULL else vp + a, &pots[tid, 0], dp, ldd, a, b, D,
-                       &scratch[tid, 0])
+    with nogil:
+        _seed_chunks(&X[0, 0], sw, &offset[0], Cp, ccp, M, n_chosen, cl, first, vp, pots,
+                     dp, ldd, n, D, scratch, chunk_size, n_threads)
 
 
 def choice_index(const double[::1] sample_weight, isize n, double total,
@@ -501,8 +514,7 @@ def seed_lower_scan(floating[::1] closest, const floating[::1] lower,
     cumulative sum in the data's dtype, exactly as ``seed_pass`` and
     ``seed_scan`` form them; ``targets`` sorted ascending, ``found`` left
     as it was where the total stays below a target."""
-    cdef isize i, j = 0, n = closest.shape[0], nt = targets.shape[0]
-    cdef floating cs = 0, c, v
+    cdef isize n = closest.shape[0], nt = targets.shape[0]
     cdef const double* sw = NULL
     cdef const floating* lw = NULL
     if lower is not None:
@@ -515,20 +527,123 @@ def seed_lower_scan(floating[::1] closest, const floating[::1] lower,
         sw = &sample_weight[0]
     if n == 0:
         return
-    cdef floating* cp = &closest[0]
     with nogil:
-        if lw != NULL:  # a loop of its own, vectorised
-            for i in range(n):
-                cp[i] = lw[i] if lw[i] < cp[i] else cp[i]
-        # the sequential sum (numpy's cumsum), as far as the last target
+        _lower_scan(&closest[0], lw, sw, n, &targets[0] if nt > 0 else NULL, nt,
+                    &found[0] if nt > 0 else NULL)
+
+
+cdef void _lower_scan(floating* cp, const floating* lw, const double* sw, isize n,
+                      const double* targets, isize nt, long long* found) noexcept nogil:
+    cdef isize i, j = 0
+    cdef floating cs = 0, c
+    if lw != NULL:  # a loop of its own, vectorised
         for i in range(n):
-            if j == nt:
-                break
-            c = cp[i] if sw == NULL else (<floating>sw[i]) * cp[i]
-            cs = cs + c
-            while j < nt and <double>cs >= targets[j]:
-                found[j] = i
-                j += 1
+            cp[i] = lw[i] if lw[i] < cp[i] else cp[i]
+    # the sequential sum (numpy's cumsum), as far as the last target
+    for i in range(n):
+        if j == nt:
+            break
+        c = cp[i] if sw == NULL else (<floating>sw[i]) * cp[i]
+        cs = cs + c
+        while j < nt and <double>cs >= targets[j]:
+            found[j] = i
+            j += 1
+
+
+def seed_steps(
+    const floating[:, ::1] X,            # IN (n_samples, n_features), one call
+    const double[::1] sample_weight,     # IN (n_samples,) or None
+    const floating[::1] offset,          # IN (n_features,)
+    floating[:, ::1] centres,            # IN/OUT (n_clusters, n_features): row 0 set
+    long long[::1] indices,              # IN/OUT (n_clusters,): entry 0 set
+    floating[::1] closest,               # IN/OUT (n_samples,) after the first centre
+    floating[:, ::1] dists,              # (n_local_trials, n_samples), or None (K < 3)
+    const double[:, ::1] uniforms,       # IN (n_clusters - 1, n_local_trials) draws
+    double current_pot,                  # the first centre's potential (dtype value)
+    double[:, ::1] pots,                 # scratch (n_threads, >= n_local_trials)
+    double[:, ::1] scratch,              # (n_threads, seed_scratch(chunk, D, n_local_trials))
+    isize chunk_size,
+    int n_threads,
+):
+    """The steps c = 1 .. n_clusters - 1 of ``kmeans_plusplus`` on an array
+    of one kernel call whose distances are kept, without Python between
+    them; each step's numbers are the Python step's: rand_vals = u *
+    current_pot (float64), the draw ``seed_lower_scan`` (targets sorted
+    stably, closest lowered by the previous step's chosen candidate's
+    distances), the candidates x - offset in the data's dtype and upcast,
+    their squared norms by numpy's einsum (``row_norms_sq``), one
+    ``seed_pass`` (their distances kept but for the last step), the
+    potentials summed over the threads in order and rounded to the data's
+    dtype, the first smallest chosen. ``uniforms`` are the step's
+    ``random_state.uniform(size=n_local_trials)`` draws, drawn at once (the
+    same numbers: each is the generator's next double)."""
+    cdef isize n = X.shape[0], D = X.shape[1], K = centres.shape[0]
+    cdef isize L = uniforms.shape[1], T = pots.shape[0]
+    cdef isize c, t, u, d, j, prev = -1
+    cdef double v
+    cdef floating best, p
+    cdef const double* sw = NULL
+    cdef floating* dp
+    cdef floating[::1] pot_dtype
+    if sample_weight is not None:
+        sw = &sample_weight[0]
+    if K < 2 or L == 0:
+        return
+    dtype = np.float64 if floating is double else np.float32
+    cand_arr = np.empty((L, D))
+    cc_arr = np.empty(L)
+    cdef double[:, ::1] cand = cand_arr
+    cdef double[::1] cc = cc_arr
+    cdef double[::1] targets = np.empty(L)
+    cdef long long[::1] order = np.empty(L, dtype=np.int64)
+    cdef long long[::1] found = np.empty(L, dtype=np.int64)
+    cdef long long[::1] ids = np.empty(L, dtype=np.int64)
+    cdef floating[:, ::1] cand_dtype = np.empty((L, D), dtype=dtype)
+    pot_dtype = np.empty(L, dtype=dtype)
+    for c in range(1, K):
+        PyErr_CheckSignals()
+        with nogil:
+            # np.argsort(rand_vals, kind="stable"): insertion, equal values kept in order
+            for t in range(L):
+                v = uniforms[c - 1, t] * current_pot
+                u = t
+                while u > 0 and targets[u - 1] > v:
+                    targets[u] = targets[u - 1]
+                    order[u] = order[u - 1]
+                    u -= 1
+                targets[u] = v
+                order[u] = t
+                found[t] = n - 1
+            _lower_scan(&closest[0], NULL if prev < 0 else &dists[prev, 0], sw, n,
+                        &targets[0], L, &found[0])
+            for t in range(L):
+                ids[order[t]] = found[t]
+            for t in range(L):
+                for d in range(D):
+                    cand_dtype[t, d] = X[ids[t], d] - offset[d]
+                    cand[t, d] = cand_dtype[t, d]
+        np.einsum("ij,ij->i", cand_arr, cand_arr, out=cc_arr)
+        with nogil:
+            pots[:, :] = 0.0
+            dp = &dists[0, 0] if (dists is not None and c < K - 1) else NULL
+            _seed_chunks(&X[0, 0], sw, &offset[0], &cand[0, 0], &cc[0], L, 0,
+                         &closest[0], False, NULL, pots, dp, n, n, D, scratch,
+                         chunk_size, n_threads)
+            for t in range(1, T):
+                for u in range(L):
+                    pots[0, u] += pots[t, u]
+            j = 0
+            best = <floating>pots[0, 0]
+            for t in range(1, L):
+                p = <floating>pots[0, t]
+                if p < best:
+                    best = p
+                    j = t
+            current_pot = best
+            indices[c] = ids[j]
+            for d in range(D):
+                centres[c, d] = cand_dtype[j, d]
+            prev = j if dp != NULL else -1
 
 
 def seed_scan(const floating[::1] vals, double carry, const double[::1] targets,

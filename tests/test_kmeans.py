@@ -272,6 +272,30 @@ def test_lloyd_loop_equals_the_python_iterations(dtype, weighted, n_threads, cas
     np.testing.assert_array_equal(loop[0], python[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("n_clusters", [2, 3, 9])
+def test_seed_steps_equal_the_python_steps(dtype, weighted, n_threads, n_clusters,
+                                           monkeypatch):
+    # k-means++'s steps in the kernel (one in-memory call) against the same
+    # steps from Python: bitwise the same centres and indices, and the
+    # generator left in the same state (the uniforms drawn at once)
+    X = _data(1300, 3, n_clusters, 4, dtype)
+    w = np.random.default_rng(6).uniform(0, 2, X.shape[0]) if weighted else None
+    offset = X.mean(axis=0).astype(dtype)
+    rs_kernel, rs_python = np.random.RandomState(8), np.random.RandomState(8)
+    kernel = _kmeans.kmeans_plusplus(_walker(X, w, n_threads), n_clusters, rs_kernel,
+                                     offset=offset)
+    monkeypatch.setattr(_kmeans, "_one_kernel_call", lambda walker: False)
+    python = _kmeans.kmeans_plusplus(_walker(X, w, n_threads), n_clusters, rs_python,
+                                     offset=offset)
+    np.testing.assert_array_equal(kernel[1], python[1])
+    assert kernel[0].dtype == dtype
+    np.testing.assert_array_equal(kernel[0], python[0])
+    assert rs_kernel.random_sample() == rs_python.random_sample()
+
+
 def test_fewer_distinct_points_warns_as_sklearn():
     X = np.repeat(np.arange(4.0).reshape(4, 1) * [1.0, 2.0], 25, axis=0)
     with pytest.warns(ConvergenceWarning, match=r"Number of distinct clusters \(4\) "
