@@ -414,9 +414,8 @@ GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw
     /* log p = max + log s; responsibilities = e * scale (mx) + offset (sm).
      * A dead row gets log p = -inf and uniform responsibilities. */
     const REAL inv_k = (REAL)1 / (REAL)K;
-    double ll = 0.0;
     if (sw) {
-        #pragma omp simd reduction(+:ll)
+        #pragma omp simd
         for (int64_t i = 0; i < nb; i++) {
             REAL s = sm[i];
             int dead = s == (REAL)0;
@@ -424,24 +423,35 @@ GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw
             logp = s == s ? logp : s;  /* NaN in, NaN out (our log does not check) */
             lg[i] = logp;
             double w = sw[i];
-            ll += w != 0.0 ? w * (double)logp : 0.0;
             REAL wr = weight_resp ? (REAL)w : (REAL)1;
             mx[i] = dead ? (REAL)0 : wr / s;
             sm[i] = dead ? inv_k * wr : (REAL)0;
         }
     } else {
-        #pragma omp simd reduction(+:ll)
+        #pragma omp simd
         for (int64_t i = 0; i < nb; i++) {
             REAL s = sm[i];
             int dead = s == (REAL)0;
             REAL logp = dead ? -(REAL)INFINITY : mx[i] + GM_LOG(dead ? (REAL)1 : s);
             logp = s == s ? logp : s;
             lg[i] = logp;
-            ll += (double)logp;
             mx[i] = dead ? (REAL)0 : (REAL)1 / s;
             sm[i] = dead ? inv_k : (REAL)0;
         }
     }
+    /* sum_i w_i log p_i in four float64 accumulators (row i into i % 4), a
+     * loop of its own and the same order in every build. As an omp simd
+     * reduction inside the loop above, float32 log p widened to float64
+     * lanes, GCC 12 returned a wrong sum (about 1/26 of it) in the builds
+     * that pick the instruction set through function pointers (macOS
+     * x86-64), while every statistic was right. A zero-weight row adds 0
+     * (its log p may be -inf). */
+    double l4[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int64_t i = 0; i < nb; i++) {
+        const double lpi = (double)lg[i];
+        l4[i & 3] += sw ? (sw[i] != 0.0 ? sw[i] * lpi : 0.0) : lpi;
+    }
+    const double ll = (l4[0] + l4[1]) + (l4[2] + l4[3]);
     if (out_logp) memcpy(out_logp, lg, (size_t)nb * sizeof(REAL));
     for (int64_t k = 0; k < K; k++) {
         REAL* row = lp + k * nb;

@@ -461,3 +461,28 @@ def test_digamma_equals_scipy():
     assert np.max(np.abs(got - ref) / np.maximum(np.abs(ref), 1.0)) < 16 * 2.2e-16
     np.testing.assert_array_equal(_kernels.digamma(np.array([np.inf, 0.0, -1.0, np.nan])),
                                   [np.inf, np.nan, np.nan, np.nan])
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n_features", [2, 8, 24])
+def test_log_likelihood_at_the_default_chunk(covariance_type, dtype, weighted, n_features):
+    # the E-step's sum_i w_i log p_i at the chunk a fit uses (hundreds of
+    # rows: the tests above use 8): a float32 vector reduction of this sum
+    # came out wrong, at about 1/26 of the value, in the builds that pick the
+    # instruction set through function pointers, with every statistic right
+    rng = np.random.default_rng(n_features)
+    params = random_params(covariance_type, 3, n_features, rng)
+    X = rng.normal(size=(3000, n_features)).astype(dtype)
+    sw = rng.uniform(0, 3, X.shape[0]) if weighted else None
+    kp = _stats.KernelParams(params.astype(dtype), covariance_type, dtype,
+                             X.astype(np.float64).mean(axis=0).astype(dtype))
+    cfg = _stats.kernel_config(n_features, covariance_type, 2, 3, dtype, X.shape[0])
+    assert cfg.chunk_size >= 64
+    _, ll = _stats.e_step_stats(X, sw, kp, cfg)
+    logp = _stats.predict_arrays(X, kp, cfg, logp=True)[0].astype(np.float64)
+    expected = float(logp.sum() if sw is None else sw @ logp)
+    # two orders of summing the same float64 terms: n u sum |terms|
+    terms = np.abs(logp) * (1.0 if sw is None else sw)
+    assert abs(ll - expected) <= 4 * X.shape[0] * 2.2e-16 * terms.sum()
