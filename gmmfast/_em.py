@@ -15,6 +15,7 @@ BayesianGaussianMixture's ``BGMModel`` (gmmfast/_bayesian.py, variational
 Bayes); each gives its start, its kernel parameters, and one iteration's
 M-step and lower bound from the E-step's statistics.
 """
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -171,7 +172,7 @@ class GMMModel:
         """(new params, lower bound): scikit-learn's lower bound is the mean
         (weighted) log-likelihood under the parameters before the M-step."""
         lower_bound = ll / self.data.total_weight
-        if not np.isfinite(lower_bound):
+        if not math.isfinite(lower_bound):
             # never carry NaN/inf into the parameters or return it silently
             raise Diverged(non_finite_lower_bound_error(lower_bound, n_iter, self.reg_covar))
         try:

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from . import _api, _covariance, _source
 from ._mixture import GaussianMixture, fitted_model
-from ._threads import resolve_n_threads
+from ._threads import blas_single_thread, resolve_n_threads
 from ._validation import check_sample_weight, rescale_sample_weight
 
 CRITERIA = ("bic", "aic")
@@ -252,8 +252,10 @@ def select(X, n_components=range(1, 10),
                    converged=result.converged, fit_seconds=time.perf_counter() - start)
         return row, fitted_model(params, {**result.as_dict(), **features})
 
-    # one filter for all candidates (warnings filters are process-global)
-    with warnings.catch_warnings():
+    # one filter for all candidates (warnings filters are process-global);
+    # BLAS held to one thread once for them all (each fit and prediction
+    # would otherwise set and restore it: tens of microseconds each time)
+    with warnings.catch_warnings(), blas_single_thread():
         warnings.simplefilter("ignore", ConvergenceWarning)
         if n_jobs == 1:
             results = [fit_one(c) for c in candidates]

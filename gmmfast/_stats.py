@@ -247,5 +247,7 @@ def m_step(stats, shift, cov, reg_covar, dtype, anchor=None, weights_from=None):
         R, S1, S2, np.asarray(shift, dtype=np.float64), reg_covar, eps, anchor=anchor)
     prec_chol = cov.precision_cholesky(covariances, float32=(dtype == np.float32))
     total = nk.sum() if weights_from is None else weights_from
-    return check_finite_params(
-        GMMParams(nk / total, means, covariances, prec_chol).astype(dtype), dtype)
+    params = GMMParams(nk / total, means, covariances, prec_chol)
+    if dtype == np.float64:  # already float64, from finite statistics
+        return params
+    return check_finite_params(params.astype(dtype), dtype)
