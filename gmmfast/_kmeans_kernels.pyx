@@ -52,6 +52,13 @@ cdef extern from "_kmeans_simd.h" nogil:
 
 
 cdef extern from "_kmeans_simd.h" nogil:
+    void km_moments_rows_d(const double* X, const double* sw, const double* center,
+                           long long nb, long long D, double* o)
+    void km_moments_rows_f(const float* X, const double* sw, const double* center,
+                           long long nb, long long D, double* o)
+
+
+cdef extern from "_kmeans_simd.h" nogil:
     void km_onehot_rows_d(const double* X, const double* sw, const double* offset,
                           const double* C, const double* norms, long long K,
                           long long nb, long long D, const double* shift, int cov_type,
@@ -682,10 +689,8 @@ def moments_pass(
     if n == 0:
         return
     cdef isize n_chunks = (n + chunk_size - 1) // chunk_size
-    cdef isize c, a, b, i, d
+    cdef isize c, a, b
     cdef int tid
-    cdef double wi, v
-    cdef double* o
     cdef const double* sw = NULL
     if sample_weight is not None:
         sw = &sample_weight[0]
@@ -695,14 +700,12 @@ def moments_pass(
         for c in prange(n_chunks, schedule='static'):
             a = c * chunk_size
             b = min(a + chunk_size, n)
-            o = &out[tid, 0]
-            for i in range(a, b):
-                wi = 1.0 if sw == NULL else sw[i]
-                o[0] += wi
-                for d in range(D):
-                    v = <double>X[i, d] - center[d]
-                    o[1 + d] += wi * v
-                    o[1 + D + d] += wi * v * v
+            if floating is double:
+                km_moments_rows_d(&X[a, 0], NULL if sw == NULL else sw + a, &center[0],
+                                  b - a, D, &out[tid, 0])
+            else:
+                km_moments_rows_f(&X[a, 0], NULL if sw == NULL else sw + a, &center[0],
+                                  b - a, D, &out[tid, 0])
 
 
 def onehot_pass(

@@ -410,6 +410,50 @@ ATTR static void NAME(const KM_REAL* X, const double* sw, const KM_REAL* offset,
     KM_SMALL_D(KM_LLOYD_CALL, NAME)                                             \
 }
 
+/* ---- Weighted moments about a centre ------------------------------------
+ *
+ * o[0] += w, o[1 + j] += w v_j, o[1 + D + j] += w v_j^2 with v = x - c, row
+ * after row. For the 1 - 4 features KM_SMALL_D compiles the sums are carried
+ * in local variables (registers) and stored once a chunk: added through o
+ * (which may alias the rows and the centre, so every addition waited on the
+ * store of the one before) a pass at 10^6 x 2 took 4.9 ns a row on one
+ * thread, 1.4 now. The same additions in the same order (the compiler may
+ * fuse a multiply-add where the ISA has FMA: rounding-level differences).
+ * At D = 16 a 2-thread pass went from 10.5 to 5 ms (the former loop was
+ * Cython's), a 1-thread pass from about 8 to 9. */
+#define KM_MOMENTS_MAXD 4
+#define KM_MOMENTS_ROWS(A)                                                      \
+    for (int64_t i = 0; i < nb; i++) {                                          \
+        const double wi = sw ? sw[i] : 1.0;                                     \
+        const KM_REAL* xi = X + i * D;                                          \
+        (A)[0] += wi;                                                           \
+        for (int64_t j = 0; j < D; j++) {                                       \
+            const double v = (double)xi[j] - center[j];                         \
+            (A)[1 + j] += wi * v;                                               \
+            (A)[1 + D + j] += wi * v * v;                                       \
+        }                                                                       \
+    }
+#define KM_DEFINE_MOMENTS(NAME, ATTR)                                           \
+GM_INLINE void NAME##_body(const KM_REAL* X, const double* sw,                  \
+                           const double* center, int64_t nb, const int64_t D,   \
+                           double* o)                                           \
+{                                                                               \
+    if (D <= KM_MOMENTS_MAXD) {                                                 \
+        double acc[1 + 2 * KM_MOMENTS_MAXD];                                    \
+        for (int64_t j = 0; j < 1 + 2 * D; j++) acc[j] = o[j];                  \
+        KM_MOMENTS_ROWS(acc)                                                    \
+        for (int64_t j = 0; j < 1 + 2 * D; j++) o[j] = acc[j];                  \
+    } else {                                                                    \
+        KM_MOMENTS_ROWS(o)                                                      \
+    }                                                                           \
+}                                                                               \
+ATTR static void NAME(const KM_REAL* X, const double* sw, const double* center, \
+                      int64_t nb, int64_t D, double* o)                         \
+{                                                                               \
+    KM_SMALL_D(KM_MOMENTS_CALL, NAME)                                           \
+}
+#define KM_MOMENTS_CALL(NAME, DV) NAME##_body(X, sw, center, nb, DV, o)
+
 /* float64 */
 #define KM_REAL double
 #define KM_BIG 1e300
@@ -418,19 +462,23 @@ GM_TARGET_PUSH("avx512f")
 KM_DEFINE(km_seed_rows_d_avx512f, )
 KM_DEFINE_LLOYD(km_lloyd_rows_d_avx512f, )
 KM_DEFINE_ONEHOT(km_onehot_rows_d_avx512f, )
+KM_DEFINE_MOMENTS(km_moments_rows_d_avx512f, )
 GM_TARGET_POP
 GM_TARGET_PUSH(GM_TARGET_AVX2)
 KM_DEFINE(km_seed_rows_d_avx2, )
 KM_DEFINE_LLOYD(km_lloyd_rows_d_avx2, )
 KM_DEFINE_ONEHOT(km_onehot_rows_d_avx2, )
+KM_DEFINE_MOMENTS(km_moments_rows_d_avx2, )
 GM_TARGET_POP
 KM_DEFINE(km_seed_rows_d_base, )
 KM_DEFINE_LLOYD(km_lloyd_rows_d_base, )
 KM_DEFINE_ONEHOT(km_onehot_rows_d_base, )
+KM_DEFINE_MOMENTS(km_moments_rows_d_base, )
 #else
 KM_DEFINE(km_seed_rows_d, GM_CLONES)
 KM_DEFINE_LLOYD(km_lloyd_rows_d, GM_CLONES)
 KM_DEFINE_ONEHOT(km_onehot_rows_d, GM_CLONES)
+KM_DEFINE_MOMENTS(km_moments_rows_d, GM_CLONES)
 #endif
 #undef KM_REAL
 #undef KM_BIG
@@ -443,19 +491,23 @@ GM_TARGET_PUSH("avx512f")
 KM_DEFINE(km_seed_rows_f_avx512f, )
 KM_DEFINE_LLOYD(km_lloyd_rows_f_avx512f, )
 KM_DEFINE_ONEHOT(km_onehot_rows_f_avx512f, )
+KM_DEFINE_MOMENTS(km_moments_rows_f_avx512f, )
 GM_TARGET_POP
 GM_TARGET_PUSH(GM_TARGET_AVX2)
 KM_DEFINE(km_seed_rows_f_avx2, )
 KM_DEFINE_LLOYD(km_lloyd_rows_f_avx2, )
 KM_DEFINE_ONEHOT(km_onehot_rows_f_avx2, )
+KM_DEFINE_MOMENTS(km_moments_rows_f_avx2, )
 GM_TARGET_POP
 KM_DEFINE(km_seed_rows_f_base, )
 KM_DEFINE_LLOYD(km_lloyd_rows_f_base, )
 KM_DEFINE_ONEHOT(km_onehot_rows_f_base, )
+KM_DEFINE_MOMENTS(km_moments_rows_f_base, )
 #else
 KM_DEFINE(km_seed_rows_f, GM_CLONES)
 KM_DEFINE_LLOYD(km_lloyd_rows_f, GM_CLONES)
 KM_DEFINE_ONEHOT(km_onehot_rows_f, GM_CLONES)
+KM_DEFINE_MOMENTS(km_moments_rows_f, GM_CLONES)
 #endif
 #undef KM_REAL
 #undef KM_BIG
@@ -468,6 +520,8 @@ KM_DEFINE_ONEHOT(km_onehot_rows_f, GM_CLONES)
 #define km_lloyd_rows_f KM_PICK(km_lloyd_rows_f)
 #define km_onehot_rows_d KM_PICK(km_onehot_rows_d)
 #define km_onehot_rows_f KM_PICK(km_onehot_rows_f)
+#define km_moments_rows_d KM_PICK(km_moments_rows_d)
+#define km_moments_rows_f KM_PICK(km_moments_rows_f)
 #endif
 
 #endif /* GMMFAST_KMEANS_SIMD_H */
