@@ -462,7 +462,7 @@ class Tied(_Matrix):
         cov = T - cross - cross.T + (R[:, None] * d).T @ d
         cov = 0.5 * (cov + cov.T)
         cov /= nk.sum()
-        cov.reshape(-1)[::cov.shape[0] + 1] += reg_covar  # the diagonal, as a view
+        cov.flat[::cov.shape[0] + 1] += reg_covar  # the diagonal, in any layout
         return cov
 
     def _reshift_s2(self, R, S1, T, delta):

@@ -591,7 +591,6 @@ def seed_steps(
     cdef floating best, p
     cdef const double* sw = NULL
     cdef floating* dp
-    cdef floating[::1] pot_dtype
     if sample_weight is not None:
         sw = &sample_weight[0]
     if K < 2 or L == 0:
@@ -606,7 +605,6 @@ def seed_steps(
     cdef long long[::1] found = np.empty(L, dtype=np.int64)
     cdef long long[::1] ids = np.empty(L, dtype=np.int64)
     cdef floating[:, ::1] cand_dtype = np.empty((L, D), dtype=dtype)
-    pot_dtype = np.empty(L, dtype=dtype)
     for c in range(1, K):
         PyErr_CheckSignals()
         with nogil:
