@@ -8,6 +8,8 @@
  * once per block: inlining them into every caller multiplied the build time.
  *
  * GM(lp_full_DT):    lp[k, i] = lognorm_k - 1/2 ||(x_i - mu_k) U_k||^2
+ * GM(lp_full_DT_wide): the same sums in the same order, in 64-byte vectors
+ *                    with each U entry a broadcast operand (AVX-512, DT >= 6)
  * GM(stats_full_DT): R_k, S1_k, S2_k (upper) += sums of w r (x - mu_k) ...
  *
  * A problem with D features runs the template DT >= D with zero padding:
@@ -407,60 +409,73 @@ GM_CLONES static void GM(lp_full_5)(const REAL* xt, int64_t nb, int64_t D, int64
 
 GM_CLONES static void GM(stats_full_5)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
-                                   double* R, double* S1, double* S2, REAL* et)
+                                   double* R, double* S1, double* S2, REAL* et, REAL* sr)
 {
-    const REAL* x0 = xt + 0 * nb;
-    const REAL* x1 = xt + 1 * nb;
-    const REAL* x2 = xt + 2 * nb;
-    const REAL* x3 = xt + 3 * nb;
-    const REAL* x4 = xt + 4 * nb;
-    REAL* e0 = et + 0 * nb;
-    REAL* e1 = et + 1 * nb;
-    REAL* e2 = et + 2 * nb;
-    REAL* e3 = et + 3 * nb;
-    REAL* e4 = et + 4 * nb;
     memset(et + 5 * nb, 0, (size_t)nb * sizeof(REAL));
     memset(et + 6 * nb, 0, (size_t)nb * sizeof(REAL));
     memset(et + 7 * nb, 0, (size_t)nb * sizeof(REAL));
     REAL gram[64];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
-        REAL m[5];
-        for (int a = 0; a < 5; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;
-        const REAL m0 = m[0];
-        const REAL m1 = m[1];
-        const REAL m2 = m[2];
-        const REAL m3 = m[3];
-        const REAL m4 = m[4];
-        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0;
-        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4)
+        REAL m[8];
+        for (int a = 0; a < 8; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;
+        REAL racc = 0;
+        #pragma omp simd reduction(+:racc)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL ri = r[i];
-            const REAL sr = GM_SQRT(ri);
-            racc += ri;
-            const REAL d0 = x0[i] - m0;
-            s1_0 += ri * d0;
-            e0[i] = sr * d0;
-            const REAL d1 = x1[i] - m1;
-            s1_1 += ri * d1;
-            e1[i] = sr * d1;
-            const REAL d2 = x2[i] - m2;
-            s1_2 += ri * d2;
-            e2[i] = sr * d2;
-            const REAL d3 = x3[i] - m3;
-            s1_3 += ri * d3;
-            e3[i] = sr * d3;
-            const REAL d4 = x4[i] - m4;
-            s1_4 += ri * d4;
-            e4[i] = sr * d4;
+            racc += r[i];
+            sr[i] = GM_SQRT(r[i]);
+        }
+        R[k] += (double)racc;
+        {
+            const REAL* x0 = xt + 0 * nb;
+            REAL* e0 = et + 0 * nb;
+            const REAL m0 = m[0];
+            const REAL* x1 = xt + 1 * nb;
+            REAL* e1 = et + 1 * nb;
+            const REAL m1 = m[1];
+            const REAL* x2 = xt + 2 * nb;
+            REAL* e2 = et + 2 * nb;
+            const REAL m2 = m[2];
+            const REAL* x3 = xt + 3 * nb;
+            REAL* e3 = et + 3 * nb;
+            const REAL m3 = m[3];
+            REAL s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0;
+            #pragma omp simd reduction(+:s1_0,s1_1,s1_2,s1_3)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d0 = x0[i] - m0;
+                s1_0 += ri * d0;
+                e0[i] = si * d0;
+                const REAL d1 = x1[i] - m1;
+                s1_1 += ri * d1;
+                e1[i] = si * d1;
+                const REAL d2 = x2[i] - m2;
+                s1_2 += ri * d2;
+                e2[i] = si * d2;
+                const REAL d3 = x3[i] - m3;
+                s1_3 += ri * d3;
+                e3[i] = si * d3;
+            }
+            if (0 < D) S1[k * D + 0] += (double)s1_0;
+            if (1 < D) S1[k * D + 1] += (double)s1_1;
+            if (2 < D) S1[k * D + 2] += (double)s1_2;
+            if (3 < D) S1[k * D + 3] += (double)s1_3;
+        }
+        {
+            const REAL* x4 = xt + 4 * nb;
+            REAL* e4 = et + 4 * nb;
+            const REAL m4 = m[4];
+            REAL s1_4 = 0;
+            #pragma omp simd reduction(+:s1_4)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d4 = x4[i] - m4;
+                s1_4 += ri * d4;
+                e4[i] = si * d4;
+            }
+            if (4 < D) S1[k * D + 4] += (double)s1_4;
         }
         GM(gram_upper)(et, nb, 8, gram);
-        R[k] += (double)racc;
-        if (0 < D) S1[k * D + 0] += (double)s1_0;
-        if (1 < D) S1[k * D + 1] += (double)s1_1;
-        if (2 < D) S1[k * D + 2] += (double)s1_2;
-        if (3 < D) S1[k * D + 3] += (double)s1_3;
-        if (4 < D) S1[k * D + 4] += (double)s1_4;
         for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
                 S2[(k * D + j) * D + l] += (double)gram[j * 8 + l];
@@ -532,68 +547,147 @@ GM_CLONES static void GM(lp_full_6)(const REAL* xt, int64_t nb, int64_t D, int64
     }
 }
 
+#ifndef GM_PORTABLE
+GM_CLONES static void GM(lp_full_6_wide)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+                                     const REAL* means, const REAL* prec,
+                                     const double* lognorm, REAL* lp)
+{
+    const int64_t vl = (int64_t)(sizeof(GM(vec)) / sizeof(REAL));
+    const int64_t nv = nb / vl * vl;
+    for (int64_t k = 0; k < K; k++) {
+        REAL m[6], u[36];
+        for (int a = 0; a < 6; a++) {
+            m[a] = a < D ? means[k * D + a] : (REAL)0;
+            for (int b = 0; b < 6; b++)
+                u[a * 6 + b] = (a < D && b < D) ? prec[(k * D + a) * D + b] : (REAL)0;
+        }
+        const REAL c = (REAL)lognorm[k];
+        REAL* out = lp + k * nb;
+        const REAL* up = u;
+        const REAL* mp = m;
+        for (int64_t i = 0; i < nv; i += vl) {
+            __asm__("" : "+r"(up), "+r"(mp));
+            GM(vec) d0;
+            memcpy(&d0, xt + 0 * nb + i, sizeof(d0));
+            d0 -= mp[0];
+            GM(vec) d1;
+            memcpy(&d1, xt + 1 * nb + i, sizeof(d1));
+            d1 -= mp[1];
+            GM(vec) d2;
+            memcpy(&d2, xt + 2 * nb + i, sizeof(d2));
+            d2 -= mp[2];
+            GM(vec) d3;
+            memcpy(&d3, xt + 3 * nb + i, sizeof(d3));
+            d3 -= mp[3];
+            GM(vec) d4;
+            memcpy(&d4, xt + 4 * nb + i, sizeof(d4));
+            d4 -= mp[4];
+            GM(vec) d5;
+            memcpy(&d5, xt + 5 * nb + i, sizeof(d5));
+            d5 -= mp[5];
+            const GM(vec) y0 = d0 * up[0];
+            const GM(vec) y1 = d0 * up[1] + d1 * up[7];
+            const GM(vec) y2 = d0 * up[2] + d1 * up[8] + d2 * up[14];
+            const GM(vec) y3 = d0 * up[3] + d1 * up[9] + d2 * up[15] + d3 * up[21];
+            const GM(vec) y4 = d0 * up[4] + d1 * up[10] + d2 * up[16] + d3 * up[22] + d4 * up[28];
+            const GM(vec) y5 = d0 * up[5] + d1 * up[11] + d2 * up[17] + d3 * up[23] + d4 * up[29] + d5 * up[35];
+            const GM(vec) o = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5);
+            memcpy(out + i, &o, sizeof(o));
+        }
+        for (int64_t i = nv; i < nb; i++) {
+            const REAL d0 = xt[0 * nb + i] - m[0];
+            const REAL d1 = xt[1 * nb + i] - m[1];
+            const REAL d2 = xt[2 * nb + i] - m[2];
+            const REAL d3 = xt[3 * nb + i] - m[3];
+            const REAL d4 = xt[4 * nb + i] - m[4];
+            const REAL d5 = xt[5 * nb + i] - m[5];
+            const REAL y0 = d0 * u[0];
+            const REAL y1 = d0 * u[1] + d1 * u[7];
+            const REAL y2 = d0 * u[2] + d1 * u[8] + d2 * u[14];
+            const REAL y3 = d0 * u[3] + d1 * u[9] + d2 * u[15] + d3 * u[21];
+            const REAL y4 = d0 * u[4] + d1 * u[10] + d2 * u[16] + d3 * u[22] + d4 * u[28];
+            const REAL y5 = d0 * u[5] + d1 * u[11] + d2 * u[17] + d3 * u[23] + d4 * u[29] + d5 * u[35];
+            out[i] = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5);
+        }
+    }
+}
+#endif
+
 GM_CLONES static void GM(stats_full_6)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
-                                   double* R, double* S1, double* S2, REAL* et)
+                                   double* R, double* S1, double* S2, REAL* et, REAL* sr)
 {
-    const REAL* x0 = xt + 0 * nb;
-    const REAL* x1 = xt + 1 * nb;
-    const REAL* x2 = xt + 2 * nb;
-    const REAL* x3 = xt + 3 * nb;
-    const REAL* x4 = xt + 4 * nb;
-    const REAL* x5 = xt + 5 * nb;
-    REAL* e0 = et + 0 * nb;
-    REAL* e1 = et + 1 * nb;
-    REAL* e2 = et + 2 * nb;
-    REAL* e3 = et + 3 * nb;
-    REAL* e4 = et + 4 * nb;
-    REAL* e5 = et + 5 * nb;
     memset(et + 6 * nb, 0, (size_t)nb * sizeof(REAL));
     memset(et + 7 * nb, 0, (size_t)nb * sizeof(REAL));
     REAL gram[64];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
-        REAL m[6];
-        for (int a = 0; a < 6; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;
-        const REAL m0 = m[0];
-        const REAL m1 = m[1];
-        const REAL m2 = m[2];
-        const REAL m3 = m[3];
-        const REAL m4 = m[4];
-        const REAL m5 = m[5];
-        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0;
-        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5)
+        REAL m[8];
+        for (int a = 0; a < 8; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;
+        REAL racc = 0;
+        #pragma omp simd reduction(+:racc)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL ri = r[i];
-            const REAL sr = GM_SQRT(ri);
-            racc += ri;
-            const REAL d0 = x0[i] - m0;
-            s1_0 += ri * d0;
-            e0[i] = sr * d0;
-            const REAL d1 = x1[i] - m1;
-            s1_1 += ri * d1;
-            e1[i] = sr * d1;
-            const REAL d2 = x2[i] - m2;
-            s1_2 += ri * d2;
-            e2[i] = sr * d2;
-            const REAL d3 = x3[i] - m3;
-            s1_3 += ri * d3;
-            e3[i] = sr * d3;
-            const REAL d4 = x4[i] - m4;
-            s1_4 += ri * d4;
-            e4[i] = sr * d4;
-            const REAL d5 = x5[i] - m5;
-            s1_5 += ri * d5;
-            e5[i] = sr * d5;
+            racc += r[i];
+            sr[i] = GM_SQRT(r[i]);
+        }
+        R[k] += (double)racc;
+        {
+            const REAL* x0 = xt + 0 * nb;
+            REAL* e0 = et + 0 * nb;
+            const REAL m0 = m[0];
+            const REAL* x1 = xt + 1 * nb;
+            REAL* e1 = et + 1 * nb;
+            const REAL m1 = m[1];
+            const REAL* x2 = xt + 2 * nb;
+            REAL* e2 = et + 2 * nb;
+            const REAL m2 = m[2];
+            const REAL* x3 = xt + 3 * nb;
+            REAL* e3 = et + 3 * nb;
+            const REAL m3 = m[3];
+            REAL s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0;
+            #pragma omp simd reduction(+:s1_0,s1_1,s1_2,s1_3)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d0 = x0[i] - m0;
+                s1_0 += ri * d0;
+                e0[i] = si * d0;
+                const REAL d1 = x1[i] - m1;
+                s1_1 += ri * d1;
+                e1[i] = si * d1;
+                const REAL d2 = x2[i] - m2;
+                s1_2 += ri * d2;
+                e2[i] = si * d2;
+                const REAL d3 = x3[i] - m3;
+                s1_3 += ri * d3;
+                e3[i] = si * d3;
+            }
+            if (0 < D) S1[k * D + 0] += (double)s1_0;
+            if (1 < D) S1[k * D + 1] += (double)s1_1;
+            if (2 < D) S1[k * D + 2] += (double)s1_2;
+            if (3 < D) S1[k * D + 3] += (double)s1_3;
+        }
+        {
+            const REAL* x4 = xt + 4 * nb;
+            REAL* e4 = et + 4 * nb;
+            const REAL m4 = m[4];
+            const REAL* x5 = xt + 5 * nb;
+            REAL* e5 = et + 5 * nb;
+            const REAL m5 = m[5];
+            REAL s1_4 = 0, s1_5 = 0;
+            #pragma omp simd reduction(+:s1_4,s1_5)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d4 = x4[i] - m4;
+                s1_4 += ri * d4;
+                e4[i] = si * d4;
+                const REAL d5 = x5[i] - m5;
+                s1_5 += ri * d5;
+                e5[i] = si * d5;
+            }
+            if (4 < D) S1[k * D + 4] += (double)s1_4;
+            if (5 < D) S1[k * D + 5] += (double)s1_5;
         }
         GM(gram_upper)(et, nb, 8, gram);
-        R[k] += (double)racc;
-        if (0 < D) S1[k * D + 0] += (double)s1_0;
-        if (1 < D) S1[k * D + 1] += (double)s1_1;
-        if (2 < D) S1[k * D + 2] += (double)s1_2;
-        if (3 < D) S1[k * D + 3] += (double)s1_3;
-        if (4 < D) S1[k * D + 4] += (double)s1_4;
-        if (5 < D) S1[k * D + 5] += (double)s1_5;
         for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
                 S2[(k * D + j) * D + l] += (double)gram[j * 8 + l];
@@ -676,74 +770,159 @@ GM_CLONES static void GM(lp_full_7)(const REAL* xt, int64_t nb, int64_t D, int64
     }
 }
 
+#ifndef GM_PORTABLE
+GM_CLONES static void GM(lp_full_7_wide)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+                                     const REAL* means, const REAL* prec,
+                                     const double* lognorm, REAL* lp)
+{
+    const int64_t vl = (int64_t)(sizeof(GM(vec)) / sizeof(REAL));
+    const int64_t nv = nb / vl * vl;
+    for (int64_t k = 0; k < K; k++) {
+        REAL m[7], u[49];
+        for (int a = 0; a < 7; a++) {
+            m[a] = a < D ? means[k * D + a] : (REAL)0;
+            for (int b = 0; b < 7; b++)
+                u[a * 7 + b] = (a < D && b < D) ? prec[(k * D + a) * D + b] : (REAL)0;
+        }
+        const REAL c = (REAL)lognorm[k];
+        REAL* out = lp + k * nb;
+        const REAL* up = u;
+        const REAL* mp = m;
+        for (int64_t i = 0; i < nv; i += vl) {
+            __asm__("" : "+r"(up), "+r"(mp));
+            GM(vec) d0;
+            memcpy(&d0, xt + 0 * nb + i, sizeof(d0));
+            d0 -= mp[0];
+            GM(vec) d1;
+            memcpy(&d1, xt + 1 * nb + i, sizeof(d1));
+            d1 -= mp[1];
+            GM(vec) d2;
+            memcpy(&d2, xt + 2 * nb + i, sizeof(d2));
+            d2 -= mp[2];
+            GM(vec) d3;
+            memcpy(&d3, xt + 3 * nb + i, sizeof(d3));
+            d3 -= mp[3];
+            GM(vec) d4;
+            memcpy(&d4, xt + 4 * nb + i, sizeof(d4));
+            d4 -= mp[4];
+            GM(vec) d5;
+            memcpy(&d5, xt + 5 * nb + i, sizeof(d5));
+            d5 -= mp[5];
+            GM(vec) d6;
+            memcpy(&d6, xt + 6 * nb + i, sizeof(d6));
+            d6 -= mp[6];
+            const GM(vec) y0 = d0 * up[0];
+            const GM(vec) y1 = d0 * up[1] + d1 * up[8];
+            const GM(vec) y2 = d0 * up[2] + d1 * up[9] + d2 * up[16];
+            const GM(vec) y3 = d0 * up[3] + d1 * up[10] + d2 * up[17] + d3 * up[24];
+            const GM(vec) y4 = d0 * up[4] + d1 * up[11] + d2 * up[18] + d3 * up[25] + d4 * up[32];
+            const GM(vec) y5 = d0 * up[5] + d1 * up[12] + d2 * up[19] + d3 * up[26] + d4 * up[33] + d5 * up[40];
+            const GM(vec) y6 = d0 * up[6] + d1 * up[13] + d2 * up[20] + d3 * up[27] + d4 * up[34] + d5 * up[41] + d6 * up[48];
+            const GM(vec) o = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5 + y6 * y6);
+            memcpy(out + i, &o, sizeof(o));
+        }
+        for (int64_t i = nv; i < nb; i++) {
+            const REAL d0 = xt[0 * nb + i] - m[0];
+            const REAL d1 = xt[1 * nb + i] - m[1];
+            const REAL d2 = xt[2 * nb + i] - m[2];
+            const REAL d3 = xt[3 * nb + i] - m[3];
+            const REAL d4 = xt[4 * nb + i] - m[4];
+            const REAL d5 = xt[5 * nb + i] - m[5];
+            const REAL d6 = xt[6 * nb + i] - m[6];
+            const REAL y0 = d0 * u[0];
+            const REAL y1 = d0 * u[1] + d1 * u[8];
+            const REAL y2 = d0 * u[2] + d1 * u[9] + d2 * u[16];
+            const REAL y3 = d0 * u[3] + d1 * u[10] + d2 * u[17] + d3 * u[24];
+            const REAL y4 = d0 * u[4] + d1 * u[11] + d2 * u[18] + d3 * u[25] + d4 * u[32];
+            const REAL y5 = d0 * u[5] + d1 * u[12] + d2 * u[19] + d3 * u[26] + d4 * u[33] + d5 * u[40];
+            const REAL y6 = d0 * u[6] + d1 * u[13] + d2 * u[20] + d3 * u[27] + d4 * u[34] + d5 * u[41] + d6 * u[48];
+            out[i] = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5 + y6 * y6);
+        }
+    }
+}
+#endif
+
 GM_CLONES static void GM(stats_full_7)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
-                                   double* R, double* S1, double* S2, REAL* et)
+                                   double* R, double* S1, double* S2, REAL* et, REAL* sr)
 {
-    const REAL* x0 = xt + 0 * nb;
-    const REAL* x1 = xt + 1 * nb;
-    const REAL* x2 = xt + 2 * nb;
-    const REAL* x3 = xt + 3 * nb;
-    const REAL* x4 = xt + 4 * nb;
-    const REAL* x5 = xt + 5 * nb;
-    const REAL* x6 = xt + 6 * nb;
-    REAL* e0 = et + 0 * nb;
-    REAL* e1 = et + 1 * nb;
-    REAL* e2 = et + 2 * nb;
-    REAL* e3 = et + 3 * nb;
-    REAL* e4 = et + 4 * nb;
-    REAL* e5 = et + 5 * nb;
-    REAL* e6 = et + 6 * nb;
     memset(et + 7 * nb, 0, (size_t)nb * sizeof(REAL));
     REAL gram[64];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
-        REAL m[7];
-        for (int a = 0; a < 7; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;
-        const REAL m0 = m[0];
-        const REAL m1 = m[1];
-        const REAL m2 = m[2];
-        const REAL m3 = m[3];
-        const REAL m4 = m[4];
-        const REAL m5 = m[5];
-        const REAL m6 = m[6];
-        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0, s1_6 = 0;
-        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5,s1_6)
+        REAL m[8];
+        for (int a = 0; a < 8; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;
+        REAL racc = 0;
+        #pragma omp simd reduction(+:racc)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL ri = r[i];
-            const REAL sr = GM_SQRT(ri);
-            racc += ri;
-            const REAL d0 = x0[i] - m0;
-            s1_0 += ri * d0;
-            e0[i] = sr * d0;
-            const REAL d1 = x1[i] - m1;
-            s1_1 += ri * d1;
-            e1[i] = sr * d1;
-            const REAL d2 = x2[i] - m2;
-            s1_2 += ri * d2;
-            e2[i] = sr * d2;
-            const REAL d3 = x3[i] - m3;
-            s1_3 += ri * d3;
-            e3[i] = sr * d3;
-            const REAL d4 = x4[i] - m4;
-            s1_4 += ri * d4;
-            e4[i] = sr * d4;
-            const REAL d5 = x5[i] - m5;
-            s1_5 += ri * d5;
-            e5[i] = sr * d5;
-            const REAL d6 = x6[i] - m6;
-            s1_6 += ri * d6;
-            e6[i] = sr * d6;
+            racc += r[i];
+            sr[i] = GM_SQRT(r[i]);
+        }
+        R[k] += (double)racc;
+        {
+            const REAL* x0 = xt + 0 * nb;
+            REAL* e0 = et + 0 * nb;
+            const REAL m0 = m[0];
+            const REAL* x1 = xt + 1 * nb;
+            REAL* e1 = et + 1 * nb;
+            const REAL m1 = m[1];
+            const REAL* x2 = xt + 2 * nb;
+            REAL* e2 = et + 2 * nb;
+            const REAL m2 = m[2];
+            const REAL* x3 = xt + 3 * nb;
+            REAL* e3 = et + 3 * nb;
+            const REAL m3 = m[3];
+            REAL s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0;
+            #pragma omp simd reduction(+:s1_0,s1_1,s1_2,s1_3)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d0 = x0[i] - m0;
+                s1_0 += ri * d0;
+                e0[i] = si * d0;
+                const REAL d1 = x1[i] - m1;
+                s1_1 += ri * d1;
+                e1[i] = si * d1;
+                const REAL d2 = x2[i] - m2;
+                s1_2 += ri * d2;
+                e2[i] = si * d2;
+                const REAL d3 = x3[i] - m3;
+                s1_3 += ri * d3;
+                e3[i] = si * d3;
+            }
+            if (0 < D) S1[k * D + 0] += (double)s1_0;
+            if (1 < D) S1[k * D + 1] += (double)s1_1;
+            if (2 < D) S1[k * D + 2] += (double)s1_2;
+            if (3 < D) S1[k * D + 3] += (double)s1_3;
+        }
+        {
+            const REAL* x4 = xt + 4 * nb;
+            REAL* e4 = et + 4 * nb;
+            const REAL m4 = m[4];
+            const REAL* x5 = xt + 5 * nb;
+            REAL* e5 = et + 5 * nb;
+            const REAL m5 = m[5];
+            const REAL* x6 = xt + 6 * nb;
+            REAL* e6 = et + 6 * nb;
+            const REAL m6 = m[6];
+            REAL s1_4 = 0, s1_5 = 0, s1_6 = 0;
+            #pragma omp simd reduction(+:s1_4,s1_5,s1_6)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d4 = x4[i] - m4;
+                s1_4 += ri * d4;
+                e4[i] = si * d4;
+                const REAL d5 = x5[i] - m5;
+                s1_5 += ri * d5;
+                e5[i] = si * d5;
+                const REAL d6 = x6[i] - m6;
+                s1_6 += ri * d6;
+                e6[i] = si * d6;
+            }
+            if (4 < D) S1[k * D + 4] += (double)s1_4;
+            if (5 < D) S1[k * D + 5] += (double)s1_5;
+            if (6 < D) S1[k * D + 6] += (double)s1_6;
         }
         GM(gram_upper)(et, nb, 8, gram);
-        R[k] += (double)racc;
-        if (0 < D) S1[k * D + 0] += (double)s1_0;
-        if (1 < D) S1[k * D + 1] += (double)s1_1;
-        if (2 < D) S1[k * D + 2] += (double)s1_2;
-        if (3 < D) S1[k * D + 3] += (double)s1_3;
-        if (4 < D) S1[k * D + 4] += (double)s1_4;
-        if (5 < D) S1[k * D + 5] += (double)s1_5;
-        if (6 < D) S1[k * D + 6] += (double)s1_6;
         for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
                 S2[(k * D + j) * D + l] += (double)gram[j * 8 + l];
@@ -838,80 +1017,171 @@ GM_CLONES static void GM(lp_full_8)(const REAL* xt, int64_t nb, int64_t D, int64
     }
 }
 
+#ifndef GM_PORTABLE
+GM_CLONES static void GM(lp_full_8_wide)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+                                     const REAL* means, const REAL* prec,
+                                     const double* lognorm, REAL* lp)
+{
+    const int64_t vl = (int64_t)(sizeof(GM(vec)) / sizeof(REAL));
+    const int64_t nv = nb / vl * vl;
+    for (int64_t k = 0; k < K; k++) {
+        REAL m[8], u[64];
+        for (int a = 0; a < 8; a++) {
+            m[a] = a < D ? means[k * D + a] : (REAL)0;
+            for (int b = 0; b < 8; b++)
+                u[a * 8 + b] = (a < D && b < D) ? prec[(k * D + a) * D + b] : (REAL)0;
+        }
+        const REAL c = (REAL)lognorm[k];
+        REAL* out = lp + k * nb;
+        const REAL* up = u;
+        const REAL* mp = m;
+        for (int64_t i = 0; i < nv; i += vl) {
+            __asm__("" : "+r"(up), "+r"(mp));
+            GM(vec) d0;
+            memcpy(&d0, xt + 0 * nb + i, sizeof(d0));
+            d0 -= mp[0];
+            GM(vec) d1;
+            memcpy(&d1, xt + 1 * nb + i, sizeof(d1));
+            d1 -= mp[1];
+            GM(vec) d2;
+            memcpy(&d2, xt + 2 * nb + i, sizeof(d2));
+            d2 -= mp[2];
+            GM(vec) d3;
+            memcpy(&d3, xt + 3 * nb + i, sizeof(d3));
+            d3 -= mp[3];
+            GM(vec) d4;
+            memcpy(&d4, xt + 4 * nb + i, sizeof(d4));
+            d4 -= mp[4];
+            GM(vec) d5;
+            memcpy(&d5, xt + 5 * nb + i, sizeof(d5));
+            d5 -= mp[5];
+            GM(vec) d6;
+            memcpy(&d6, xt + 6 * nb + i, sizeof(d6));
+            d6 -= mp[6];
+            GM(vec) d7;
+            memcpy(&d7, xt + 7 * nb + i, sizeof(d7));
+            d7 -= mp[7];
+            const GM(vec) y0 = d0 * up[0];
+            const GM(vec) y1 = d0 * up[1] + d1 * up[9];
+            const GM(vec) y2 = d0 * up[2] + d1 * up[10] + d2 * up[18];
+            const GM(vec) y3 = d0 * up[3] + d1 * up[11] + d2 * up[19] + d3 * up[27];
+            const GM(vec) y4 = d0 * up[4] + d1 * up[12] + d2 * up[20] + d3 * up[28] + d4 * up[36];
+            const GM(vec) y5 = d0 * up[5] + d1 * up[13] + d2 * up[21] + d3 * up[29] + d4 * up[37] + d5 * up[45];
+            const GM(vec) y6 = d0 * up[6] + d1 * up[14] + d2 * up[22] + d3 * up[30] + d4 * up[38] + d5 * up[46] + d6 * up[54];
+            const GM(vec) y7 = d0 * up[7] + d1 * up[15] + d2 * up[23] + d3 * up[31] + d4 * up[39] + d5 * up[47] + d6 * up[55] + d7 * up[63];
+            const GM(vec) o = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5 + y6 * y6 + y7 * y7);
+            memcpy(out + i, &o, sizeof(o));
+        }
+        for (int64_t i = nv; i < nb; i++) {
+            const REAL d0 = xt[0 * nb + i] - m[0];
+            const REAL d1 = xt[1 * nb + i] - m[1];
+            const REAL d2 = xt[2 * nb + i] - m[2];
+            const REAL d3 = xt[3 * nb + i] - m[3];
+            const REAL d4 = xt[4 * nb + i] - m[4];
+            const REAL d5 = xt[5 * nb + i] - m[5];
+            const REAL d6 = xt[6 * nb + i] - m[6];
+            const REAL d7 = xt[7 * nb + i] - m[7];
+            const REAL y0 = d0 * u[0];
+            const REAL y1 = d0 * u[1] + d1 * u[9];
+            const REAL y2 = d0 * u[2] + d1 * u[10] + d2 * u[18];
+            const REAL y3 = d0 * u[3] + d1 * u[11] + d2 * u[19] + d3 * u[27];
+            const REAL y4 = d0 * u[4] + d1 * u[12] + d2 * u[20] + d3 * u[28] + d4 * u[36];
+            const REAL y5 = d0 * u[5] + d1 * u[13] + d2 * u[21] + d3 * u[29] + d4 * u[37] + d5 * u[45];
+            const REAL y6 = d0 * u[6] + d1 * u[14] + d2 * u[22] + d3 * u[30] + d4 * u[38] + d5 * u[46] + d6 * u[54];
+            const REAL y7 = d0 * u[7] + d1 * u[15] + d2 * u[23] + d3 * u[31] + d4 * u[39] + d5 * u[47] + d6 * u[55] + d7 * u[63];
+            out[i] = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5 + y6 * y6 + y7 * y7);
+        }
+    }
+}
+#endif
+
 GM_CLONES static void GM(stats_full_8)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
-                                   double* R, double* S1, double* S2, REAL* et)
+                                   double* R, double* S1, double* S2, REAL* et, REAL* sr)
 {
-    const REAL* x0 = xt + 0 * nb;
-    const REAL* x1 = xt + 1 * nb;
-    const REAL* x2 = xt + 2 * nb;
-    const REAL* x3 = xt + 3 * nb;
-    const REAL* x4 = xt + 4 * nb;
-    const REAL* x5 = xt + 5 * nb;
-    const REAL* x6 = xt + 6 * nb;
-    const REAL* x7 = xt + 7 * nb;
-    REAL* e0 = et + 0 * nb;
-    REAL* e1 = et + 1 * nb;
-    REAL* e2 = et + 2 * nb;
-    REAL* e3 = et + 3 * nb;
-    REAL* e4 = et + 4 * nb;
-    REAL* e5 = et + 5 * nb;
-    REAL* e6 = et + 6 * nb;
-    REAL* e7 = et + 7 * nb;
     REAL gram[64];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
         REAL m[8];
         for (int a = 0; a < 8; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;
-        const REAL m0 = m[0];
-        const REAL m1 = m[1];
-        const REAL m2 = m[2];
-        const REAL m3 = m[3];
-        const REAL m4 = m[4];
-        const REAL m5 = m[5];
-        const REAL m6 = m[6];
-        const REAL m7 = m[7];
-        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0;
-        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5,s1_6,s1_7)
+        REAL racc = 0;
+        #pragma omp simd reduction(+:racc)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL ri = r[i];
-            const REAL sr = GM_SQRT(ri);
-            racc += ri;
-            const REAL d0 = x0[i] - m0;
-            s1_0 += ri * d0;
-            e0[i] = sr * d0;
-            const REAL d1 = x1[i] - m1;
-            s1_1 += ri * d1;
-            e1[i] = sr * d1;
-            const REAL d2 = x2[i] - m2;
-            s1_2 += ri * d2;
-            e2[i] = sr * d2;
-            const REAL d3 = x3[i] - m3;
-            s1_3 += ri * d3;
-            e3[i] = sr * d3;
-            const REAL d4 = x4[i] - m4;
-            s1_4 += ri * d4;
-            e4[i] = sr * d4;
-            const REAL d5 = x5[i] - m5;
-            s1_5 += ri * d5;
-            e5[i] = sr * d5;
-            const REAL d6 = x6[i] - m6;
-            s1_6 += ri * d6;
-            e6[i] = sr * d6;
-            const REAL d7 = x7[i] - m7;
-            s1_7 += ri * d7;
-            e7[i] = sr * d7;
+            racc += r[i];
+            sr[i] = GM_SQRT(r[i]);
+        }
+        R[k] += (double)racc;
+        {
+            const REAL* x0 = xt + 0 * nb;
+            REAL* e0 = et + 0 * nb;
+            const REAL m0 = m[0];
+            const REAL* x1 = xt + 1 * nb;
+            REAL* e1 = et + 1 * nb;
+            const REAL m1 = m[1];
+            const REAL* x2 = xt + 2 * nb;
+            REAL* e2 = et + 2 * nb;
+            const REAL m2 = m[2];
+            const REAL* x3 = xt + 3 * nb;
+            REAL* e3 = et + 3 * nb;
+            const REAL m3 = m[3];
+            REAL s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0;
+            #pragma omp simd reduction(+:s1_0,s1_1,s1_2,s1_3)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d0 = x0[i] - m0;
+                s1_0 += ri * d0;
+                e0[i] = si * d0;
+                const REAL d1 = x1[i] - m1;
+                s1_1 += ri * d1;
+                e1[i] = si * d1;
+                const REAL d2 = x2[i] - m2;
+                s1_2 += ri * d2;
+                e2[i] = si * d2;
+                const REAL d3 = x3[i] - m3;
+                s1_3 += ri * d3;
+                e3[i] = si * d3;
+            }
+            if (0 < D) S1[k * D + 0] += (double)s1_0;
+            if (1 < D) S1[k * D + 1] += (double)s1_1;
+            if (2 < D) S1[k * D + 2] += (double)s1_2;
+            if (3 < D) S1[k * D + 3] += (double)s1_3;
+        }
+        {
+            const REAL* x4 = xt + 4 * nb;
+            REAL* e4 = et + 4 * nb;
+            const REAL m4 = m[4];
+            const REAL* x5 = xt + 5 * nb;
+            REAL* e5 = et + 5 * nb;
+            const REAL m5 = m[5];
+            const REAL* x6 = xt + 6 * nb;
+            REAL* e6 = et + 6 * nb;
+            const REAL m6 = m[6];
+            const REAL* x7 = xt + 7 * nb;
+            REAL* e7 = et + 7 * nb;
+            const REAL m7 = m[7];
+            REAL s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0;
+            #pragma omp simd reduction(+:s1_4,s1_5,s1_6,s1_7)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d4 = x4[i] - m4;
+                s1_4 += ri * d4;
+                e4[i] = si * d4;
+                const REAL d5 = x5[i] - m5;
+                s1_5 += ri * d5;
+                e5[i] = si * d5;
+                const REAL d6 = x6[i] - m6;
+                s1_6 += ri * d6;
+                e6[i] = si * d6;
+                const REAL d7 = x7[i] - m7;
+                s1_7 += ri * d7;
+                e7[i] = si * d7;
+            }
+            if (4 < D) S1[k * D + 4] += (double)s1_4;
+            if (5 < D) S1[k * D + 5] += (double)s1_5;
+            if (6 < D) S1[k * D + 6] += (double)s1_6;
+            if (7 < D) S1[k * D + 7] += (double)s1_7;
         }
         GM(gram_upper)(et, nb, 8, gram);
-        R[k] += (double)racc;
-        if (0 < D) S1[k * D + 0] += (double)s1_0;
-        if (1 < D) S1[k * D + 1] += (double)s1_1;
-        if (2 < D) S1[k * D + 2] += (double)s1_2;
-        if (3 < D) S1[k * D + 3] += (double)s1_3;
-        if (4 < D) S1[k * D + 4] += (double)s1_4;
-        if (5 < D) S1[k * D + 5] += (double)s1_5;
-        if (6 < D) S1[k * D + 6] += (double)s1_6;
-        if (7 < D) S1[k * D + 7] += (double)s1_7;
         for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
                 S2[(k * D + j) * D + l] += (double)gram[j * 8 + l];
@@ -1033,96 +1303,206 @@ GM_CLONES static void GM(lp_full_10)(const REAL* xt, int64_t nb, int64_t D, int6
     }
 }
 
+#ifndef GM_PORTABLE
+GM_CLONES static void GM(lp_full_10_wide)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+                                     const REAL* means, const REAL* prec,
+                                     const double* lognorm, REAL* lp)
+{
+    const int64_t vl = (int64_t)(sizeof(GM(vec)) / sizeof(REAL));
+    const int64_t nv = nb / vl * vl;
+    for (int64_t k = 0; k < K; k++) {
+        REAL m[10], u[100];
+        for (int a = 0; a < 10; a++) {
+            m[a] = a < D ? means[k * D + a] : (REAL)0;
+            for (int b = 0; b < 10; b++)
+                u[a * 10 + b] = (a < D && b < D) ? prec[(k * D + a) * D + b] : (REAL)0;
+        }
+        const REAL c = (REAL)lognorm[k];
+        REAL* out = lp + k * nb;
+        const REAL* up = u;
+        const REAL* mp = m;
+        for (int64_t i = 0; i < nv; i += vl) {
+            __asm__("" : "+r"(up), "+r"(mp));
+            GM(vec) d0;
+            memcpy(&d0, xt + 0 * nb + i, sizeof(d0));
+            d0 -= mp[0];
+            GM(vec) d1;
+            memcpy(&d1, xt + 1 * nb + i, sizeof(d1));
+            d1 -= mp[1];
+            GM(vec) d2;
+            memcpy(&d2, xt + 2 * nb + i, sizeof(d2));
+            d2 -= mp[2];
+            GM(vec) d3;
+            memcpy(&d3, xt + 3 * nb + i, sizeof(d3));
+            d3 -= mp[3];
+            GM(vec) d4;
+            memcpy(&d4, xt + 4 * nb + i, sizeof(d4));
+            d4 -= mp[4];
+            GM(vec) d5;
+            memcpy(&d5, xt + 5 * nb + i, sizeof(d5));
+            d5 -= mp[5];
+            GM(vec) d6;
+            memcpy(&d6, xt + 6 * nb + i, sizeof(d6));
+            d6 -= mp[6];
+            GM(vec) d7;
+            memcpy(&d7, xt + 7 * nb + i, sizeof(d7));
+            d7 -= mp[7];
+            GM(vec) d8;
+            memcpy(&d8, xt + 8 * nb + i, sizeof(d8));
+            d8 -= mp[8];
+            GM(vec) d9;
+            memcpy(&d9, xt + 9 * nb + i, sizeof(d9));
+            d9 -= mp[9];
+            const GM(vec) y0 = d0 * up[0];
+            const GM(vec) y1 = d0 * up[1] + d1 * up[11];
+            const GM(vec) y2 = d0 * up[2] + d1 * up[12] + d2 * up[22];
+            const GM(vec) y3 = d0 * up[3] + d1 * up[13] + d2 * up[23] + d3 * up[33];
+            const GM(vec) y4 = d0 * up[4] + d1 * up[14] + d2 * up[24] + d3 * up[34] + d4 * up[44];
+            const GM(vec) y5 = d0 * up[5] + d1 * up[15] + d2 * up[25] + d3 * up[35] + d4 * up[45] + d5 * up[55];
+            const GM(vec) y6 = d0 * up[6] + d1 * up[16] + d2 * up[26] + d3 * up[36] + d4 * up[46] + d5 * up[56] + d6 * up[66];
+            const GM(vec) y7 = d0 * up[7] + d1 * up[17] + d2 * up[27] + d3 * up[37] + d4 * up[47] + d5 * up[57] + d6 * up[67] + d7 * up[77];
+            const GM(vec) y8 = d0 * up[8] + d1 * up[18] + d2 * up[28] + d3 * up[38] + d4 * up[48] + d5 * up[58] + d6 * up[68] + d7 * up[78] + d8 * up[88];
+            const GM(vec) y9 = d0 * up[9] + d1 * up[19] + d2 * up[29] + d3 * up[39] + d4 * up[49] + d5 * up[59] + d6 * up[69] + d7 * up[79] + d8 * up[89] + d9 * up[99];
+            const GM(vec) o = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5 + y6 * y6 + y7 * y7 + y8 * y8 + y9 * y9);
+            memcpy(out + i, &o, sizeof(o));
+        }
+        for (int64_t i = nv; i < nb; i++) {
+            const REAL d0 = xt[0 * nb + i] - m[0];
+            const REAL d1 = xt[1 * nb + i] - m[1];
+            const REAL d2 = xt[2 * nb + i] - m[2];
+            const REAL d3 = xt[3 * nb + i] - m[3];
+            const REAL d4 = xt[4 * nb + i] - m[4];
+            const REAL d5 = xt[5 * nb + i] - m[5];
+            const REAL d6 = xt[6 * nb + i] - m[6];
+            const REAL d7 = xt[7 * nb + i] - m[7];
+            const REAL d8 = xt[8 * nb + i] - m[8];
+            const REAL d9 = xt[9 * nb + i] - m[9];
+            const REAL y0 = d0 * u[0];
+            const REAL y1 = d0 * u[1] + d1 * u[11];
+            const REAL y2 = d0 * u[2] + d1 * u[12] + d2 * u[22];
+            const REAL y3 = d0 * u[3] + d1 * u[13] + d2 * u[23] + d3 * u[33];
+            const REAL y4 = d0 * u[4] + d1 * u[14] + d2 * u[24] + d3 * u[34] + d4 * u[44];
+            const REAL y5 = d0 * u[5] + d1 * u[15] + d2 * u[25] + d3 * u[35] + d4 * u[45] + d5 * u[55];
+            const REAL y6 = d0 * u[6] + d1 * u[16] + d2 * u[26] + d3 * u[36] + d4 * u[46] + d5 * u[56] + d6 * u[66];
+            const REAL y7 = d0 * u[7] + d1 * u[17] + d2 * u[27] + d3 * u[37] + d4 * u[47] + d5 * u[57] + d6 * u[67] + d7 * u[77];
+            const REAL y8 = d0 * u[8] + d1 * u[18] + d2 * u[28] + d3 * u[38] + d4 * u[48] + d5 * u[58] + d6 * u[68] + d7 * u[78] + d8 * u[88];
+            const REAL y9 = d0 * u[9] + d1 * u[19] + d2 * u[29] + d3 * u[39] + d4 * u[49] + d5 * u[59] + d6 * u[69] + d7 * u[79] + d8 * u[89] + d9 * u[99];
+            out[i] = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5 + y6 * y6 + y7 * y7 + y8 * y8 + y9 * y9);
+        }
+    }
+}
+#endif
+
 GM_CLONES static void GM(stats_full_10)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
-                                   double* R, double* S1, double* S2, REAL* et)
+                                   double* R, double* S1, double* S2, REAL* et, REAL* sr)
 {
-    const REAL* x0 = xt + 0 * nb;
-    const REAL* x1 = xt + 1 * nb;
-    const REAL* x2 = xt + 2 * nb;
-    const REAL* x3 = xt + 3 * nb;
-    const REAL* x4 = xt + 4 * nb;
-    const REAL* x5 = xt + 5 * nb;
-    const REAL* x6 = xt + 6 * nb;
-    const REAL* x7 = xt + 7 * nb;
-    const REAL* x8 = xt + 8 * nb;
-    const REAL* x9 = xt + 9 * nb;
-    REAL* e0 = et + 0 * nb;
-    REAL* e1 = et + 1 * nb;
-    REAL* e2 = et + 2 * nb;
-    REAL* e3 = et + 3 * nb;
-    REAL* e4 = et + 4 * nb;
-    REAL* e5 = et + 5 * nb;
-    REAL* e6 = et + 6 * nb;
-    REAL* e7 = et + 7 * nb;
-    REAL* e8 = et + 8 * nb;
-    REAL* e9 = et + 9 * nb;
     memset(et + 10 * nb, 0, (size_t)nb * sizeof(REAL));
     memset(et + 11 * nb, 0, (size_t)nb * sizeof(REAL));
     REAL gram[144];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
-        REAL m[10];
-        for (int a = 0; a < 10; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;
-        const REAL m0 = m[0];
-        const REAL m1 = m[1];
-        const REAL m2 = m[2];
-        const REAL m3 = m[3];
-        const REAL m4 = m[4];
-        const REAL m5 = m[5];
-        const REAL m6 = m[6];
-        const REAL m7 = m[7];
-        const REAL m8 = m[8];
-        const REAL m9 = m[9];
-        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0, s1_8 = 0, s1_9 = 0;
-        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5,s1_6,s1_7,s1_8,s1_9)
+        REAL m[12];
+        for (int a = 0; a < 12; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;
+        REAL racc = 0;
+        #pragma omp simd reduction(+:racc)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL ri = r[i];
-            const REAL sr = GM_SQRT(ri);
-            racc += ri;
-            const REAL d0 = x0[i] - m0;
-            s1_0 += ri * d0;
-            e0[i] = sr * d0;
-            const REAL d1 = x1[i] - m1;
-            s1_1 += ri * d1;
-            e1[i] = sr * d1;
-            const REAL d2 = x2[i] - m2;
-            s1_2 += ri * d2;
-            e2[i] = sr * d2;
-            const REAL d3 = x3[i] - m3;
-            s1_3 += ri * d3;
-            e3[i] = sr * d3;
-            const REAL d4 = x4[i] - m4;
-            s1_4 += ri * d4;
-            e4[i] = sr * d4;
-            const REAL d5 = x5[i] - m5;
-            s1_5 += ri * d5;
-            e5[i] = sr * d5;
-            const REAL d6 = x6[i] - m6;
-            s1_6 += ri * d6;
-            e6[i] = sr * d6;
-            const REAL d7 = x7[i] - m7;
-            s1_7 += ri * d7;
-            e7[i] = sr * d7;
-            const REAL d8 = x8[i] - m8;
-            s1_8 += ri * d8;
-            e8[i] = sr * d8;
-            const REAL d9 = x9[i] - m9;
-            s1_9 += ri * d9;
-            e9[i] = sr * d9;
+            racc += r[i];
+            sr[i] = GM_SQRT(r[i]);
+        }
+        R[k] += (double)racc;
+        {
+            const REAL* x0 = xt + 0 * nb;
+            REAL* e0 = et + 0 * nb;
+            const REAL m0 = m[0];
+            const REAL* x1 = xt + 1 * nb;
+            REAL* e1 = et + 1 * nb;
+            const REAL m1 = m[1];
+            const REAL* x2 = xt + 2 * nb;
+            REAL* e2 = et + 2 * nb;
+            const REAL m2 = m[2];
+            const REAL* x3 = xt + 3 * nb;
+            REAL* e3 = et + 3 * nb;
+            const REAL m3 = m[3];
+            REAL s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0;
+            #pragma omp simd reduction(+:s1_0,s1_1,s1_2,s1_3)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d0 = x0[i] - m0;
+                s1_0 += ri * d0;
+                e0[i] = si * d0;
+                const REAL d1 = x1[i] - m1;
+                s1_1 += ri * d1;
+                e1[i] = si * d1;
+                const REAL d2 = x2[i] - m2;
+                s1_2 += ri * d2;
+                e2[i] = si * d2;
+                const REAL d3 = x3[i] - m3;
+                s1_3 += ri * d3;
+                e3[i] = si * d3;
+            }
+            if (0 < D) S1[k * D + 0] += (double)s1_0;
+            if (1 < D) S1[k * D + 1] += (double)s1_1;
+            if (2 < D) S1[k * D + 2] += (double)s1_2;
+            if (3 < D) S1[k * D + 3] += (double)s1_3;
+        }
+        {
+            const REAL* x4 = xt + 4 * nb;
+            REAL* e4 = et + 4 * nb;
+            const REAL m4 = m[4];
+            const REAL* x5 = xt + 5 * nb;
+            REAL* e5 = et + 5 * nb;
+            const REAL m5 = m[5];
+            const REAL* x6 = xt + 6 * nb;
+            REAL* e6 = et + 6 * nb;
+            const REAL m6 = m[6];
+            const REAL* x7 = xt + 7 * nb;
+            REAL* e7 = et + 7 * nb;
+            const REAL m7 = m[7];
+            REAL s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0;
+            #pragma omp simd reduction(+:s1_4,s1_5,s1_6,s1_7)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d4 = x4[i] - m4;
+                s1_4 += ri * d4;
+                e4[i] = si * d4;
+                const REAL d5 = x5[i] - m5;
+                s1_5 += ri * d5;
+                e5[i] = si * d5;
+                const REAL d6 = x6[i] - m6;
+                s1_6 += ri * d6;
+                e6[i] = si * d6;
+                const REAL d7 = x7[i] - m7;
+                s1_7 += ri * d7;
+                e7[i] = si * d7;
+            }
+            if (4 < D) S1[k * D + 4] += (double)s1_4;
+            if (5 < D) S1[k * D + 5] += (double)s1_5;
+            if (6 < D) S1[k * D + 6] += (double)s1_6;
+            if (7 < D) S1[k * D + 7] += (double)s1_7;
+        }
+        {
+            const REAL* x8 = xt + 8 * nb;
+            REAL* e8 = et + 8 * nb;
+            const REAL m8 = m[8];
+            const REAL* x9 = xt + 9 * nb;
+            REAL* e9 = et + 9 * nb;
+            const REAL m9 = m[9];
+            REAL s1_8 = 0, s1_9 = 0;
+            #pragma omp simd reduction(+:s1_8,s1_9)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d8 = x8[i] - m8;
+                s1_8 += ri * d8;
+                e8[i] = si * d8;
+                const REAL d9 = x9[i] - m9;
+                s1_9 += ri * d9;
+                e9[i] = si * d9;
+            }
+            if (8 < D) S1[k * D + 8] += (double)s1_8;
+            if (9 < D) S1[k * D + 9] += (double)s1_9;
         }
         GM(gram_upper)(et, nb, 12, gram);
-        R[k] += (double)racc;
-        if (0 < D) S1[k * D + 0] += (double)s1_0;
-        if (1 < D) S1[k * D + 1] += (double)s1_1;
-        if (2 < D) S1[k * D + 2] += (double)s1_2;
-        if (3 < D) S1[k * D + 3] += (double)s1_3;
-        if (4 < D) S1[k * D + 4] += (double)s1_4;
-        if (5 < D) S1[k * D + 5] += (double)s1_5;
-        if (6 < D) S1[k * D + 6] += (double)s1_6;
-        if (7 < D) S1[k * D + 7] += (double)s1_7;
-        if (8 < D) S1[k * D + 8] += (double)s1_8;
-        if (9 < D) S1[k * D + 9] += (double)s1_9;
         for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
                 S2[(k * D + j) * D + l] += (double)gram[j * 12 + l];
@@ -1275,108 +1655,230 @@ GM_CLONES static void GM(lp_full_12)(const REAL* xt, int64_t nb, int64_t D, int6
     }
 }
 
+#ifndef GM_PORTABLE
+GM_CLONES static void GM(lp_full_12_wide)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+                                     const REAL* means, const REAL* prec,
+                                     const double* lognorm, REAL* lp)
+{
+    const int64_t vl = (int64_t)(sizeof(GM(vec)) / sizeof(REAL));
+    const int64_t nv = nb / vl * vl;
+    for (int64_t k = 0; k < K; k++) {
+        REAL m[12], u[144];
+        for (int a = 0; a < 12; a++) {
+            m[a] = a < D ? means[k * D + a] : (REAL)0;
+            for (int b = 0; b < 12; b++)
+                u[a * 12 + b] = (a < D && b < D) ? prec[(k * D + a) * D + b] : (REAL)0;
+        }
+        const REAL c = (REAL)lognorm[k];
+        REAL* out = lp + k * nb;
+        const REAL* up = u;
+        const REAL* mp = m;
+        for (int64_t i = 0; i < nv; i += vl) {
+            __asm__("" : "+r"(up), "+r"(mp));
+            GM(vec) d0;
+            memcpy(&d0, xt + 0 * nb + i, sizeof(d0));
+            d0 -= mp[0];
+            GM(vec) d1;
+            memcpy(&d1, xt + 1 * nb + i, sizeof(d1));
+            d1 -= mp[1];
+            GM(vec) d2;
+            memcpy(&d2, xt + 2 * nb + i, sizeof(d2));
+            d2 -= mp[2];
+            GM(vec) d3;
+            memcpy(&d3, xt + 3 * nb + i, sizeof(d3));
+            d3 -= mp[3];
+            GM(vec) d4;
+            memcpy(&d4, xt + 4 * nb + i, sizeof(d4));
+            d4 -= mp[4];
+            GM(vec) d5;
+            memcpy(&d5, xt + 5 * nb + i, sizeof(d5));
+            d5 -= mp[5];
+            GM(vec) d6;
+            memcpy(&d6, xt + 6 * nb + i, sizeof(d6));
+            d6 -= mp[6];
+            GM(vec) d7;
+            memcpy(&d7, xt + 7 * nb + i, sizeof(d7));
+            d7 -= mp[7];
+            GM(vec) d8;
+            memcpy(&d8, xt + 8 * nb + i, sizeof(d8));
+            d8 -= mp[8];
+            GM(vec) d9;
+            memcpy(&d9, xt + 9 * nb + i, sizeof(d9));
+            d9 -= mp[9];
+            GM(vec) d10;
+            memcpy(&d10, xt + 10 * nb + i, sizeof(d10));
+            d10 -= mp[10];
+            GM(vec) d11;
+            memcpy(&d11, xt + 11 * nb + i, sizeof(d11));
+            d11 -= mp[11];
+            const GM(vec) y0 = d0 * up[0];
+            const GM(vec) y1 = d0 * up[1] + d1 * up[13];
+            const GM(vec) y2 = d0 * up[2] + d1 * up[14] + d2 * up[26];
+            const GM(vec) y3 = d0 * up[3] + d1 * up[15] + d2 * up[27] + d3 * up[39];
+            const GM(vec) y4 = d0 * up[4] + d1 * up[16] + d2 * up[28] + d3 * up[40] + d4 * up[52];
+            const GM(vec) y5 = d0 * up[5] + d1 * up[17] + d2 * up[29] + d3 * up[41] + d4 * up[53] + d5 * up[65];
+            const GM(vec) y6 = d0 * up[6] + d1 * up[18] + d2 * up[30] + d3 * up[42] + d4 * up[54] + d5 * up[66] + d6 * up[78];
+            const GM(vec) y7 = d0 * up[7] + d1 * up[19] + d2 * up[31] + d3 * up[43] + d4 * up[55] + d5 * up[67] + d6 * up[79] + d7 * up[91];
+            const GM(vec) y8 = d0 * up[8] + d1 * up[20] + d2 * up[32] + d3 * up[44] + d4 * up[56] + d5 * up[68] + d6 * up[80] + d7 * up[92] + d8 * up[104];
+            const GM(vec) y9 = d0 * up[9] + d1 * up[21] + d2 * up[33] + d3 * up[45] + d4 * up[57] + d5 * up[69] + d6 * up[81] + d7 * up[93] + d8 * up[105] + d9 * up[117];
+            const GM(vec) y10 = d0 * up[10] + d1 * up[22] + d2 * up[34] + d3 * up[46] + d4 * up[58] + d5 * up[70] + d6 * up[82] + d7 * up[94] + d8 * up[106] + d9 * up[118] + d10 * up[130];
+            const GM(vec) y11 = d0 * up[11] + d1 * up[23] + d2 * up[35] + d3 * up[47] + d4 * up[59] + d5 * up[71] + d6 * up[83] + d7 * up[95] + d8 * up[107] + d9 * up[119] + d10 * up[131] + d11 * up[143];
+            const GM(vec) o = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5 + y6 * y6 + y7 * y7 + y8 * y8 + y9 * y9 + y10 * y10 + y11 * y11);
+            memcpy(out + i, &o, sizeof(o));
+        }
+        for (int64_t i = nv; i < nb; i++) {
+            const REAL d0 = xt[0 * nb + i] - m[0];
+            const REAL d1 = xt[1 * nb + i] - m[1];
+            const REAL d2 = xt[2 * nb + i] - m[2];
+            const REAL d3 = xt[3 * nb + i] - m[3];
+            const REAL d4 = xt[4 * nb + i] - m[4];
+            const REAL d5 = xt[5 * nb + i] - m[5];
+            const REAL d6 = xt[6 * nb + i] - m[6];
+            const REAL d7 = xt[7 * nb + i] - m[7];
+            const REAL d8 = xt[8 * nb + i] - m[8];
+            const REAL d9 = xt[9 * nb + i] - m[9];
+            const REAL d10 = xt[10 * nb + i] - m[10];
+            const REAL d11 = xt[11 * nb + i] - m[11];
+            const REAL y0 = d0 * u[0];
+            const REAL y1 = d0 * u[1] + d1 * u[13];
+            const REAL y2 = d0 * u[2] + d1 * u[14] + d2 * u[26];
+            const REAL y3 = d0 * u[3] + d1 * u[15] + d2 * u[27] + d3 * u[39];
+            const REAL y4 = d0 * u[4] + d1 * u[16] + d2 * u[28] + d3 * u[40] + d4 * u[52];
+            const REAL y5 = d0 * u[5] + d1 * u[17] + d2 * u[29] + d3 * u[41] + d4 * u[53] + d5 * u[65];
+            const REAL y6 = d0 * u[6] + d1 * u[18] + d2 * u[30] + d3 * u[42] + d4 * u[54] + d5 * u[66] + d6 * u[78];
+            const REAL y7 = d0 * u[7] + d1 * u[19] + d2 * u[31] + d3 * u[43] + d4 * u[55] + d5 * u[67] + d6 * u[79] + d7 * u[91];
+            const REAL y8 = d0 * u[8] + d1 * u[20] + d2 * u[32] + d3 * u[44] + d4 * u[56] + d5 * u[68] + d6 * u[80] + d7 * u[92] + d8 * u[104];
+            const REAL y9 = d0 * u[9] + d1 * u[21] + d2 * u[33] + d3 * u[45] + d4 * u[57] + d5 * u[69] + d6 * u[81] + d7 * u[93] + d8 * u[105] + d9 * u[117];
+            const REAL y10 = d0 * u[10] + d1 * u[22] + d2 * u[34] + d3 * u[46] + d4 * u[58] + d5 * u[70] + d6 * u[82] + d7 * u[94] + d8 * u[106] + d9 * u[118] + d10 * u[130];
+            const REAL y11 = d0 * u[11] + d1 * u[23] + d2 * u[35] + d3 * u[47] + d4 * u[59] + d5 * u[71] + d6 * u[83] + d7 * u[95] + d8 * u[107] + d9 * u[119] + d10 * u[131] + d11 * u[143];
+            out[i] = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5 + y6 * y6 + y7 * y7 + y8 * y8 + y9 * y9 + y10 * y10 + y11 * y11);
+        }
+    }
+}
+#endif
+
 GM_CLONES static void GM(stats_full_12)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
-                                   double* R, double* S1, double* S2, REAL* et)
+                                   double* R, double* S1, double* S2, REAL* et, REAL* sr)
 {
-    const REAL* x0 = xt + 0 * nb;
-    const REAL* x1 = xt + 1 * nb;
-    const REAL* x2 = xt + 2 * nb;
-    const REAL* x3 = xt + 3 * nb;
-    const REAL* x4 = xt + 4 * nb;
-    const REAL* x5 = xt + 5 * nb;
-    const REAL* x6 = xt + 6 * nb;
-    const REAL* x7 = xt + 7 * nb;
-    const REAL* x8 = xt + 8 * nb;
-    const REAL* x9 = xt + 9 * nb;
-    const REAL* x10 = xt + 10 * nb;
-    const REAL* x11 = xt + 11 * nb;
-    REAL* e0 = et + 0 * nb;
-    REAL* e1 = et + 1 * nb;
-    REAL* e2 = et + 2 * nb;
-    REAL* e3 = et + 3 * nb;
-    REAL* e4 = et + 4 * nb;
-    REAL* e5 = et + 5 * nb;
-    REAL* e6 = et + 6 * nb;
-    REAL* e7 = et + 7 * nb;
-    REAL* e8 = et + 8 * nb;
-    REAL* e9 = et + 9 * nb;
-    REAL* e10 = et + 10 * nb;
-    REAL* e11 = et + 11 * nb;
     REAL gram[144];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
         REAL m[12];
         for (int a = 0; a < 12; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;
-        const REAL m0 = m[0];
-        const REAL m1 = m[1];
-        const REAL m2 = m[2];
-        const REAL m3 = m[3];
-        const REAL m4 = m[4];
-        const REAL m5 = m[5];
-        const REAL m6 = m[6];
-        const REAL m7 = m[7];
-        const REAL m8 = m[8];
-        const REAL m9 = m[9];
-        const REAL m10 = m[10];
-        const REAL m11 = m[11];
-        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0, s1_8 = 0, s1_9 = 0, s1_10 = 0, s1_11 = 0;
-        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5,s1_6,s1_7,s1_8,s1_9,s1_10,s1_11)
+        REAL racc = 0;
+        #pragma omp simd reduction(+:racc)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL ri = r[i];
-            const REAL sr = GM_SQRT(ri);
-            racc += ri;
-            const REAL d0 = x0[i] - m0;
-            s1_0 += ri * d0;
-            e0[i] = sr * d0;
-            const REAL d1 = x1[i] - m1;
-            s1_1 += ri * d1;
-            e1[i] = sr * d1;
-            const REAL d2 = x2[i] - m2;
-            s1_2 += ri * d2;
-            e2[i] = sr * d2;
-            const REAL d3 = x3[i] - m3;
-            s1_3 += ri * d3;
-            e3[i] = sr * d3;
-            const REAL d4 = x4[i] - m4;
-            s1_4 += ri * d4;
-            e4[i] = sr * d4;
-            const REAL d5 = x5[i] - m5;
-            s1_5 += ri * d5;
-            e5[i] = sr * d5;
-            const REAL d6 = x6[i] - m6;
-            s1_6 += ri * d6;
-            e6[i] = sr * d6;
-            const REAL d7 = x7[i] - m7;
-            s1_7 += ri * d7;
-            e7[i] = sr * d7;
-            const REAL d8 = x8[i] - m8;
-            s1_8 += ri * d8;
-            e8[i] = sr * d8;
-            const REAL d9 = x9[i] - m9;
-            s1_9 += ri * d9;
-            e9[i] = sr * d9;
-            const REAL d10 = x10[i] - m10;
-            s1_10 += ri * d10;
-            e10[i] = sr * d10;
-            const REAL d11 = x11[i] - m11;
-            s1_11 += ri * d11;
-            e11[i] = sr * d11;
+            racc += r[i];
+            sr[i] = GM_SQRT(r[i]);
+        }
+        R[k] += (double)racc;
+        {
+            const REAL* x0 = xt + 0 * nb;
+            REAL* e0 = et + 0 * nb;
+            const REAL m0 = m[0];
+            const REAL* x1 = xt + 1 * nb;
+            REAL* e1 = et + 1 * nb;
+            const REAL m1 = m[1];
+            const REAL* x2 = xt + 2 * nb;
+            REAL* e2 = et + 2 * nb;
+            const REAL m2 = m[2];
+            const REAL* x3 = xt + 3 * nb;
+            REAL* e3 = et + 3 * nb;
+            const REAL m3 = m[3];
+            REAL s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0;
+            #pragma omp simd reduction(+:s1_0,s1_1,s1_2,s1_3)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d0 = x0[i] - m0;
+                s1_0 += ri * d0;
+                e0[i] = si * d0;
+                const REAL d1 = x1[i] - m1;
+                s1_1 += ri * d1;
+                e1[i] = si * d1;
+                const REAL d2 = x2[i] - m2;
+                s1_2 += ri * d2;
+                e2[i] = si * d2;
+                const REAL d3 = x3[i] - m3;
+                s1_3 += ri * d3;
+                e3[i] = si * d3;
+            }
+            if (0 < D) S1[k * D + 0] += (double)s1_0;
+            if (1 < D) S1[k * D + 1] += (double)s1_1;
+            if (2 < D) S1[k * D + 2] += (double)s1_2;
+            if (3 < D) S1[k * D + 3] += (double)s1_3;
+        }
+        {
+            const REAL* x4 = xt + 4 * nb;
+            REAL* e4 = et + 4 * nb;
+            const REAL m4 = m[4];
+            const REAL* x5 = xt + 5 * nb;
+            REAL* e5 = et + 5 * nb;
+            const REAL m5 = m[5];
+            const REAL* x6 = xt + 6 * nb;
+            REAL* e6 = et + 6 * nb;
+            const REAL m6 = m[6];
+            const REAL* x7 = xt + 7 * nb;
+            REAL* e7 = et + 7 * nb;
+            const REAL m7 = m[7];
+            REAL s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0;
+            #pragma omp simd reduction(+:s1_4,s1_5,s1_6,s1_7)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d4 = x4[i] - m4;
+                s1_4 += ri * d4;
+                e4[i] = si * d4;
+                const REAL d5 = x5[i] - m5;
+                s1_5 += ri * d5;
+                e5[i] = si * d5;
+                const REAL d6 = x6[i] - m6;
+                s1_6 += ri * d6;
+                e6[i] = si * d6;
+                const REAL d7 = x7[i] - m7;
+                s1_7 += ri * d7;
+                e7[i] = si * d7;
+            }
+            if (4 < D) S1[k * D + 4] += (double)s1_4;
+            if (5 < D) S1[k * D + 5] += (double)s1_5;
+            if (6 < D) S1[k * D + 6] += (double)s1_6;
+            if (7 < D) S1[k * D + 7] += (double)s1_7;
+        }
+        {
+            const REAL* x8 = xt + 8 * nb;
+            REAL* e8 = et + 8 * nb;
+            const REAL m8 = m[8];
+            const REAL* x9 = xt + 9 * nb;
+            REAL* e9 = et + 9 * nb;
+            const REAL m9 = m[9];
+            const REAL* x10 = xt + 10 * nb;
+            REAL* e10 = et + 10 * nb;
+            const REAL m10 = m[10];
+            const REAL* x11 = xt + 11 * nb;
+            REAL* e11 = et + 11 * nb;
+            const REAL m11 = m[11];
+            REAL s1_8 = 0, s1_9 = 0, s1_10 = 0, s1_11 = 0;
+            #pragma omp simd reduction(+:s1_8,s1_9,s1_10,s1_11)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d8 = x8[i] - m8;
+                s1_8 += ri * d8;
+                e8[i] = si * d8;
+                const REAL d9 = x9[i] - m9;
+                s1_9 += ri * d9;
+                e9[i] = si * d9;
+                const REAL d10 = x10[i] - m10;
+                s1_10 += ri * d10;
+                e10[i] = si * d10;
+                const REAL d11 = x11[i] - m11;
+                s1_11 += ri * d11;
+                e11[i] = si * d11;
+            }
+            if (8 < D) S1[k * D + 8] += (double)s1_8;
+            if (9 < D) S1[k * D + 9] += (double)s1_9;
+            if (10 < D) S1[k * D + 10] += (double)s1_10;
+            if (11 < D) S1[k * D + 11] += (double)s1_11;
         }
         GM(gram_upper)(et, nb, 12, gram);
-        R[k] += (double)racc;
-        if (0 < D) S1[k * D + 0] += (double)s1_0;
-        if (1 < D) S1[k * D + 1] += (double)s1_1;
-        if (2 < D) S1[k * D + 2] += (double)s1_2;
-        if (3 < D) S1[k * D + 3] += (double)s1_3;
-        if (4 < D) S1[k * D + 4] += (double)s1_4;
-        if (5 < D) S1[k * D + 5] += (double)s1_5;
-        if (6 < D) S1[k * D + 6] += (double)s1_6;
-        if (7 < D) S1[k * D + 7] += (double)s1_7;
-        if (8 < D) S1[k * D + 8] += (double)s1_8;
-        if (9 < D) S1[k * D + 9] += (double)s1_9;
-        if (10 < D) S1[k * D + 10] += (double)s1_10;
-        if (11 < D) S1[k * D + 11] += (double)s1_11;
         for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
                 S2[(k * D + j) * D + l] += (double)gram[j * 12 + l];
@@ -1564,124 +2066,265 @@ GM_CLONES static void GM(lp_full_14)(const REAL* xt, int64_t nb, int64_t D, int6
     }
 }
 
+#ifndef GM_PORTABLE
+GM_CLONES static void GM(lp_full_14_wide)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+                                     const REAL* means, const REAL* prec,
+                                     const double* lognorm, REAL* lp)
+{
+    const int64_t vl = (int64_t)(sizeof(GM(vec)) / sizeof(REAL));
+    const int64_t nv = nb / vl * vl;
+    for (int64_t k = 0; k < K; k++) {
+        REAL m[14], u[196];
+        for (int a = 0; a < 14; a++) {
+            m[a] = a < D ? means[k * D + a] : (REAL)0;
+            for (int b = 0; b < 14; b++)
+                u[a * 14 + b] = (a < D && b < D) ? prec[(k * D + a) * D + b] : (REAL)0;
+        }
+        const REAL c = (REAL)lognorm[k];
+        REAL* out = lp + k * nb;
+        const REAL* up = u;
+        const REAL* mp = m;
+        for (int64_t i = 0; i < nv; i += vl) {
+            __asm__("" : "+r"(up), "+r"(mp));
+            GM(vec) d0;
+            memcpy(&d0, xt + 0 * nb + i, sizeof(d0));
+            d0 -= mp[0];
+            GM(vec) d1;
+            memcpy(&d1, xt + 1 * nb + i, sizeof(d1));
+            d1 -= mp[1];
+            GM(vec) d2;
+            memcpy(&d2, xt + 2 * nb + i, sizeof(d2));
+            d2 -= mp[2];
+            GM(vec) d3;
+            memcpy(&d3, xt + 3 * nb + i, sizeof(d3));
+            d3 -= mp[3];
+            GM(vec) d4;
+            memcpy(&d4, xt + 4 * nb + i, sizeof(d4));
+            d4 -= mp[4];
+            GM(vec) d5;
+            memcpy(&d5, xt + 5 * nb + i, sizeof(d5));
+            d5 -= mp[5];
+            GM(vec) d6;
+            memcpy(&d6, xt + 6 * nb + i, sizeof(d6));
+            d6 -= mp[6];
+            GM(vec) d7;
+            memcpy(&d7, xt + 7 * nb + i, sizeof(d7));
+            d7 -= mp[7];
+            GM(vec) d8;
+            memcpy(&d8, xt + 8 * nb + i, sizeof(d8));
+            d8 -= mp[8];
+            GM(vec) d9;
+            memcpy(&d9, xt + 9 * nb + i, sizeof(d9));
+            d9 -= mp[9];
+            GM(vec) d10;
+            memcpy(&d10, xt + 10 * nb + i, sizeof(d10));
+            d10 -= mp[10];
+            GM(vec) d11;
+            memcpy(&d11, xt + 11 * nb + i, sizeof(d11));
+            d11 -= mp[11];
+            GM(vec) d12;
+            memcpy(&d12, xt + 12 * nb + i, sizeof(d12));
+            d12 -= mp[12];
+            GM(vec) d13;
+            memcpy(&d13, xt + 13 * nb + i, sizeof(d13));
+            d13 -= mp[13];
+            const GM(vec) y0 = d0 * up[0];
+            const GM(vec) y1 = d0 * up[1] + d1 * up[15];
+            const GM(vec) y2 = d0 * up[2] + d1 * up[16] + d2 * up[30];
+            const GM(vec) y3 = d0 * up[3] + d1 * up[17] + d2 * up[31] + d3 * up[45];
+            const GM(vec) y4 = d0 * up[4] + d1 * up[18] + d2 * up[32] + d3 * up[46] + d4 * up[60];
+            const GM(vec) y5 = d0 * up[5] + d1 * up[19] + d2 * up[33] + d3 * up[47] + d4 * up[61] + d5 * up[75];
+            const GM(vec) y6 = d0 * up[6] + d1 * up[20] + d2 * up[34] + d3 * up[48] + d4 * up[62] + d5 * up[76] + d6 * up[90];
+            const GM(vec) y7 = d0 * up[7] + d1 * up[21] + d2 * up[35] + d3 * up[49] + d4 * up[63] + d5 * up[77] + d6 * up[91] + d7 * up[105];
+            const GM(vec) y8 = d0 * up[8] + d1 * up[22] + d2 * up[36] + d3 * up[50] + d4 * up[64] + d5 * up[78] + d6 * up[92] + d7 * up[106] + d8 * up[120];
+            const GM(vec) y9 = d0 * up[9] + d1 * up[23] + d2 * up[37] + d3 * up[51] + d4 * up[65] + d5 * up[79] + d6 * up[93] + d7 * up[107] + d8 * up[121] + d9 * up[135];
+            const GM(vec) y10 = d0 * up[10] + d1 * up[24] + d2 * up[38] + d3 * up[52] + d4 * up[66] + d5 * up[80] + d6 * up[94] + d7 * up[108] + d8 * up[122] + d9 * up[136] + d10 * up[150];
+            const GM(vec) y11 = d0 * up[11] + d1 * up[25] + d2 * up[39] + d3 * up[53] + d4 * up[67] + d5 * up[81] + d6 * up[95] + d7 * up[109] + d8 * up[123] + d9 * up[137] + d10 * up[151] + d11 * up[165];
+            const GM(vec) y12 = d0 * up[12] + d1 * up[26] + d2 * up[40] + d3 * up[54] + d4 * up[68] + d5 * up[82] + d6 * up[96] + d7 * up[110] + d8 * up[124] + d9 * up[138] + d10 * up[152] + d11 * up[166] + d12 * up[180];
+            const GM(vec) y13 = d0 * up[13] + d1 * up[27] + d2 * up[41] + d3 * up[55] + d4 * up[69] + d5 * up[83] + d6 * up[97] + d7 * up[111] + d8 * up[125] + d9 * up[139] + d10 * up[153] + d11 * up[167] + d12 * up[181] + d13 * up[195];
+            const GM(vec) o = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5 + y6 * y6 + y7 * y7 + y8 * y8 + y9 * y9 + y10 * y10 + y11 * y11 + y12 * y12 + y13 * y13);
+            memcpy(out + i, &o, sizeof(o));
+        }
+        for (int64_t i = nv; i < nb; i++) {
+            const REAL d0 = xt[0 * nb + i] - m[0];
+            const REAL d1 = xt[1 * nb + i] - m[1];
+            const REAL d2 = xt[2 * nb + i] - m[2];
+            const REAL d3 = xt[3 * nb + i] - m[3];
+            const REAL d4 = xt[4 * nb + i] - m[4];
+            const REAL d5 = xt[5 * nb + i] - m[5];
+            const REAL d6 = xt[6 * nb + i] - m[6];
+            const REAL d7 = xt[7 * nb + i] - m[7];
+            const REAL d8 = xt[8 * nb + i] - m[8];
+            const REAL d9 = xt[9 * nb + i] - m[9];
+            const REAL d10 = xt[10 * nb + i] - m[10];
+            const REAL d11 = xt[11 * nb + i] - m[11];
+            const REAL d12 = xt[12 * nb + i] - m[12];
+            const REAL d13 = xt[13 * nb + i] - m[13];
+            const REAL y0 = d0 * u[0];
+            const REAL y1 = d0 * u[1] + d1 * u[15];
+            const REAL y2 = d0 * u[2] + d1 * u[16] + d2 * u[30];
+            const REAL y3 = d0 * u[3] + d1 * u[17] + d2 * u[31] + d3 * u[45];
+            const REAL y4 = d0 * u[4] + d1 * u[18] + d2 * u[32] + d3 * u[46] + d4 * u[60];
+            const REAL y5 = d0 * u[5] + d1 * u[19] + d2 * u[33] + d3 * u[47] + d4 * u[61] + d5 * u[75];
+            const REAL y6 = d0 * u[6] + d1 * u[20] + d2 * u[34] + d3 * u[48] + d4 * u[62] + d5 * u[76] + d6 * u[90];
+            const REAL y7 = d0 * u[7] + d1 * u[21] + d2 * u[35] + d3 * u[49] + d4 * u[63] + d5 * u[77] + d6 * u[91] + d7 * u[105];
+            const REAL y8 = d0 * u[8] + d1 * u[22] + d2 * u[36] + d3 * u[50] + d4 * u[64] + d5 * u[78] + d6 * u[92] + d7 * u[106] + d8 * u[120];
+            const REAL y9 = d0 * u[9] + d1 * u[23] + d2 * u[37] + d3 * u[51] + d4 * u[65] + d5 * u[79] + d6 * u[93] + d7 * u[107] + d8 * u[121] + d9 * u[135];
+            const REAL y10 = d0 * u[10] + d1 * u[24] + d2 * u[38] + d3 * u[52] + d4 * u[66] + d5 * u[80] + d6 * u[94] + d7 * u[108] + d8 * u[122] + d9 * u[136] + d10 * u[150];
+            const REAL y11 = d0 * u[11] + d1 * u[25] + d2 * u[39] + d3 * u[53] + d4 * u[67] + d5 * u[81] + d6 * u[95] + d7 * u[109] + d8 * u[123] + d9 * u[137] + d10 * u[151] + d11 * u[165];
+            const REAL y12 = d0 * u[12] + d1 * u[26] + d2 * u[40] + d3 * u[54] + d4 * u[68] + d5 * u[82] + d6 * u[96] + d7 * u[110] + d8 * u[124] + d9 * u[138] + d10 * u[152] + d11 * u[166] + d12 * u[180];
+            const REAL y13 = d0 * u[13] + d1 * u[27] + d2 * u[41] + d3 * u[55] + d4 * u[69] + d5 * u[83] + d6 * u[97] + d7 * u[111] + d8 * u[125] + d9 * u[139] + d10 * u[153] + d11 * u[167] + d12 * u[181] + d13 * u[195];
+            out[i] = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5 + y6 * y6 + y7 * y7 + y8 * y8 + y9 * y9 + y10 * y10 + y11 * y11 + y12 * y12 + y13 * y13);
+        }
+    }
+}
+#endif
+
 GM_CLONES static void GM(stats_full_14)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
-                                   double* R, double* S1, double* S2, REAL* et)
+                                   double* R, double* S1, double* S2, REAL* et, REAL* sr)
 {
-    const REAL* x0 = xt + 0 * nb;
-    const REAL* x1 = xt + 1 * nb;
-    const REAL* x2 = xt + 2 * nb;
-    const REAL* x3 = xt + 3 * nb;
-    const REAL* x4 = xt + 4 * nb;
-    const REAL* x5 = xt + 5 * nb;
-    const REAL* x6 = xt + 6 * nb;
-    const REAL* x7 = xt + 7 * nb;
-    const REAL* x8 = xt + 8 * nb;
-    const REAL* x9 = xt + 9 * nb;
-    const REAL* x10 = xt + 10 * nb;
-    const REAL* x11 = xt + 11 * nb;
-    const REAL* x12 = xt + 12 * nb;
-    const REAL* x13 = xt + 13 * nb;
-    REAL* e0 = et + 0 * nb;
-    REAL* e1 = et + 1 * nb;
-    REAL* e2 = et + 2 * nb;
-    REAL* e3 = et + 3 * nb;
-    REAL* e4 = et + 4 * nb;
-    REAL* e5 = et + 5 * nb;
-    REAL* e6 = et + 6 * nb;
-    REAL* e7 = et + 7 * nb;
-    REAL* e8 = et + 8 * nb;
-    REAL* e9 = et + 9 * nb;
-    REAL* e10 = et + 10 * nb;
-    REAL* e11 = et + 11 * nb;
-    REAL* e12 = et + 12 * nb;
-    REAL* e13 = et + 13 * nb;
     memset(et + 14 * nb, 0, (size_t)nb * sizeof(REAL));
     memset(et + 15 * nb, 0, (size_t)nb * sizeof(REAL));
     REAL gram[256];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
-        REAL m[14];
-        for (int a = 0; a < 14; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;
-        const REAL m0 = m[0];
-        const REAL m1 = m[1];
-        const REAL m2 = m[2];
-        const REAL m3 = m[3];
-        const REAL m4 = m[4];
-        const REAL m5 = m[5];
-        const REAL m6 = m[6];
-        const REAL m7 = m[7];
-        const REAL m8 = m[8];
-        const REAL m9 = m[9];
-        const REAL m10 = m[10];
-        const REAL m11 = m[11];
-        const REAL m12 = m[12];
-        const REAL m13 = m[13];
-        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0, s1_8 = 0, s1_9 = 0, s1_10 = 0, s1_11 = 0, s1_12 = 0, s1_13 = 0;
-        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5,s1_6,s1_7,s1_8,s1_9,s1_10,s1_11,s1_12,s1_13)
+        REAL m[16];
+        for (int a = 0; a < 16; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;
+        REAL racc = 0;
+        #pragma omp simd reduction(+:racc)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL ri = r[i];
-            const REAL sr = GM_SQRT(ri);
-            racc += ri;
-            const REAL d0 = x0[i] - m0;
-            s1_0 += ri * d0;
-            e0[i] = sr * d0;
-            const REAL d1 = x1[i] - m1;
-            s1_1 += ri * d1;
-            e1[i] = sr * d1;
-            const REAL d2 = x2[i] - m2;
-            s1_2 += ri * d2;
-            e2[i] = sr * d2;
-            const REAL d3 = x3[i] - m3;
-            s1_3 += ri * d3;
-            e3[i] = sr * d3;
-            const REAL d4 = x4[i] - m4;
-            s1_4 += ri * d4;
-            e4[i] = sr * d4;
-            const REAL d5 = x5[i] - m5;
-            s1_5 += ri * d5;
-            e5[i] = sr * d5;
-            const REAL d6 = x6[i] - m6;
-            s1_6 += ri * d6;
-            e6[i] = sr * d6;
-            const REAL d7 = x7[i] - m7;
-            s1_7 += ri * d7;
-            e7[i] = sr * d7;
-            const REAL d8 = x8[i] - m8;
-            s1_8 += ri * d8;
-            e8[i] = sr * d8;
-            const REAL d9 = x9[i] - m9;
-            s1_9 += ri * d9;
-            e9[i] = sr * d9;
-            const REAL d10 = x10[i] - m10;
-            s1_10 += ri * d10;
-            e10[i] = sr * d10;
-            const REAL d11 = x11[i] - m11;
-            s1_11 += ri * d11;
-            e11[i] = sr * d11;
-            const REAL d12 = x12[i] - m12;
-            s1_12 += ri * d12;
-            e12[i] = sr * d12;
-            const REAL d13 = x13[i] - m13;
-            s1_13 += ri * d13;
-            e13[i] = sr * d13;
+            racc += r[i];
+            sr[i] = GM_SQRT(r[i]);
+        }
+        R[k] += (double)racc;
+        {
+            const REAL* x0 = xt + 0 * nb;
+            REAL* e0 = et + 0 * nb;
+            const REAL m0 = m[0];
+            const REAL* x1 = xt + 1 * nb;
+            REAL* e1 = et + 1 * nb;
+            const REAL m1 = m[1];
+            const REAL* x2 = xt + 2 * nb;
+            REAL* e2 = et + 2 * nb;
+            const REAL m2 = m[2];
+            const REAL* x3 = xt + 3 * nb;
+            REAL* e3 = et + 3 * nb;
+            const REAL m3 = m[3];
+            REAL s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0;
+            #pragma omp simd reduction(+:s1_0,s1_1,s1_2,s1_3)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d0 = x0[i] - m0;
+                s1_0 += ri * d0;
+                e0[i] = si * d0;
+                const REAL d1 = x1[i] - m1;
+                s1_1 += ri * d1;
+                e1[i] = si * d1;
+                const REAL d2 = x2[i] - m2;
+                s1_2 += ri * d2;
+                e2[i] = si * d2;
+                const REAL d3 = x3[i] - m3;
+                s1_3 += ri * d3;
+                e3[i] = si * d3;
+            }
+            if (0 < D) S1[k * D + 0] += (double)s1_0;
+            if (1 < D) S1[k * D + 1] += (double)s1_1;
+            if (2 < D) S1[k * D + 2] += (double)s1_2;
+            if (3 < D) S1[k * D + 3] += (double)s1_3;
+        }
+        {
+            const REAL* x4 = xt + 4 * nb;
+            REAL* e4 = et + 4 * nb;
+            const REAL m4 = m[4];
+            const REAL* x5 = xt + 5 * nb;
+            REAL* e5 = et + 5 * nb;
+            const REAL m5 = m[5];
+            const REAL* x6 = xt + 6 * nb;
+            REAL* e6 = et + 6 * nb;
+            const REAL m6 = m[6];
+            const REAL* x7 = xt + 7 * nb;
+            REAL* e7 = et + 7 * nb;
+            const REAL m7 = m[7];
+            REAL s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0;
+            #pragma omp simd reduction(+:s1_4,s1_5,s1_6,s1_7)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d4 = x4[i] - m4;
+                s1_4 += ri * d4;
+                e4[i] = si * d4;
+                const REAL d5 = x5[i] - m5;
+                s1_5 += ri * d5;
+                e5[i] = si * d5;
+                const REAL d6 = x6[i] - m6;
+                s1_6 += ri * d6;
+                e6[i] = si * d6;
+                const REAL d7 = x7[i] - m7;
+                s1_7 += ri * d7;
+                e7[i] = si * d7;
+            }
+            if (4 < D) S1[k * D + 4] += (double)s1_4;
+            if (5 < D) S1[k * D + 5] += (double)s1_5;
+            if (6 < D) S1[k * D + 6] += (double)s1_6;
+            if (7 < D) S1[k * D + 7] += (double)s1_7;
+        }
+        {
+            const REAL* x8 = xt + 8 * nb;
+            REAL* e8 = et + 8 * nb;
+            const REAL m8 = m[8];
+            const REAL* x9 = xt + 9 * nb;
+            REAL* e9 = et + 9 * nb;
+            const REAL m9 = m[9];
+            const REAL* x10 = xt + 10 * nb;
+            REAL* e10 = et + 10 * nb;
+            const REAL m10 = m[10];
+            const REAL* x11 = xt + 11 * nb;
+            REAL* e11 = et + 11 * nb;
+            const REAL m11 = m[11];
+            REAL s1_8 = 0, s1_9 = 0, s1_10 = 0, s1_11 = 0;
+            #pragma omp simd reduction(+:s1_8,s1_9,s1_10,s1_11)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d8 = x8[i] - m8;
+                s1_8 += ri * d8;
+                e8[i] = si * d8;
+                const REAL d9 = x9[i] - m9;
+                s1_9 += ri * d9;
+                e9[i] = si * d9;
+                const REAL d10 = x10[i] - m10;
+                s1_10 += ri * d10;
+                e10[i] = si * d10;
+                const REAL d11 = x11[i] - m11;
+                s1_11 += ri * d11;
+                e11[i] = si * d11;
+            }
+            if (8 < D) S1[k * D + 8] += (double)s1_8;
+            if (9 < D) S1[k * D + 9] += (double)s1_9;
+            if (10 < D) S1[k * D + 10] += (double)s1_10;
+            if (11 < D) S1[k * D + 11] += (double)s1_11;
+        }
+        {
+            const REAL* x12 = xt + 12 * nb;
+            REAL* e12 = et + 12 * nb;
+            const REAL m12 = m[12];
+            const REAL* x13 = xt + 13 * nb;
+            REAL* e13 = et + 13 * nb;
+            const REAL m13 = m[13];
+            REAL s1_12 = 0, s1_13 = 0;
+            #pragma omp simd reduction(+:s1_12,s1_13)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d12 = x12[i] - m12;
+                s1_12 += ri * d12;
+                e12[i] = si * d12;
+                const REAL d13 = x13[i] - m13;
+                s1_13 += ri * d13;
+                e13[i] = si * d13;
+            }
+            if (12 < D) S1[k * D + 12] += (double)s1_12;
+            if (13 < D) S1[k * D + 13] += (double)s1_13;
         }
         GM(gram_upper)(et, nb, 16, gram);
-        R[k] += (double)racc;
-        if (0 < D) S1[k * D + 0] += (double)s1_0;
-        if (1 < D) S1[k * D + 1] += (double)s1_1;
-        if (2 < D) S1[k * D + 2] += (double)s1_2;
-        if (3 < D) S1[k * D + 3] += (double)s1_3;
-        if (4 < D) S1[k * D + 4] += (double)s1_4;
-        if (5 < D) S1[k * D + 5] += (double)s1_5;
-        if (6 < D) S1[k * D + 6] += (double)s1_6;
-        if (7 < D) S1[k * D + 7] += (double)s1_7;
-        if (8 < D) S1[k * D + 8] += (double)s1_8;
-        if (9 < D) S1[k * D + 9] += (double)s1_9;
-        if (10 < D) S1[k * D + 10] += (double)s1_10;
-        if (11 < D) S1[k * D + 11] += (double)s1_11;
-        if (12 < D) S1[k * D + 12] += (double)s1_12;
-        if (13 < D) S1[k * D + 13] += (double)s1_13;
         for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
                 S2[(k * D + j) * D + l] += (double)gram[j * 16 + l];
@@ -1908,147 +2551,301 @@ GM_CLONES static void GM(lp_full_16)(const REAL* xt, int64_t nb, int64_t D, int6
     }
 }
 
+#ifndef GM_PORTABLE
+GM_CLONES static void GM(lp_full_16_wide)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+                                     const REAL* means, const REAL* prec,
+                                     const double* lognorm, REAL* lp)
+{
+    const int64_t vl = (int64_t)(sizeof(GM(vec)) / sizeof(REAL));
+    const int64_t nv = nb / vl * vl;
+    for (int64_t k = 0; k < K; k++) {
+        REAL m[16], u[256];
+        for (int a = 0; a < 16; a++) {
+            m[a] = a < D ? means[k * D + a] : (REAL)0;
+            for (int b = 0; b < 16; b++)
+                u[a * 16 + b] = (a < D && b < D) ? prec[(k * D + a) * D + b] : (REAL)0;
+        }
+        const REAL c = (REAL)lognorm[k];
+        REAL* out = lp + k * nb;
+        const REAL* up = u;
+        const REAL* mp = m;
+        for (int64_t i = 0; i < nv; i += vl) {
+            __asm__("" : "+r"(up), "+r"(mp));
+            GM(vec) d0;
+            memcpy(&d0, xt + 0 * nb + i, sizeof(d0));
+            d0 -= mp[0];
+            GM(vec) d1;
+            memcpy(&d1, xt + 1 * nb + i, sizeof(d1));
+            d1 -= mp[1];
+            GM(vec) d2;
+            memcpy(&d2, xt + 2 * nb + i, sizeof(d2));
+            d2 -= mp[2];
+            GM(vec) d3;
+            memcpy(&d3, xt + 3 * nb + i, sizeof(d3));
+            d3 -= mp[3];
+            GM(vec) d4;
+            memcpy(&d4, xt + 4 * nb + i, sizeof(d4));
+            d4 -= mp[4];
+            GM(vec) d5;
+            memcpy(&d5, xt + 5 * nb + i, sizeof(d5));
+            d5 -= mp[5];
+            GM(vec) d6;
+            memcpy(&d6, xt + 6 * nb + i, sizeof(d6));
+            d6 -= mp[6];
+            GM(vec) d7;
+            memcpy(&d7, xt + 7 * nb + i, sizeof(d7));
+            d7 -= mp[7];
+            GM(vec) d8;
+            memcpy(&d8, xt + 8 * nb + i, sizeof(d8));
+            d8 -= mp[8];
+            GM(vec) d9;
+            memcpy(&d9, xt + 9 * nb + i, sizeof(d9));
+            d9 -= mp[9];
+            GM(vec) d10;
+            memcpy(&d10, xt + 10 * nb + i, sizeof(d10));
+            d10 -= mp[10];
+            GM(vec) d11;
+            memcpy(&d11, xt + 11 * nb + i, sizeof(d11));
+            d11 -= mp[11];
+            GM(vec) d12;
+            memcpy(&d12, xt + 12 * nb + i, sizeof(d12));
+            d12 -= mp[12];
+            GM(vec) d13;
+            memcpy(&d13, xt + 13 * nb + i, sizeof(d13));
+            d13 -= mp[13];
+            GM(vec) d14;
+            memcpy(&d14, xt + 14 * nb + i, sizeof(d14));
+            d14 -= mp[14];
+            GM(vec) d15;
+            memcpy(&d15, xt + 15 * nb + i, sizeof(d15));
+            d15 -= mp[15];
+            const GM(vec) y0 = d0 * up[0];
+            const GM(vec) y1 = d0 * up[1] + d1 * up[17];
+            const GM(vec) y2 = d0 * up[2] + d1 * up[18] + d2 * up[34];
+            const GM(vec) y3 = d0 * up[3] + d1 * up[19] + d2 * up[35] + d3 * up[51];
+            const GM(vec) y4 = d0 * up[4] + d1 * up[20] + d2 * up[36] + d3 * up[52] + d4 * up[68];
+            const GM(vec) y5 = d0 * up[5] + d1 * up[21] + d2 * up[37] + d3 * up[53] + d4 * up[69] + d5 * up[85];
+            const GM(vec) y6 = d0 * up[6] + d1 * up[22] + d2 * up[38] + d3 * up[54] + d4 * up[70] + d5 * up[86] + d6 * up[102];
+            const GM(vec) y7 = d0 * up[7] + d1 * up[23] + d2 * up[39] + d3 * up[55] + d4 * up[71] + d5 * up[87] + d6 * up[103] + d7 * up[119];
+            const GM(vec) y8 = d0 * up[8] + d1 * up[24] + d2 * up[40] + d3 * up[56] + d4 * up[72] + d5 * up[88] + d6 * up[104] + d7 * up[120] + d8 * up[136];
+            const GM(vec) y9 = d0 * up[9] + d1 * up[25] + d2 * up[41] + d3 * up[57] + d4 * up[73] + d5 * up[89] + d6 * up[105] + d7 * up[121] + d8 * up[137] + d9 * up[153];
+            const GM(vec) y10 = d0 * up[10] + d1 * up[26] + d2 * up[42] + d3 * up[58] + d4 * up[74] + d5 * up[90] + d6 * up[106] + d7 * up[122] + d8 * up[138] + d9 * up[154] + d10 * up[170];
+            const GM(vec) y11 = d0 * up[11] + d1 * up[27] + d2 * up[43] + d3 * up[59] + d4 * up[75] + d5 * up[91] + d6 * up[107] + d7 * up[123] + d8 * up[139] + d9 * up[155] + d10 * up[171] + d11 * up[187];
+            const GM(vec) y12 = d0 * up[12] + d1 * up[28] + d2 * up[44] + d3 * up[60] + d4 * up[76] + d5 * up[92] + d6 * up[108] + d7 * up[124] + d8 * up[140] + d9 * up[156] + d10 * up[172] + d11 * up[188] + d12 * up[204];
+            const GM(vec) y13 = d0 * up[13] + d1 * up[29] + d2 * up[45] + d3 * up[61] + d4 * up[77] + d5 * up[93] + d6 * up[109] + d7 * up[125] + d8 * up[141] + d9 * up[157] + d10 * up[173] + d11 * up[189] + d12 * up[205] + d13 * up[221];
+            const GM(vec) y14 = d0 * up[14] + d1 * up[30] + d2 * up[46] + d3 * up[62] + d4 * up[78] + d5 * up[94] + d6 * up[110] + d7 * up[126] + d8 * up[142] + d9 * up[158] + d10 * up[174] + d11 * up[190] + d12 * up[206] + d13 * up[222] + d14 * up[238];
+            const GM(vec) y15 = d0 * up[15] + d1 * up[31] + d2 * up[47] + d3 * up[63] + d4 * up[79] + d5 * up[95] + d6 * up[111] + d7 * up[127] + d8 * up[143] + d9 * up[159] + d10 * up[175] + d11 * up[191] + d12 * up[207] + d13 * up[223] + d14 * up[239] + d15 * up[255];
+            const GM(vec) o = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5 + y6 * y6 + y7 * y7 + y8 * y8 + y9 * y9 + y10 * y10 + y11 * y11 + y12 * y12 + y13 * y13 + y14 * y14 + y15 * y15);
+            memcpy(out + i, &o, sizeof(o));
+        }
+        for (int64_t i = nv; i < nb; i++) {
+            const REAL d0 = xt[0 * nb + i] - m[0];
+            const REAL d1 = xt[1 * nb + i] - m[1];
+            const REAL d2 = xt[2 * nb + i] - m[2];
+            const REAL d3 = xt[3 * nb + i] - m[3];
+            const REAL d4 = xt[4 * nb + i] - m[4];
+            const REAL d5 = xt[5 * nb + i] - m[5];
+            const REAL d6 = xt[6 * nb + i] - m[6];
+            const REAL d7 = xt[7 * nb + i] - m[7];
+            const REAL d8 = xt[8 * nb + i] - m[8];
+            const REAL d9 = xt[9 * nb + i] - m[9];
+            const REAL d10 = xt[10 * nb + i] - m[10];
+            const REAL d11 = xt[11 * nb + i] - m[11];
+            const REAL d12 = xt[12 * nb + i] - m[12];
+            const REAL d13 = xt[13 * nb + i] - m[13];
+            const REAL d14 = xt[14 * nb + i] - m[14];
+            const REAL d15 = xt[15 * nb + i] - m[15];
+            const REAL y0 = d0 * u[0];
+            const REAL y1 = d0 * u[1] + d1 * u[17];
+            const REAL y2 = d0 * u[2] + d1 * u[18] + d2 * u[34];
+            const REAL y3 = d0 * u[3] + d1 * u[19] + d2 * u[35] + d3 * u[51];
+            const REAL y4 = d0 * u[4] + d1 * u[20] + d2 * u[36] + d3 * u[52] + d4 * u[68];
+            const REAL y5 = d0 * u[5] + d1 * u[21] + d2 * u[37] + d3 * u[53] + d4 * u[69] + d5 * u[85];
+            const REAL y6 = d0 * u[6] + d1 * u[22] + d2 * u[38] + d3 * u[54] + d4 * u[70] + d5 * u[86] + d6 * u[102];
+            const REAL y7 = d0 * u[7] + d1 * u[23] + d2 * u[39] + d3 * u[55] + d4 * u[71] + d5 * u[87] + d6 * u[103] + d7 * u[119];
+            const REAL y8 = d0 * u[8] + d1 * u[24] + d2 * u[40] + d3 * u[56] + d4 * u[72] + d5 * u[88] + d6 * u[104] + d7 * u[120] + d8 * u[136];
+            const REAL y9 = d0 * u[9] + d1 * u[25] + d2 * u[41] + d3 * u[57] + d4 * u[73] + d5 * u[89] + d6 * u[105] + d7 * u[121] + d8 * u[137] + d9 * u[153];
+            const REAL y10 = d0 * u[10] + d1 * u[26] + d2 * u[42] + d3 * u[58] + d4 * u[74] + d5 * u[90] + d6 * u[106] + d7 * u[122] + d8 * u[138] + d9 * u[154] + d10 * u[170];
+            const REAL y11 = d0 * u[11] + d1 * u[27] + d2 * u[43] + d3 * u[59] + d4 * u[75] + d5 * u[91] + d6 * u[107] + d7 * u[123] + d8 * u[139] + d9 * u[155] + d10 * u[171] + d11 * u[187];
+            const REAL y12 = d0 * u[12] + d1 * u[28] + d2 * u[44] + d3 * u[60] + d4 * u[76] + d5 * u[92] + d6 * u[108] + d7 * u[124] + d8 * u[140] + d9 * u[156] + d10 * u[172] + d11 * u[188] + d12 * u[204];
+            const REAL y13 = d0 * u[13] + d1 * u[29] + d2 * u[45] + d3 * u[61] + d4 * u[77] + d5 * u[93] + d6 * u[109] + d7 * u[125] + d8 * u[141] + d9 * u[157] + d10 * u[173] + d11 * u[189] + d12 * u[205] + d13 * u[221];
+            const REAL y14 = d0 * u[14] + d1 * u[30] + d2 * u[46] + d3 * u[62] + d4 * u[78] + d5 * u[94] + d6 * u[110] + d7 * u[126] + d8 * u[142] + d9 * u[158] + d10 * u[174] + d11 * u[190] + d12 * u[206] + d13 * u[222] + d14 * u[238];
+            const REAL y15 = d0 * u[15] + d1 * u[31] + d2 * u[47] + d3 * u[63] + d4 * u[79] + d5 * u[95] + d6 * u[111] + d7 * u[127] + d8 * u[143] + d9 * u[159] + d10 * u[175] + d11 * u[191] + d12 * u[207] + d13 * u[223] + d14 * u[239] + d15 * u[255];
+            out[i] = c - (REAL)0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5 + y6 * y6 + y7 * y7 + y8 * y8 + y9 * y9 + y10 * y10 + y11 * y11 + y12 * y12 + y13 * y13 + y14 * y14 + y15 * y15);
+        }
+    }
+}
+#endif
+
 GM_CLONES static void GM(stats_full_16)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
                                    const REAL* wr, const REAL* shift,
-                                   double* R, double* S1, double* S2, REAL* et)
+                                   double* R, double* S1, double* S2, REAL* et, REAL* sr)
 {
-    const REAL* x0 = xt + 0 * nb;
-    const REAL* x1 = xt + 1 * nb;
-    const REAL* x2 = xt + 2 * nb;
-    const REAL* x3 = xt + 3 * nb;
-    const REAL* x4 = xt + 4 * nb;
-    const REAL* x5 = xt + 5 * nb;
-    const REAL* x6 = xt + 6 * nb;
-    const REAL* x7 = xt + 7 * nb;
-    const REAL* x8 = xt + 8 * nb;
-    const REAL* x9 = xt + 9 * nb;
-    const REAL* x10 = xt + 10 * nb;
-    const REAL* x11 = xt + 11 * nb;
-    const REAL* x12 = xt + 12 * nb;
-    const REAL* x13 = xt + 13 * nb;
-    const REAL* x14 = xt + 14 * nb;
-    const REAL* x15 = xt + 15 * nb;
-    REAL* e0 = et + 0 * nb;
-    REAL* e1 = et + 1 * nb;
-    REAL* e2 = et + 2 * nb;
-    REAL* e3 = et + 3 * nb;
-    REAL* e4 = et + 4 * nb;
-    REAL* e5 = et + 5 * nb;
-    REAL* e6 = et + 6 * nb;
-    REAL* e7 = et + 7 * nb;
-    REAL* e8 = et + 8 * nb;
-    REAL* e9 = et + 9 * nb;
-    REAL* e10 = et + 10 * nb;
-    REAL* e11 = et + 11 * nb;
-    REAL* e12 = et + 12 * nb;
-    REAL* e13 = et + 13 * nb;
-    REAL* e14 = et + 14 * nb;
-    REAL* e15 = et + 15 * nb;
     REAL gram[256];
     for (int64_t k = 0; k < K; k++) {
         const REAL* r = wr + k * nb;
         REAL m[16];
         for (int a = 0; a < 16; a++) m[a] = a < D ? shift[k * D + a] : (REAL)0;
-        const REAL m0 = m[0];
-        const REAL m1 = m[1];
-        const REAL m2 = m[2];
-        const REAL m3 = m[3];
-        const REAL m4 = m[4];
-        const REAL m5 = m[5];
-        const REAL m6 = m[6];
-        const REAL m7 = m[7];
-        const REAL m8 = m[8];
-        const REAL m9 = m[9];
-        const REAL m10 = m[10];
-        const REAL m11 = m[11];
-        const REAL m12 = m[12];
-        const REAL m13 = m[13];
-        const REAL m14 = m[14];
-        const REAL m15 = m[15];
-        REAL racc = 0, s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0, s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0, s1_8 = 0, s1_9 = 0, s1_10 = 0, s1_11 = 0, s1_12 = 0, s1_13 = 0, s1_14 = 0, s1_15 = 0;
-        #pragma omp simd reduction(+:racc,s1_0,s1_1,s1_2,s1_3,s1_4,s1_5,s1_6,s1_7,s1_8,s1_9,s1_10,s1_11,s1_12,s1_13,s1_14,s1_15)
+        REAL racc = 0;
+        #pragma omp simd reduction(+:racc)
         for (int64_t i = 0; i < nb; i++) {
-            const REAL ri = r[i];
-            const REAL sr = GM_SQRT(ri);
-            racc += ri;
-            const REAL d0 = x0[i] - m0;
-            s1_0 += ri * d0;
-            e0[i] = sr * d0;
-            const REAL d1 = x1[i] - m1;
-            s1_1 += ri * d1;
-            e1[i] = sr * d1;
-            const REAL d2 = x2[i] - m2;
-            s1_2 += ri * d2;
-            e2[i] = sr * d2;
-            const REAL d3 = x3[i] - m3;
-            s1_3 += ri * d3;
-            e3[i] = sr * d3;
-            const REAL d4 = x4[i] - m4;
-            s1_4 += ri * d4;
-            e4[i] = sr * d4;
-            const REAL d5 = x5[i] - m5;
-            s1_5 += ri * d5;
-            e5[i] = sr * d5;
-            const REAL d6 = x6[i] - m6;
-            s1_6 += ri * d6;
-            e6[i] = sr * d6;
-            const REAL d7 = x7[i] - m7;
-            s1_7 += ri * d7;
-            e7[i] = sr * d7;
-            const REAL d8 = x8[i] - m8;
-            s1_8 += ri * d8;
-            e8[i] = sr * d8;
-            const REAL d9 = x9[i] - m9;
-            s1_9 += ri * d9;
-            e9[i] = sr * d9;
-            const REAL d10 = x10[i] - m10;
-            s1_10 += ri * d10;
-            e10[i] = sr * d10;
-            const REAL d11 = x11[i] - m11;
-            s1_11 += ri * d11;
-            e11[i] = sr * d11;
-            const REAL d12 = x12[i] - m12;
-            s1_12 += ri * d12;
-            e12[i] = sr * d12;
-            const REAL d13 = x13[i] - m13;
-            s1_13 += ri * d13;
-            e13[i] = sr * d13;
-            const REAL d14 = x14[i] - m14;
-            s1_14 += ri * d14;
-            e14[i] = sr * d14;
-            const REAL d15 = x15[i] - m15;
-            s1_15 += ri * d15;
-            e15[i] = sr * d15;
+            racc += r[i];
+            sr[i] = GM_SQRT(r[i]);
+        }
+        R[k] += (double)racc;
+        {
+            const REAL* x0 = xt + 0 * nb;
+            REAL* e0 = et + 0 * nb;
+            const REAL m0 = m[0];
+            const REAL* x1 = xt + 1 * nb;
+            REAL* e1 = et + 1 * nb;
+            const REAL m1 = m[1];
+            const REAL* x2 = xt + 2 * nb;
+            REAL* e2 = et + 2 * nb;
+            const REAL m2 = m[2];
+            const REAL* x3 = xt + 3 * nb;
+            REAL* e3 = et + 3 * nb;
+            const REAL m3 = m[3];
+            REAL s1_0 = 0, s1_1 = 0, s1_2 = 0, s1_3 = 0;
+            #pragma omp simd reduction(+:s1_0,s1_1,s1_2,s1_3)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d0 = x0[i] - m0;
+                s1_0 += ri * d0;
+                e0[i] = si * d0;
+                const REAL d1 = x1[i] - m1;
+                s1_1 += ri * d1;
+                e1[i] = si * d1;
+                const REAL d2 = x2[i] - m2;
+                s1_2 += ri * d2;
+                e2[i] = si * d2;
+                const REAL d3 = x3[i] - m3;
+                s1_3 += ri * d3;
+                e3[i] = si * d3;
+            }
+            if (0 < D) S1[k * D + 0] += (double)s1_0;
+            if (1 < D) S1[k * D + 1] += (double)s1_1;
+            if (2 < D) S1[k * D + 2] += (double)s1_2;
+            if (3 < D) S1[k * D + 3] += (double)s1_3;
+        }
+        {
+            const REAL* x4 = xt + 4 * nb;
+            REAL* e4 = et + 4 * nb;
+            const REAL m4 = m[4];
+            const REAL* x5 = xt + 5 * nb;
+            REAL* e5 = et + 5 * nb;
+            const REAL m5 = m[5];
+            const REAL* x6 = xt + 6 * nb;
+            REAL* e6 = et + 6 * nb;
+            const REAL m6 = m[6];
+            const REAL* x7 = xt + 7 * nb;
+            REAL* e7 = et + 7 * nb;
+            const REAL m7 = m[7];
+            REAL s1_4 = 0, s1_5 = 0, s1_6 = 0, s1_7 = 0;
+            #pragma omp simd reduction(+:s1_4,s1_5,s1_6,s1_7)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d4 = x4[i] - m4;
+                s1_4 += ri * d4;
+                e4[i] = si * d4;
+                const REAL d5 = x5[i] - m5;
+                s1_5 += ri * d5;
+                e5[i] = si * d5;
+                const REAL d6 = x6[i] - m6;
+                s1_6 += ri * d6;
+                e6[i] = si * d6;
+                const REAL d7 = x7[i] - m7;
+                s1_7 += ri * d7;
+                e7[i] = si * d7;
+            }
+            if (4 < D) S1[k * D + 4] += (double)s1_4;
+            if (5 < D) S1[k * D + 5] += (double)s1_5;
+            if (6 < D) S1[k * D + 6] += (double)s1_6;
+            if (7 < D) S1[k * D + 7] += (double)s1_7;
+        }
+        {
+            const REAL* x8 = xt + 8 * nb;
+            REAL* e8 = et + 8 * nb;
+            const REAL m8 = m[8];
+            const REAL* x9 = xt + 9 * nb;
+            REAL* e9 = et + 9 * nb;
+            const REAL m9 = m[9];
+            const REAL* x10 = xt + 10 * nb;
+            REAL* e10 = et + 10 * nb;
+            const REAL m10 = m[10];
+            const REAL* x11 = xt + 11 * nb;
+            REAL* e11 = et + 11 * nb;
+            const REAL m11 = m[11];
+            REAL s1_8 = 0, s1_9 = 0, s1_10 = 0, s1_11 = 0;
+            #pragma omp simd reduction(+:s1_8,s1_9,s1_10,s1_11)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d8 = x8[i] - m8;
+                s1_8 += ri * d8;
+                e8[i] = si * d8;
+                const REAL d9 = x9[i] - m9;
+                s1_9 += ri * d9;
+                e9[i] = si * d9;
+                const REAL d10 = x10[i] - m10;
+                s1_10 += ri * d10;
+                e10[i] = si * d10;
+                const REAL d11 = x11[i] - m11;
+                s1_11 += ri * d11;
+                e11[i] = si * d11;
+            }
+            if (8 < D) S1[k * D + 8] += (double)s1_8;
+            if (9 < D) S1[k * D + 9] += (double)s1_9;
+            if (10 < D) S1[k * D + 10] += (double)s1_10;
+            if (11 < D) S1[k * D + 11] += (double)s1_11;
+        }
+        {
+            const REAL* x12 = xt + 12 * nb;
+            REAL* e12 = et + 12 * nb;
+            const REAL m12 = m[12];
+            const REAL* x13 = xt + 13 * nb;
+            REAL* e13 = et + 13 * nb;
+            const REAL m13 = m[13];
+            const REAL* x14 = xt + 14 * nb;
+            REAL* e14 = et + 14 * nb;
+            const REAL m14 = m[14];
+            const REAL* x15 = xt + 15 * nb;
+            REAL* e15 = et + 15 * nb;
+            const REAL m15 = m[15];
+            REAL s1_12 = 0, s1_13 = 0, s1_14 = 0, s1_15 = 0;
+            #pragma omp simd reduction(+:s1_12,s1_13,s1_14,s1_15)
+            for (int64_t i = 0; i < nb; i++) {
+                const REAL ri = r[i], si = sr[i];
+                const REAL d12 = x12[i] - m12;
+                s1_12 += ri * d12;
+                e12[i] = si * d12;
+                const REAL d13 = x13[i] - m13;
+                s1_13 += ri * d13;
+                e13[i] = si * d13;
+                const REAL d14 = x14[i] - m14;
+                s1_14 += ri * d14;
+                e14[i] = si * d14;
+                const REAL d15 = x15[i] - m15;
+                s1_15 += ri * d15;
+                e15[i] = si * d15;
+            }
+            if (12 < D) S1[k * D + 12] += (double)s1_12;
+            if (13 < D) S1[k * D + 13] += (double)s1_13;
+            if (14 < D) S1[k * D + 14] += (double)s1_14;
+            if (15 < D) S1[k * D + 15] += (double)s1_15;
         }
         GM(gram_upper)(et, nb, 16, gram);
-        R[k] += (double)racc;
-        if (0 < D) S1[k * D + 0] += (double)s1_0;
-        if (1 < D) S1[k * D + 1] += (double)s1_1;
-        if (2 < D) S1[k * D + 2] += (double)s1_2;
-        if (3 < D) S1[k * D + 3] += (double)s1_3;
-        if (4 < D) S1[k * D + 4] += (double)s1_4;
-        if (5 < D) S1[k * D + 5] += (double)s1_5;
-        if (6 < D) S1[k * D + 6] += (double)s1_6;
-        if (7 < D) S1[k * D + 7] += (double)s1_7;
-        if (8 < D) S1[k * D + 8] += (double)s1_8;
-        if (9 < D) S1[k * D + 9] += (double)s1_9;
-        if (10 < D) S1[k * D + 10] += (double)s1_10;
-        if (11 < D) S1[k * D + 11] += (double)s1_11;
-        if (12 < D) S1[k * D + 12] += (double)s1_12;
-        if (13 < D) S1[k * D + 13] += (double)s1_13;
-        if (14 < D) S1[k * D + 14] += (double)s1_14;
-        if (15 < D) S1[k * D + 15] += (double)s1_15;
         for (int64_t j = 0; j < D; j++)
             for (int64_t l = j; l < D; l++)
                 S2[(k * D + j) * D + l] += (double)gram[j * 16 + l];
     }
 }
 
-/* stage 0: log-probabilities; stage 1: statistics (lp holds w r) */
+/* stage 0: log-probabilities; stage 1: statistics (lp holds w r; sr: nb
+ * values of scratch) */
 GM_INLINE void GM(full_dispatch)(int stage, const REAL* xt, int64_t nb, int64_t D,
                                  int64_t K, const REAL* means, const REAL* prec,
                                  const double* lognorm, REAL* lp, double* R,
-                                 double* S1, double* S2, REAL* et)
+                                 double* S1, double* S2, REAL* et, REAL* sr)
 {
     switch (gm_template_d(D)) {
     case 1:
@@ -2069,35 +2866,77 @@ GM_INLINE void GM(full_dispatch)(int stage, const REAL* xt, int64_t nb, int64_t 
         break;
     case 5:
         if (stage == 0) GM(lp_full_5)(xt, nb, D, K, means, prec, lognorm, lp);
-        else GM(stats_full_5)(xt, nb, D, K, lp, means, R, S1, S2, et);
+        else GM(stats_full_5)(xt, nb, D, K, lp, means, R, S1, S2, et, sr);
         break;
     case 6:
+#ifndef GM_PORTABLE
+        if (stage == 0 && gm_isa_level() == 2) {
+            GM(lp_full_6_wide)(xt, nb, D, K, means, prec, lognorm, lp);
+            break;
+        }
+#endif
         if (stage == 0) GM(lp_full_6)(xt, nb, D, K, means, prec, lognorm, lp);
-        else GM(stats_full_6)(xt, nb, D, K, lp, means, R, S1, S2, et);
+        else GM(stats_full_6)(xt, nb, D, K, lp, means, R, S1, S2, et, sr);
         break;
     case 7:
+#ifndef GM_PORTABLE
+        if (stage == 0 && gm_isa_level() == 2) {
+            GM(lp_full_7_wide)(xt, nb, D, K, means, prec, lognorm, lp);
+            break;
+        }
+#endif
         if (stage == 0) GM(lp_full_7)(xt, nb, D, K, means, prec, lognorm, lp);
-        else GM(stats_full_7)(xt, nb, D, K, lp, means, R, S1, S2, et);
+        else GM(stats_full_7)(xt, nb, D, K, lp, means, R, S1, S2, et, sr);
         break;
     case 8:
+#ifndef GM_PORTABLE
+        if (stage == 0 && gm_isa_level() == 2) {
+            GM(lp_full_8_wide)(xt, nb, D, K, means, prec, lognorm, lp);
+            break;
+        }
+#endif
         if (stage == 0) GM(lp_full_8)(xt, nb, D, K, means, prec, lognorm, lp);
-        else GM(stats_full_8)(xt, nb, D, K, lp, means, R, S1, S2, et);
+        else GM(stats_full_8)(xt, nb, D, K, lp, means, R, S1, S2, et, sr);
         break;
     case 10:
+#ifndef GM_PORTABLE
+        if (stage == 0 && gm_isa_level() == 2) {
+            GM(lp_full_10_wide)(xt, nb, D, K, means, prec, lognorm, lp);
+            break;
+        }
+#endif
         if (stage == 0) GM(lp_full_10)(xt, nb, D, K, means, prec, lognorm, lp);
-        else GM(stats_full_10)(xt, nb, D, K, lp, means, R, S1, S2, et);
+        else GM(stats_full_10)(xt, nb, D, K, lp, means, R, S1, S2, et, sr);
         break;
     case 12:
+#ifndef GM_PORTABLE
+        if (stage == 0 && gm_isa_level() == 2) {
+            GM(lp_full_12_wide)(xt, nb, D, K, means, prec, lognorm, lp);
+            break;
+        }
+#endif
         if (stage == 0) GM(lp_full_12)(xt, nb, D, K, means, prec, lognorm, lp);
-        else GM(stats_full_12)(xt, nb, D, K, lp, means, R, S1, S2, et);
+        else GM(stats_full_12)(xt, nb, D, K, lp, means, R, S1, S2, et, sr);
         break;
     case 14:
+#ifndef GM_PORTABLE
+        if (stage == 0 && gm_isa_level() == 2) {
+            GM(lp_full_14_wide)(xt, nb, D, K, means, prec, lognorm, lp);
+            break;
+        }
+#endif
         if (stage == 0) GM(lp_full_14)(xt, nb, D, K, means, prec, lognorm, lp);
-        else GM(stats_full_14)(xt, nb, D, K, lp, means, R, S1, S2, et);
+        else GM(stats_full_14)(xt, nb, D, K, lp, means, R, S1, S2, et, sr);
         break;
     case 16:
+#ifndef GM_PORTABLE
+        if (stage == 0 && gm_isa_level() == 2) {
+            GM(lp_full_16_wide)(xt, nb, D, K, means, prec, lognorm, lp);
+            break;
+        }
+#endif
         if (stage == 0) GM(lp_full_16)(xt, nb, D, K, means, prec, lognorm, lp);
-        else GM(stats_full_16)(xt, nb, D, K, lp, means, R, S1, S2, et);
+        else GM(stats_full_16)(xt, nb, D, K, lp, means, R, S1, S2, et, sr);
         break;
     default: break;
     }

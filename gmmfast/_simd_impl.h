@@ -604,7 +604,7 @@ GM_CLONES static double GM(block)(
     REAL* lg = sm + nb;
     GM(transpose_in)(x, nb, D, xrows, xt);
     switch (cov_type) {
-    case 0: GM(full_dispatch)(0, xt, nb, D, K, means, prec, lognorm, lp, R, S1, S2, et); break;
+    case 0: GM(full_dispatch)(0, xt, nb, D, K, means, prec, lognorm, lp, R, S1, S2, et, mx); break;
     case 1: GM(lp_tied)(xt, nb, D, K, prec, center, mproj, lognorm, et, lp); break;
     case 2: GM(lp_diag_sph)(0, xt, nb, D, K, means, prec, lognorm, lp); break;
     default: GM(lp_diag_sph)(1, xt, nb, D, K, means, prec, lognorm, lp); break;
@@ -616,7 +616,7 @@ GM_CLONES static double GM(block)(
                 out_resp[i * K + k] = lp[k * nb + i];
     if (R) {
         if (cov_type == 0)
-            GM(full_dispatch)(1, xt, nb, D, K, means, prec, lognorm, lp, R, S1, S2, et);
+            GM(full_dispatch)(1, xt, nb, D, K, means, prec, lognorm, lp, R, S1, S2, et, mx);
         else if (cov_type == 1)
             GM(stats_vec)(1, xt, nb, D, K, lp, center, 0, R, S1, S2);
         else
@@ -636,9 +636,10 @@ GM_CLONES static void GM(block_stats)(
     const int64_t xrows = GM(xt_rows)(D);
     REAL* xt = scratch;
     REAL* et = xt + xrows * nb + GM(gap)(nb);
+    REAL* sr = et + GM(et_rows)(D) * nb + GM(gap)(nb); /* GM(block)'s lp rows: unused here */
     GM(transpose_in)(x, nb, D, xrows, xt);
     if (cov_type == 0)
-        GM(full_dispatch)(1, xt, nb, D, K, shift, NULL, NULL, (REAL*)wr, R, S1, S2, et);
+        GM(full_dispatch)(1, xt, nb, D, K, shift, NULL, NULL, (REAL*)wr, R, S1, S2, et, sr);
     else
         GM(stats_vec)(cov_type, xt, nb, D, K, wr, shift, D, R, S1, S2);
 }

@@ -127,11 +127,21 @@ def test_e_step_matches_reference(covariance_type, path, dtype, n_samples, n_thr
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n_features", [1, 2, 3, 5, 8, 9, 11, 13, 16, 17, 24])
+@pytest.mark.parametrize("n_features", [1, 2, 3, 5, 6, 8, 9, 11, 13, 16, 17, 24])
 def test_e_step_every_feature_count(covariance_type, dtype, n_features):
     """Each register-kernel size (and its zero padding) and the BLAS path."""
     check_every_path(covariance_type, dtype, n_features, CHUNK, 2 * CHUNK + 3,
                      seed=n_features, rtol=RTOL[dtype] * (10 if dtype == np.float32 else 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_features", [6, 7, 12, 16])
+def test_e_step_full_vectors_and_tails(dtype, n_features):
+    """Blocks of 20 rows, so that each has whole vectors and a scalar tail in
+    both dtypes (AVX-512's full-covariance log-probabilities run 8 float64 or
+    16 float32 rows a vector, the rest one by one), and a last block of 3."""
+    check_every_path("full", dtype, n_features, 20, 2 * 20 + 3, seed=100 + n_features,
+                     rtol=RTOL[dtype] * (10 if dtype == np.float32 else 1))
 
 
 def check_every_path(covariance_type, dtype, n_features, chunk, n_samples, seed, rtol):
