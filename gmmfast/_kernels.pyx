@@ -49,7 +49,7 @@ from cpython.exc cimport PyErr_CheckSignals
 
 from gmmfast._simd cimport (
     GM_ISA_DISPATCH, GM_PORTABLE_BUILD, GM_SMALL_D_MAX, isize, block, block_stats, exp_array, gram_scratch, log_array,
-    gemm_rowmajor, normalize_block, rows_to_lp, scale_rows, scratch_size, stats_gram,
+    gemm_rowmajor, lp_full_rows, normalize_block, rows_to_lp, scale_rows, scratch_size, stats_gram,
     syrk_add_upper,
     tied_rows_to_lp, tied_stats_rows, trmm_right_upper,
 )
@@ -383,7 +383,9 @@ cdef double _block(
         if R != NULL:
             _gemm_stats(cov_type, buf, g, nb, D, K, lp, means, buf + nb * W, R, S1, S2)
         return ll
-    if cov_type == FULL:
+    if cov_type == FULL and lp_full_rows(x, nb, D, K, means, prec, lognorm, buf, lp):
+        pass  # the register kernel (AVX-512, D <= 64) on x transposed into buf
+    elif cov_type == FULL:
         for k in range(K):
             mu = means + k * D
             for i in range(nb):

@@ -219,6 +219,8 @@ GM_TARGET_POP
 #define normalize_block_d GM_PICK(normalize_block_d)
 #define normalize_block_f GM_PICK(normalize_block_f)
 #define rows_to_lp_d GM_PICK(rows_to_lp_d)
+#define lp_full_rows_d GM_PICK(lp_full_rows_d)
+#define lp_full_rows_f GM_PICK(lp_full_rows_f)
 #define rows_to_lp_f GM_PICK(rows_to_lp_f)
 #define tied_rows_to_lp_d GM_PICK(tied_rows_to_lp_d)
 #define tied_rows_to_lp_f GM_PICK(tied_rows_to_lp_f)

@@ -38,6 +38,12 @@ cdef extern from "_simd.h" nogil:
                              float* out_logp, float* out_resp, int64_t* out_labels,
                              int weight_resp)
     void rows_to_lp_d(const double* y, int64_t nb, int64_t D, double c, double* lp_k)
+    int lp_full_rows_d(const double* x, int64_t nb, int64_t D, int64_t K,
+                       const double* means, const double* prec, const double* lognorm,
+                       double* xt, double* lp)
+    int lp_full_rows_f(const float* x, int64_t nb, int64_t D, int64_t K,
+                       const float* means, const float* prec, const double* lognorm,
+                       float* xt, float* lp)
     void rows_to_lp_f(const float* y, int64_t nb, int64_t D, double c, float* lp_k)
     void tied_rows_to_lp_d(const double* z, int64_t nb, int64_t D, int64_t K,
                            const double* mproj, const double* lognorm, double* lp)
@@ -116,6 +122,15 @@ cdef inline double normalize_block(floating* lp, isize nb, isize K, const double
         return normalize_block_d(lp, nb, K, sw, out_logp, out_resp, out_labels, weight_resp)
     else:
         return normalize_block_f(lp, nb, K, sw, out_logp, out_resp, out_labels, weight_resp)
+
+
+cdef inline bint lp_full_rows(const floating* x, isize nb, isize D, isize K,
+                              const floating* means, const floating* prec,
+                              const double* lognorm, floating* xt, floating* lp) noexcept nogil:
+    if floating is double:
+        return lp_full_rows_d(x, nb, D, K, means, prec, lognorm, xt, lp)
+    else:
+        return lp_full_rows_f(x, nb, D, K, means, prec, lognorm, xt, lp)
 
 
 cdef inline void rows_to_lp(const floating* y, isize nb, isize D, double c,

@@ -2840,6 +2840,337 @@ GM_CLONES static void GM(stats_full_16)(const REAL* xt, int64_t nb, int64_t D, i
     }
 }
 
+#ifndef GM_PORTABLE
+#define GM_ANY_WIDE_MAX 64
+GM_CLONES static void GM(lp_full_any_wide)(const REAL* xt, int64_t nb, int64_t D, int64_t K,
+                                          const REAL* means, const REAL* prec,
+                                          const double* lognorm, REAL* lp)
+{
+    const int64_t vl = (int64_t)(sizeof(GM(vec)) / sizeof(REAL));
+    const int64_t nv = nb / vl * vl;
+    const int64_t dp = (D + 15) / 16 * 16;
+    REAL u[GM_ANY_WIDE_MAX * GM_ANY_WIDE_MAX], m[GM_ANY_WIDE_MAX];
+    for (int64_t k = 0; k < K; k++) {
+        for (int64_t l = 0; l < dp; l++) {
+            m[l] = l < D ? means[k * D + l] : (REAL)0;
+            for (int64_t j = 0; j < dp; j++)
+                u[l * dp + j] = (l < D && j < D) ? prec[(k * D + l) * D + j] : (REAL)0;
+        }
+        const REAL c = (REAL)lognorm[k];
+        REAL* out = lp + k * nb;
+        for (int64_t i = 0; i < nv; i += vl) {
+            GM(vec) sq = {0};
+            for (int64_t J = 0; J < dp; J += 16) {
+                GM(vec) y0 = {0}; GM(vec) y1 = {0}; GM(vec) y2 = {0}; GM(vec) y3 = {0}; GM(vec) y4 = {0}; GM(vec) y5 = {0}; GM(vec) y6 = {0}; GM(vec) y7 = {0}; GM(vec) y8 = {0}; GM(vec) y9 = {0}; GM(vec) y10 = {0}; GM(vec) y11 = {0}; GM(vec) y12 = {0}; GM(vec) y13 = {0}; GM(vec) y14 = {0}; GM(vec) y15 = {0};
+                for (int64_t l = 0; l < J; l++) {
+                    GM(vec) d;
+                    memcpy(&d, xt + l * nb + i, sizeof(d));
+                    d -= m[l];
+                    const REAL* ul = u + l * dp + J;
+                    y0 += d * ul[0];
+                    y1 += d * ul[1];
+                    y2 += d * ul[2];
+                    y3 += d * ul[3];
+                    y4 += d * ul[4];
+                    y5 += d * ul[5];
+                    y6 += d * ul[6];
+                    y7 += d * ul[7];
+                    y8 += d * ul[8];
+                    y9 += d * ul[9];
+                    y10 += d * ul[10];
+                    y11 += d * ul[11];
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 0 < D) {
+                        memcpy(&d, xt + (J + 0) * nb + i, sizeof(d));
+                        d -= m[J + 0];
+                    }
+                    const REAL* ul = u + (J + 0) * dp + J;
+                    y0 += d * ul[0];
+                    y1 += d * ul[1];
+                    y2 += d * ul[2];
+                    y3 += d * ul[3];
+                    y4 += d * ul[4];
+                    y5 += d * ul[5];
+                    y6 += d * ul[6];
+                    y7 += d * ul[7];
+                    y8 += d * ul[8];
+                    y9 += d * ul[9];
+                    y10 += d * ul[10];
+                    y11 += d * ul[11];
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 1 < D) {
+                        memcpy(&d, xt + (J + 1) * nb + i, sizeof(d));
+                        d -= m[J + 1];
+                    }
+                    const REAL* ul = u + (J + 1) * dp + J;
+                    y1 += d * ul[1];
+                    y2 += d * ul[2];
+                    y3 += d * ul[3];
+                    y4 += d * ul[4];
+                    y5 += d * ul[5];
+                    y6 += d * ul[6];
+                    y7 += d * ul[7];
+                    y8 += d * ul[8];
+                    y9 += d * ul[9];
+                    y10 += d * ul[10];
+                    y11 += d * ul[11];
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 2 < D) {
+                        memcpy(&d, xt + (J + 2) * nb + i, sizeof(d));
+                        d -= m[J + 2];
+                    }
+                    const REAL* ul = u + (J + 2) * dp + J;
+                    y2 += d * ul[2];
+                    y3 += d * ul[3];
+                    y4 += d * ul[4];
+                    y5 += d * ul[5];
+                    y6 += d * ul[6];
+                    y7 += d * ul[7];
+                    y8 += d * ul[8];
+                    y9 += d * ul[9];
+                    y10 += d * ul[10];
+                    y11 += d * ul[11];
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 3 < D) {
+                        memcpy(&d, xt + (J + 3) * nb + i, sizeof(d));
+                        d -= m[J + 3];
+                    }
+                    const REAL* ul = u + (J + 3) * dp + J;
+                    y3 += d * ul[3];
+                    y4 += d * ul[4];
+                    y5 += d * ul[5];
+                    y6 += d * ul[6];
+                    y7 += d * ul[7];
+                    y8 += d * ul[8];
+                    y9 += d * ul[9];
+                    y10 += d * ul[10];
+                    y11 += d * ul[11];
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 4 < D) {
+                        memcpy(&d, xt + (J + 4) * nb + i, sizeof(d));
+                        d -= m[J + 4];
+                    }
+                    const REAL* ul = u + (J + 4) * dp + J;
+                    y4 += d * ul[4];
+                    y5 += d * ul[5];
+                    y6 += d * ul[6];
+                    y7 += d * ul[7];
+                    y8 += d * ul[8];
+                    y9 += d * ul[9];
+                    y10 += d * ul[10];
+                    y11 += d * ul[11];
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 5 < D) {
+                        memcpy(&d, xt + (J + 5) * nb + i, sizeof(d));
+                        d -= m[J + 5];
+                    }
+                    const REAL* ul = u + (J + 5) * dp + J;
+                    y5 += d * ul[5];
+                    y6 += d * ul[6];
+                    y7 += d * ul[7];
+                    y8 += d * ul[8];
+                    y9 += d * ul[9];
+                    y10 += d * ul[10];
+                    y11 += d * ul[11];
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 6 < D) {
+                        memcpy(&d, xt + (J + 6) * nb + i, sizeof(d));
+                        d -= m[J + 6];
+                    }
+                    const REAL* ul = u + (J + 6) * dp + J;
+                    y6 += d * ul[6];
+                    y7 += d * ul[7];
+                    y8 += d * ul[8];
+                    y9 += d * ul[9];
+                    y10 += d * ul[10];
+                    y11 += d * ul[11];
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 7 < D) {
+                        memcpy(&d, xt + (J + 7) * nb + i, sizeof(d));
+                        d -= m[J + 7];
+                    }
+                    const REAL* ul = u + (J + 7) * dp + J;
+                    y7 += d * ul[7];
+                    y8 += d * ul[8];
+                    y9 += d * ul[9];
+                    y10 += d * ul[10];
+                    y11 += d * ul[11];
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 8 < D) {
+                        memcpy(&d, xt + (J + 8) * nb + i, sizeof(d));
+                        d -= m[J + 8];
+                    }
+                    const REAL* ul = u + (J + 8) * dp + J;
+                    y8 += d * ul[8];
+                    y9 += d * ul[9];
+                    y10 += d * ul[10];
+                    y11 += d * ul[11];
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 9 < D) {
+                        memcpy(&d, xt + (J + 9) * nb + i, sizeof(d));
+                        d -= m[J + 9];
+                    }
+                    const REAL* ul = u + (J + 9) * dp + J;
+                    y9 += d * ul[9];
+                    y10 += d * ul[10];
+                    y11 += d * ul[11];
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 10 < D) {
+                        memcpy(&d, xt + (J + 10) * nb + i, sizeof(d));
+                        d -= m[J + 10];
+                    }
+                    const REAL* ul = u + (J + 10) * dp + J;
+                    y10 += d * ul[10];
+                    y11 += d * ul[11];
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 11 < D) {
+                        memcpy(&d, xt + (J + 11) * nb + i, sizeof(d));
+                        d -= m[J + 11];
+                    }
+                    const REAL* ul = u + (J + 11) * dp + J;
+                    y11 += d * ul[11];
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 12 < D) {
+                        memcpy(&d, xt + (J + 12) * nb + i, sizeof(d));
+                        d -= m[J + 12];
+                    }
+                    const REAL* ul = u + (J + 12) * dp + J;
+                    y12 += d * ul[12];
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 13 < D) {
+                        memcpy(&d, xt + (J + 13) * nb + i, sizeof(d));
+                        d -= m[J + 13];
+                    }
+                    const REAL* ul = u + (J + 13) * dp + J;
+                    y13 += d * ul[13];
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 14 < D) {
+                        memcpy(&d, xt + (J + 14) * nb + i, sizeof(d));
+                        d -= m[J + 14];
+                    }
+                    const REAL* ul = u + (J + 14) * dp + J;
+                    y14 += d * ul[14];
+                    y15 += d * ul[15];
+                }
+                {
+                    GM(vec) d = {0};
+                    if (J + 15 < D) {
+                        memcpy(&d, xt + (J + 15) * nb + i, sizeof(d));
+                        d -= m[J + 15];
+                    }
+                    const REAL* ul = u + (J + 15) * dp + J;
+                    y15 += d * ul[15];
+                }
+                sq += y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3 + y4 * y4 + y5 * y5 + y6 * y6 + y7 * y7 + y8 * y8 + y9 * y9 + y10 * y10 + y11 * y11 + y12 * y12 + y13 * y13 + y14 * y14 + y15 * y15;
+            }
+            const GM(vec) o = c - (REAL)0.5 * sq;
+            memcpy(out + i, &o, sizeof(o));
+        }
+        for (int64_t i = nv; i < nb; i++) {
+            REAL sq = 0;
+            for (int64_t J = 0; J < dp; J += 16) {
+                REAL y[16];
+                for (int q = 0; q < 16; q++) {
+                    REAL t = 0;
+                    for (int64_t l = 0; l <= J + q && l < D; l++)
+                        t += (xt[l * nb + i] - m[l]) * u[l * dp + J + q];
+                    y[q] = t;
+                }
+                sq += y[0] * y[0] + y[1] * y[1] + y[2] * y[2] + y[3] * y[3] + y[4] * y[4] + y[5] * y[5] + y[6] * y[6] + y[7] * y[7] + y[8] * y[8] + y[9] * y[9] + y[10] * y[10] + y[11] * y[11] + y[12] * y[12] + y[13] * y[13] + y[14] * y[14] + y[15] * y[15];
+            }
+            out[i] = c - (REAL)0.5 * sq;
+        }
+    }
+}
+#endif
+
 /* stage 0: log-probabilities; stage 1: statistics (lp holds w r; sr: nb
  * values of scratch) */
 GM_INLINE void GM(full_dispatch)(int stage, const REAL* xt, int64_t nb, int64_t D,

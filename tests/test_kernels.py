@@ -135,11 +135,14 @@ def test_e_step_every_feature_count(covariance_type, dtype, n_features):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n_features", [6, 7, 12, 16])
+@pytest.mark.parametrize("n_features", [6, 7, 12, 16, 17, 33, 64, 65])
 def test_e_step_full_vectors_and_tails(dtype, n_features):
     """Blocks of 20 rows, so that each has whole vectors and a scalar tail in
     both dtypes (AVX-512's full-covariance log-probabilities run 8 float64 or
-    16 float32 rows a vector, the rest one by one), and a last block of 3."""
+    16 float32 rows a vector, the rest one by one), and a last block of 3:
+    the register templates (D <= 16), the BLAS path's register kernel in
+    column blocks of 16 (17 <= D <= 64: one partial block, two whole blocks
+    and one partial) and its trmm beyond (65)."""
     check_every_path("full", dtype, n_features, 20, 2 * 20 + 3, seed=100 + n_features,
                      rtol=RTOL[dtype] * (10 if dtype == np.float32 else 1))
 

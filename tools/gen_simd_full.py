@@ -155,6 +155,89 @@ def lp_wide_function(dt):
     return out
 
 
+ANY_WIDE_MAX = 64  # GM(lp_full_any_wide) serves 16 < D <= this (its U copy on the stack)
+
+
+def lp_any_wide_function():
+    """GM(lp_full_any_wide): the full-covariance log-probabilities at any
+    16 < D <= ANY_WIDE_MAX, for AVX-512, in 64-byte GCC vectors over rows.
+
+    y = (x - mu) U is built 16 columns at a time in 16 vector accumulators:
+    first the rows of U above the columns' diagonal block (a loop over l:
+    one centred feature d_l, 16 multiply-adds with U's entries as broadcast
+    operands), then the diagonal block's triangle, unrolled. Each y_j sums
+    d_l U[l, j] over l in order; ||y||^2 sums y_j^2 over j in order. U is
+    copied per component into a zero-padded stack array (D rounded up to 16
+    columns), so that the last block's padding columns add exact zeros.
+    The rows past the last full vector take the scalar loop.
+    """
+    W = 16
+    out = ["#ifndef GM_PORTABLE",
+           f"#define GM_ANY_WIDE_MAX {ANY_WIDE_MAX}",
+           "GM_CLONES static void GM(lp_full_any_wide)(const REAL* xt, int64_t nb, int64_t D, int64_t K,",
+           "                                          const REAL* means, const REAL* prec,",
+           "                                          const double* lognorm, REAL* lp)",
+           "{",
+           "    const int64_t vl = (int64_t)(sizeof(GM(vec)) / sizeof(REAL));",
+           "    const int64_t nv = nb / vl * vl;",
+           f"    const int64_t dp = (D + {W - 1}) / {W} * {W};",
+           "    REAL u[GM_ANY_WIDE_MAX * GM_ANY_WIDE_MAX], m[GM_ANY_WIDE_MAX];",
+           "    for (int64_t k = 0; k < K; k++) {",
+           "        for (int64_t l = 0; l < dp; l++) {",
+           "            m[l] = l < D ? means[k * D + l] : (REAL)0;",
+           "            for (int64_t j = 0; j < dp; j++)",
+           "                u[l * dp + j] = (l < D && j < D) ? prec[(k * D + l) * D + j] : (REAL)0;",
+           "        }",
+           "        const REAL c = (REAL)lognorm[k];",
+           "        REAL* out = lp + k * nb;",
+           "        for (int64_t i = 0; i < nv; i += vl) {",
+           "            GM(vec) sq = {0};",
+           f"            for (int64_t J = 0; J < dp; J += {W}) {{"]
+    out.append("                " + " ".join(f"GM(vec) y{q} = {{0}};" for q in range(W)))
+    out.append("                for (int64_t l = 0; l < J; l++) {")
+    out.append("                    GM(vec) d;")
+    out.append("                    memcpy(&d, xt + l * nb + i, sizeof(d));")
+    out.append("                    d -= m[l];")
+    out.append("                    const REAL* ul = u + l * dp + J;")
+    for q in range(W):
+        out.append(f"                    y{q} += d * ul[{q}];")
+    out.append("                }")
+    for a in range(W):
+        out.append("                {")
+        out.append("                    GM(vec) d = {0};")
+        out.append(f"                    if (J + {a} < D) {{")
+        out.append(f"                        memcpy(&d, xt + (J + {a}) * nb + i, sizeof(d));")
+        out.append(f"                        d -= m[J + {a}];")
+        out.append("                    }")
+        out.append(f"                    const REAL* ul = u + (J + {a}) * dp + J;")
+        for q in range(a, W):
+            out.append(f"                    y{q} += d * ul[{q}];")
+        out.append("                }")
+    out.append("                sq += " + " + ".join(f"y{q} * y{q}" for q in range(W)) + ";")
+    out.append("            }")
+    out.append("            const GM(vec) o = c - (REAL)0.5 * sq;")
+    out.append("            memcpy(out + i, &o, sizeof(o));")
+    out.append("        }")
+    out.append("        for (int64_t i = nv; i < nb; i++) {")
+    out.append("            REAL sq = 0;")
+    out.append(f"            for (int64_t J = 0; J < dp; J += {W}) {{")
+    out.append(f"                REAL y[{W}];")
+    out.append(f"                for (int q = 0; q < {W}; q++) {{")
+    out.append("                    REAL t = 0;")
+    out.append("                    for (int64_t l = 0; l <= J + q && l < D; l++)")
+    out.append("                        t += (xt[l * nb + i] - m[l]) * u[l * dp + J + q];")
+    out.append("                    y[q] = t;")
+    out.append("                }")
+    out.append("                sq += " + " + ".join(f"y[{q}] * y[{q}]" for q in range(W)) + ";")
+    out.append("            }")
+    out.append("            out[i] = c - (REAL)0.5 * sq;")
+    out.append("        }")
+    out.append("    }")
+    out.append("}")
+    out.append("#endif")
+    return out
+
+
 def stats_direct(dt):
     out = [f"GM_CLONES static void GM(stats_full_{dt})(const REAL* xt, int64_t nb, int64_t D, int64_t K,",
            "                                   const REAL* wr, const REAL* shift,",
@@ -289,6 +372,7 @@ def generate():
         if dt >= WIDE_LP_MIN:
             lines += lp_wide_function(dt) + [""]
         lines += (stats_direct(dt) if dt <= DIRECT_STATS_MAX else stats_tiles(dt)) + [""]
+    lines += lp_any_wide_function() + [""]
     lines += dispatch()
     return "\n".join(lines) + "\n"
 
