@@ -12,9 +12,11 @@ Paths (measured crossovers: README, "How it works"):
 
 VECTOR      C register kernels (``_simd.h``) on structure-of-arrays blocks;
             every covariance type; full and tied up to SMALL_D_MAX features.
-BLAS_TILES  the Mahalanobis term by BLAS trmm on row blocks; full statistics
-            S2 by the register tiles of ``stats_gram`` (tied: first-order
-            rows only); the tied scatter by syrk.
+BLAS_TILES  the Mahalanobis term by BLAS trmm on row blocks (full at 17-64
+            features on AVX-512: by the register kernel lp_full_any_wide
+            instead, _simd_full.h); full statistics S2 by the register
+            tiles of ``stats_gram`` (tied: first-order rows only); the tied
+            scatter by syrk.
 BLAS_SYRK   as BLAS_TILES, but full S2 by BLAS syrk, whose packing is
             amortised above GRAM_MAX_FEATURES features.
 BLAS_GEMM   diag and spherical by matrix products: the log-densities of a
