@@ -70,6 +70,17 @@ def load_params(dt):
     return lines
 
 
+def triangle_lines(dt, indent, typ, d, u):
+    """y_j = sum_{l <= j} d_l U[l, j] for j < DT, each sum over l in order
+    (``d(l)`` and ``u(l, j)`` spell the operands), and the expression
+    sum_j y_j^2 in j order: the one Mahalanobis formula of every kernel."""
+    lines = []
+    for j in range(dt):
+        terms = " + ".join(f"{d(l)} * {u(l, j)}" for l in range(j + 1))
+        lines.append(f"{indent}const {typ} y{j} = {terms};")
+    return lines, " + ".join(f"y{j} * y{j}" for j in range(dt))
+
+
 def lp_function(dt):
     out = [f"GM_CLONES static void GM(lp_full_{dt})(const REAL* xt, int64_t nb, int64_t D, int64_t K,",
            "                                const REAL* means, const REAL* prec,",
@@ -85,11 +96,9 @@ def lp_function(dt):
     out.append("        for (int64_t i = 0; i < nb; i++) {")
     for j in range(dt):
         out.append(f"            const REAL d{j} = x{j}[i] - m{j};")
-    for j in range(dt):
-        # y_j = sum_{l <= j} d_l U[l, j]
-        terms = " + ".join(f"d{l} * u{l}_{j}" for l in range(j + 1))
-        out.append(f"            const REAL y{j} = {terms};")
-    squares = " + ".join(f"y{j} * y{j}" for j in range(dt))
+    lines, squares = triangle_lines(dt, "            ", "REAL", lambda l: f"d{l}",
+                                    lambda l, j: f"u{l}_{j}")
+    out += lines
     out.append(f"            out[i] = c - (REAL)0.5 * ({squares});")
     out.append("        }")
     out.append("    }")
@@ -134,20 +143,19 @@ def lp_wide_function(dt):
         out.append(f"            GM(vec) d{j};")
         out.append(f"            memcpy(&d{j}, xt + {j} * nb + i, sizeof(d{j}));")
         out.append(f"            d{j} -= mp[{j}];")
-    for j in range(dt):
-        terms = " + ".join(f"d{l} * up[{l * dt + j}]" for l in range(j + 1))
-        out.append(f"            const GM(vec) y{j} = {terms};")
-    squares = " + ".join(f"y{j} * y{j}" for j in range(dt))
+    lines, squares = triangle_lines(dt, "            ", "GM(vec)", lambda l: f"d{l}",
+                                    lambda l, j: f"up[{l * dt + j}]")
+    out += lines
     out.append(f"            const GM(vec) o = c - (REAL)0.5 * ({squares});")
     out.append("            memcpy(out + i, &o, sizeof(o));")
     out.append("        }")
     out.append("        for (int64_t i = nv; i < nb; i++) {")
     for j in range(dt):
         out.append(f"            const REAL d{j} = xt[{j} * nb + i] - m[{j}];")
-    for j in range(dt):
-        terms = " + ".join(f"d{l} * u[{l * dt + j}]" for l in range(j + 1))
-        out.append(f"            const REAL y{j} = {terms};")
-    out.append(f"            out[i] = c - (REAL)0.5 * ({squares.replace('GM(vec)', 'REAL')});")
+    lines, squares = triangle_lines(dt, "            ", "REAL", lambda l: f"d{l}",
+                                    lambda l, j: f"u[{l * dt + j}]")
+    out += lines
+    out.append(f"            out[i] = c - (REAL)0.5 * ({squares});")
     out.append("        }")
     out.append("    }")
     out.append("}")
