@@ -445,13 +445,24 @@ GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw
      * lanes, GCC 12 returned a wrong sum (about 1/26 of it) in the builds
      * that pick the instruction set through function pointers (macOS
      * x86-64), while every statistic was right. A zero-weight row adds 0
-     * (its log p may be -inf). */
-    double l4[4] = {0.0, 0.0, 0.0, 0.0};
-    for (int64_t i = 0; i < nb; i++) {
-        const double lpi = (double)lg[i];
-        l4[i & 3] += sw ? (sw[i] != 0.0 ? sw[i] * lpi : 0.0) : lpi;
+     * (its log p may be -inf). The four sums are named scalars, four rows
+     * an iteration: as an array indexed by i % 4 they stayed on the stack,
+     * each addition waiting on the store before it (8% of an E-step at
+     * 10^5 x 2 x 2). */
+    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+#define GM_LL_TERM(i) (sw ? (sw[i] != 0.0 ? sw[i] * (double)lg[i] : 0.0) : (double)lg[i])
+    int64_t i4 = 0;
+    for (; i4 + 4 <= nb; i4 += 4) {
+        a0 += GM_LL_TERM(i4);
+        a1 += GM_LL_TERM(i4 + 1);
+        a2 += GM_LL_TERM(i4 + 2);
+        a3 += GM_LL_TERM(i4 + 3);
     }
-    const double ll = (l4[0] + l4[1]) + (l4[2] + l4[3]);
+    if (i4 < nb) a0 += GM_LL_TERM(i4);
+    if (i4 + 1 < nb) a1 += GM_LL_TERM(i4 + 1);
+    if (i4 + 2 < nb) a2 += GM_LL_TERM(i4 + 2);
+#undef GM_LL_TERM
+    const double ll = (a0 + a1) + (a2 + a3);
     if (out_logp) memcpy(out_logp, lg, (size_t)nb * sizeof(REAL));
     for (int64_t k = 0; k < K; k++) {
         REAL* row = lp + k * nb;

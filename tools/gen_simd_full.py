@@ -116,8 +116,11 @@ def lp_wide_function(dt):
     U's entries are read where they are used, as the multiply-adds' 8-byte
     broadcast operands ({1to8}): measured 1.3-1.4x faster at DT = 12-16 on
     one Zen 4 core (float64 and float32). The arithmetic is the same
-    expressions in the same order as GM(lp_full_DT) (bitwise equal,
-    measured); the rows past the last full vector take the scalar loop.
+    expressions in the same order as GM(lp_full_DT): the vector rows are
+    bitwise equal (measured). The rows past the last full vector take a
+    scalar loop, where the compiler may fuse a multiply-add that the
+    `omp simd` kernel's narrower epilogue does not (GCC's "avx512f" clone
+    has no FMA for 128/256-bit code), so they can differ in the last bit.
     """
     out = ["#ifndef GM_PORTABLE",
            f"GM_CLONES static void GM(lp_full_{dt}_wide)(const REAL* xt, int64_t nb, int64_t D, int64_t K,",
