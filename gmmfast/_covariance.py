@@ -447,13 +447,18 @@ class Tied(_Matrix):
         return weights @ np.asarray(means, dtype=np.float64) / float(weights.sum())
 
     def kernel_layout(self, means, prec, center):
-        c64 = center.astype(np.float64)
         # (mu_k - c) U: ||(x - mu_k) U||^2 = ||(x - c) U - (mu_k - c) U||^2
-        mproj = (means.astype(np.float64) - c64) @ prec.astype(np.float64)
+        # (asarray: float64 parameters are not copied, every EM iteration)
+        mproj = ((np.asarray(means, dtype=np.float64) - np.asarray(center, dtype=np.float64))
+                 @ np.asarray(prec, dtype=np.float64))
         return center, np.ascontiguousarray(mproj, dtype=means.dtype)
 
     def shift(self, means, center):
-        return np.broadcast_to(np.asarray(center, dtype=np.float64), np.shape(means))
+        # the centre in every row, as an array of its own: np.broadcast_to's
+        # view costs twice as much (2.8 against 1.4 us at K = 9, D = 2), once
+        # per EM iteration of every small fit
+        return np.repeat(np.asarray(center, dtype=np.float64)[np.newaxis],
+                         np.shape(means)[0], axis=0)
 
     def _covariances(self, R, S1, T, d, nk, reg_covar):
         # sum_k sum_i w r (y_i - m_k)(y_i - m_k)^T with y = x - c, m_k = mu_k - c
