@@ -383,17 +383,18 @@ cdef double _block(
         if R != NULL:
             _gemm_stats(cov_type, buf, g, nb, D, K, lp, means, buf + nb * W, R, S1, S2)
         return ll
-    if cov_type == FULL and lp_full_rows(x, nb, D, K, means, prec, lognorm, buf, lp):
-        pass  # the register kernel (AVX-512, D <= 64) on x transposed into buf
-    elif cov_type == FULL:
-        for k in range(K):
-            mu = means + k * D
-            for i in range(nb):
-                for j in range(D):
-                    buf[i * D + j] = x[i * D + j] - mu[j]
-            # buf := (x - mu_k) U_k ; ||row||^2 = Mahalanobis distance
-            trmm_right_upper(buf, prec + k * D * D, <int>nb, <int>D)
-            rows_to_lp(buf, nb, D, lognorm[k], lp + k * nb)
+    if cov_type == FULL:
+        # the register kernel on x transposed into buf (AVX-512, D <= 64), or
+        # where it does not serve a trmm per component
+        if not lp_full_rows(x, nb, D, K, means, prec, lognorm, buf, lp):
+            for k in range(K):
+                mu = means + k * D
+                for i in range(nb):
+                    for j in range(D):
+                        buf[i * D + j] = x[i * D + j] - mu[j]
+                # buf := (x - mu_k) U_k ; ||row||^2 = Mahalanobis distance
+                trmm_right_upper(buf, prec + k * D * D, <int>nb, <int>D)
+                rows_to_lp(buf, nb, D, lognorm[k], lp + k * nb)
     else:  # TIED: z = (x - c) U, then ||z - (mu_k - c) U||^2
         for i in range(nb):
             for j in range(D):

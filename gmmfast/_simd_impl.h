@@ -675,8 +675,9 @@ GM_CLONES static double GM(normalize_block)(REAL* lp, int64_t nb, int64_t K,
 /* BLAS path, full covariance with 16 < D <= GM_ANY_WIDE_MAX on AVX-512:
  * lp (K, nb) := lognorm_k - 1/2 ||(x - mu_k) U_k||^2 by the register kernel
  * GM(lp_full_any_wide) on x transposed into xt (D, nb), in place of a trmm
- * per component (measured at D = 32, K = 64, 240 rows, one Zen 4 core:
- * 2.2x the trmm path's rate). Returns 0, computing nothing, where that
+ * per component (measured on one Zen 4 core: an E-step with statistics at
+ * 50,000 x 32 x 64 from 250 to 161 ms; the kernel alone at 50 GFlop/s of
+ * D (D + 1) flops a row and component). Returns 0, computing nothing, where that
  * kernel does not serve (other ISAs, other D, the portable build): the
  * caller then takes trmm. */
 GM_CLONES static int GM(lp_full_rows)(const REAL* x, int64_t nb, int64_t D, int64_t K,
