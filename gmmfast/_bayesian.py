@@ -53,7 +53,7 @@ from ._init import resp_statistics
 from ._missing import batch_statistics
 from ._online import batch_config, blend
 from ._threads import blas_single_thread
-from ._maths import LOG_2PI
+from ._maths import FLOAT32_HINT, ILL_DEFINED_MESSAGE, LOG_2PI
 from ._stats import GMMParams, KernelParams
 from ._validation import _check_shape
 
@@ -423,6 +423,13 @@ class BGMModel:
         self.priors = priors
         self.prior_type = priors.weight_concentration_prior_type
         self.float32 = data.dtype == np.float32
+        # the priors as the compiled M-step of small shapes takes them
+        self._compiled_priors = (
+            self.prior_type == "dirichlet_process", float(priors.weight_concentration_prior),
+            float(priors.mean_precision_prior),
+            np.ascontiguousarray(priors.mean_prior, dtype=np.float64),
+            float(priors.degrees_of_freedom_prior),
+            np.ascontiguousarray(np.reshape(priors.covariance_prior, -1), dtype=np.float64))
 
     @property
     def center(self):
@@ -433,15 +440,46 @@ class BGMModel:
         next E-step and the fitted attributes both see)."""
         params = variational_m_step(nk, xk, sk, self.priors, self.covariance_type,
                                     float32=self.float32)
+        return self._in_dtype(params)
+
+    def _in_dtype(self, params):
         if not self.float32:
             return params  # float64 already
+        shared = params.shared
         params = params.astype(self.data.dtype)
         if not all(np.all(np.isfinite(a)) for a in (
                 params.means, params.covariances, params.precisions_cholesky)):
             _stats.check_finite_params(GMMParams(
                 np.ones(1), params.means, params.covariances, params.precisions_cholesky),
                 np.float32)
+        params.shared = shared  # computed from the float32 values
         return params
+
+    def m_step(self, stats, kp):
+        """The variational M-step of the E-step's statistics (taken around
+        kp.shift; the 10 eps guard pulls each mean towards kp.means), in the
+        data's dtype. Up to SMALL_ALGEBRA_D features (gmmfast/_covariance.py)
+        one compiled call, gmmfast/_kernels.pyx's ``bgm_m_step``, which also
+        computes the next E-step's constants (``_shared``); beyond, numpy."""
+        R, S1, S2 = stats
+        eps = _stats.machine_eps(self.data.dtype)
+        if not _covariance.small_algebra(S1.shape[1]):
+            nk, xk, sk = self.cov.params_from_stats(R, S1, S2, kp.shift, self.reg_covar,
+                                                    eps, anchor=kp.means)
+            return self.params_from_gaussian(nk, xk, sk)
+        anchor = kp.means
+        out = _kernels.bgm_m_step(
+            self.cov.code, R, S1, S2.reshape(-1), kp.shift,
+            None if anchor is kp.shift else np.ascontiguousarray(anchor, dtype=np.float64),
+            self.reg_covar, eps, *self._compiled_priors, self.float32)
+        if out is None:
+            raise ValueError(ILL_DEFINED_MESSAGE + (FLOAT32_HINT if self.float32 else ""))
+        conc_a, conc_b, mean_precision, means, dof, covariances, prec_chol, lognorm, \
+            bound_terms = out
+        params = BGMParams(conc_a if conc_b is None else (conc_a, conc_b), mean_precision,
+                           means, dof, covariances, prec_chol,
+                           shared=_Shared(lognorm, bound_terms))
+        return self._in_dtype(params)
 
     def initial_params(self, random_state, init_params, *_):
         """scikit-learn's ``_initialize_parameters`` then ``_initialize``: the
@@ -471,11 +509,7 @@ class BGMModel:
         the lower bound of the new parameters with those responsibilities."""
         if not np.isfinite(ll):
             raise non_finite_bound_error(ll, n_iter, self.reg_covar)
-        R, S1, S2 = stats
-        eps = float(np.finfo(self.data.dtype).eps)
-        nk, xk, sk = self.cov.params_from_stats(R, S1, S2, kp.shift, self.reg_covar, eps,
-                                                anchor=kp.means)
-        new = self.params_from_gaussian(nk, xk, sk)
+        new = self.m_step(stats, kp)
         terms = getattr(self.data, "missing_terms", None)
         if terms is None:
             value = fit_lower_bound(new, self.priors, self.covariance_type,

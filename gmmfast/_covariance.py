@@ -40,6 +40,11 @@ from ._maths import ILL_DEFINED_MESSAGE, FLOAT32_HINT, symmetrize_upper
 SMALL_ALGEBRA_D = 16
 
 
+def small_algebra(n_features):
+    """True when the M-step's algebra for this many features runs compiled."""
+    return n_features <= SMALL_ALGEBRA_D
+
+
 def _cholesky_precisions(stack, message):
     """U (upper) with U U^T = Sigma^-1 for each Sigma of a (n, D, D) stack."""
     if stack.shape[-1] <= SMALL_ALGEBRA_D:
@@ -63,6 +68,11 @@ def _cholesky_precisions(stack, message):
             raise ValueError(message)
         out[k] = inv_chol.T
     return out
+
+
+def _f64(a):
+    """``a`` as C-contiguous float64 (no copy when it is already)."""
+    return np.ascontiguousarray(a, dtype=np.float64)
 
 
 def _upper_cholesky(p):
@@ -244,6 +254,34 @@ class Covariance:
 
     def _covariances(self, R, S1, S2, d, nk, reg_covar):
         raise NotImplementedError
+
+    def em_params(self, R, S1, S2, shift, reg_covar, eps, anchor=None, total=None,
+                  float32=False):
+        """EM's M-step: ``params_from_stats``, the weights n_k / sum_k n_k
+        (or n_k / ``total``) and ``precision_cholesky``. Returns (weights,
+        means, covariances, precisions_cholesky, lognorm), float64; lognorm
+        (K,) holds the next E-step's kernel constants (gmmfast/_stats.py's
+        ``log_norm`` of these parameters in the data's dtype, float32 when
+        ``float32``), or is None where they are left to the caller. Raises
+        ValueError naming reg_covar for an ill-defined covariance.
+
+        Up to SMALL_ALGEBRA_D features one compiled call does it all
+        (gmmfast/_kernels.pyx ``em_m_step``, the numpy forms' operations in
+        their order): a small fit runs this every iteration, where numpy's
+        per-call costs were most of the iteration."""
+        if small_algebra(S1.shape[1]):
+            out = _kernels.em_m_step(
+                self.code, R, S1, S2.reshape(-1), shift,
+                None if anchor is None or anchor is shift else _f64(anchor),
+                reg_covar, eps, 0.0 if total is None else total, float32)
+            if out is None:
+                raise ValueError(ILL_DEFINED_MESSAGE + (FLOAT32_HINT if float32 else ""))
+            return out
+        nk, means, covariances = self.params_from_stats(R, S1, S2, shift, reg_covar, eps,
+                                                        anchor=anchor)
+        prec_chol = self.precision_cholesky(covariances, float32=float32)
+        return (nk / (nk.sum() if total is None else total), means, covariances,
+                prec_chol, None)
 
     def reshift(self, R, S1, S2, old_shift, new_shift):
         """Re-centre shifted statistics on another shift (float64, exact).

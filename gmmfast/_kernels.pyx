@@ -821,59 +821,66 @@ def trace_upper_products(const double[:, :, ::1] U, const double[:, :, ::1] M):
     return total
 
 
+cdef bint _cholesky_precision(const double* S, isize D, double* L, double* U) noexcept nogil:
+    """U upper (D, D, row-major, zeros below) with U U^T = S^-1 for one
+    symmetric S (D, D): the lower Cholesky factor L (LAPACK potf2's column
+    order), then M = L^-1 by forward substitution on the identity's columns
+    (trsm's order, as scikit-learn's ``solve_triangular(L, I, lower=True)``),
+    and U = M^T. L: D (D + 1) values of scratch. False when S has a
+    non-finite entry or is not positive definite, or M is not finite."""
+    cdef isize i, j, m, W = D + 1
+    cdef double s, v
+    for i in range(D * D):
+        if not isfinite(S[i]):
+            return False
+    # L, column by column
+    for j in range(D):
+        s = S[j * D + j]
+        for m in range(j):
+            s = s - L[j * W + m] * L[j * W + m]
+        if not (s > 0):
+            return False
+        s = sqrt(s)
+        L[j * W + j] = s
+        for i in range(j + 1, D):
+            v = S[i * D + j]
+            for m in range(j):
+                v = v - L[i * W + m] * L[j * W + m]
+            L[i * W + j] = v / s
+    # column j of M = L^-1 into the spare column L[:, D], then U[j, :]
+    for j in range(D):
+        for i in range(D):
+            L[i * W + D] = 1.0 if i == j else 0.0
+        for m in range(j, D):
+            L[m * W + D] = L[m * W + D] / L[m * W + m]
+            for i in range(m + 1, D):
+                L[i * W + D] = L[i * W + D] - L[m * W + D] * L[i * W + m]
+        for i in range(D):
+            U[j * D + i] = 0.0
+        for i in range(j, D):
+            v = L[i * W + D]
+            if not isfinite(v):
+                return False
+            U[j * D + i] = v
+    return True
+
+
 def cholesky_precisions(const double[:, :, ::1] stack):
     """U_k upper with U_k U_k^T = Sigma_k^-1 for each Sigma_k of a (K, D, D)
-    stack: the lower Cholesky factor L (LAPACK potf2's column order), then
-    M = L^-1 by forward substitution on the identity's columns (trsm's
-    order, as scikit-learn's ``solve_triangular(L, I, lower=True)``), and
-    U = M^T. Returns (U float64 (K, D, D), ok): ok False when a Sigma_k has
-    a non-finite entry or is not positive definite, or M is not finite (the
-    caller raises scikit-learn's message)."""
-    cdef isize K = stack.shape[0], D = stack.shape[1], k, i, j, m
+    stack (``_cholesky_precision``). Returns (U float64 (K, D, D), ok): ok
+    False when a Sigma_k has a non-finite entry or is not positive definite,
+    or U_k is not finite (the caller raises scikit-learn's message)."""
+    cdef isize K = stack.shape[0], D = stack.shape[1], k
     out = np.zeros((K, D, D))
     work = np.empty((D, D + 1))
     cdef double[:, :, ::1] U = out
     cdef double[:, ::1] L = work
-    cdef double s, v
     cdef bint ok = True
+    if K == 0 or D == 0:
+        return out, True
     with nogil:
         for k in range(K):
-            for i in range(D):
-                for j in range(D):
-                    if not isfinite(stack[k, i, j]):
-                        ok = False
-            if not ok:
-                break
-            # L, column by column
-            for j in range(D):
-                s = stack[k, j, j]
-                for m in range(j):
-                    s = s - L[j, m] * L[j, m]
-                if not (s > 0):
-                    ok = False
-                    break
-                s = sqrt(s)
-                L[j, j] = s
-                for i in range(j + 1, D):
-                    v = stack[k, i, j]
-                    for m in range(j):
-                        v = v - L[i, m] * L[j, m]
-                    L[i, j] = v / s
-            if not ok:
-                break
-            # column j of M = L^-1 into the spare column L[:, D], then U[k, j, :]
-            for j in range(D):
-                for i in range(D):
-                    L[i, D] = 1.0 if i == j else 0.0
-                for m in range(j, D):
-                    L[m, D] = L[m, D] / L[m, m]
-                    for i in range(m + 1, D):
-                        L[i, D] = L[i, D] - L[m, D] * L[i, m]
-                for i in range(j, D):
-                    v = L[i, D]
-                    if not isfinite(v):
-                        ok = False
-                    U[k, j, i] = v
+            ok = _cholesky_precision(&stack[k, 0, 0], D, &L[0, 0], &U[k, 0, 0])
             if not ok:
                 break
     return out, bool(ok)
@@ -893,6 +900,205 @@ def symmetrize_upper_stack(const double[:, :, ::1] S):
                     o[k, i, j] = S[k, i, j] + S[k, j, i]
                     o[k, j, i] = o[k, i, j]
     return out
+
+
+# ---------------------------------------------------------------------------
+# The M-step of a small shape in one call (gmmfast/_covariance.py's
+# ``em_params``, gmmfast/_bayesian.py's compiled variational step): the
+# Gaussian parameters from shifted statistics, the precisions' factors, and
+# the next E-step's kernel constants. Each formula is the numpy form's, term
+# by term in its order; sums of a few terms run in index order (numpy may
+# pair them: the same values to rounding).
+# ---------------------------------------------------------------------------
+
+cdef double LOG_2PI = log(2.0 * 3.141592653589793)
+
+
+cdef inline double _rounded(double v, bint float32) noexcept nogil:
+    """v as the data's dtype holds it (float32: rounded to float)."""
+    return <double>(<float>v) if float32 else v
+
+
+cdef isize _n_cov(int code, isize K, isize D) noexcept nogil:
+    """Values in one covariance type's covariances (and their factors)."""
+    if code == FULL:
+        return K * D * D
+    if code == TIED:
+        return D * D
+    return K * D if code == DIAG else K
+
+
+cdef object _cov_shape(int code, isize K, isize D):
+    if code == FULL:
+        return (K, D, D)
+    if code == TIED:
+        return (D, D)
+    if code == DIAG:
+        return (K, D)
+    return (K,)
+
+
+cdef double _gaussian(int code, const double[::1] R, const double[:, ::1] S1,
+                      const double[::1] S2, const double[:, ::1] shift,
+                      const double[:, ::1] anchor, bint anchored, double reg_covar,
+                      double eps, double* nk, double* means, double* d, double* cov,
+                      double* work) noexcept nogil:
+    """``params_from_stats``: n_k = R_k + 10 eps into nk (K,), the means
+    (K, D) and the covariances (the type's layout, reg_covar added); d (K, D)
+    and work (D^2) are scratch. Returns sum_k n_k."""
+    cdef isize K = S1.shape[0], D = S1.shape[1], k, i, j
+    cdef double a, b, t, nsum = 0.0
+    for k in range(K):
+        nk[k] = R[k] + 10.0 * eps
+        nsum = nsum + nk[k]
+        for j in range(D):
+            if not anchored:
+                d[k * D + j] = S1[k, j] / nk[k]
+            else:
+                # sum w r (x - a) = S1 - R (a - c): the guard shrinks the step
+                # from the anchor a, not the position
+                t = anchor[k, j] - shift[k, j]
+                d[k * D + j] = t + (S1[k, j] - R[k] * t) / nk[k]
+            means[k * D + j] = shift[k, j] + d[k * D + j]
+    if code == FULL:
+        for k in range(K):
+            for i in range(D):
+                for j in range(i, D):
+                    a = ((S2[(k * D + i) * D + j] - S1[k, i] * d[k * D + j])
+                         - S1[k, j] * d[k * D + i])
+                    a = a + R[k] * d[k * D + i] * d[k * D + j]
+                    b = ((S2[(k * D + j) * D + i] - S1[k, j] * d[k * D + i])
+                         - S1[k, i] * d[k * D + j])
+                    b = b + R[k] * d[k * D + j] * d[k * D + i]
+                    a = 0.5 * (a + b) / nk[k]
+                    cov[(k * D + i) * D + j] = a
+                    cov[(k * D + j) * D + i] = a
+                cov[(k * D + i) * D + i] += reg_covar
+    elif code == TIED:
+        # T - S1^T d - d^T S1 + sum_k R_k d_k d_k^T, symmetrised, / sum n_k
+        for i in range(D):
+            for j in range(D):
+                a = 0.0
+                for k in range(K):
+                    a = a + S1[k, i] * d[k * D + j]
+                work[i * D + j] = a
+        for i in range(D):
+            for j in range(D):
+                b = 0.0
+                for k in range(K):
+                    b = b + R[k] * d[k * D + i] * d[k * D + j]
+                cov[i * D + j] = ((S2[i * D + j] - work[i * D + j]) - work[j * D + i]) + b
+        for i in range(D):
+            for j in range(i, D):
+                a = 0.5 * (cov[i * D + j] + cov[j * D + i]) / nsum
+                cov[i * D + j] = a
+                cov[j * D + i] = a
+            cov[i * D + i] += reg_covar
+    elif code == DIAG:
+        for k in range(K):
+            for j in range(D):
+                cov[k * D + j] = ((S2[k * D + j] - 2.0 * d[k * D + j] * S1[k, j])
+                                  + R[k] * d[k * D + j] * d[k * D + j]) / nk[k] + reg_covar
+    else:
+        for k in range(K):
+            a = 0.0
+            b = 0.0
+            for j in range(D):
+                a = a + d[k * D + j] * S1[k, j]
+                b = b + d[k * D + j] * d[k * D + j]
+            cov[k] = ((S2[k] - 2.0 * a) + R[k] * b) / (nk[k] * D) + reg_covar
+    return nsum
+
+
+cdef bint _precision_factors(int code, isize K, isize D, const double* cov, double* prec,
+                             double* work) noexcept nogil:
+    """``precision_cholesky``: U_k (full, tied) or 1 / sqrt(variances) (diag,
+    spherical); False for a covariance not finite or not positive definite.
+    work: D (D + 1) values."""
+    cdef isize k, n
+    cdef double a
+    if code == FULL:
+        for k in range(K):
+            if not _cholesky_precision(&cov[k * D * D], D, work, &prec[k * D * D]):
+                return False
+        return True
+    if code == TIED:
+        return _cholesky_precision(cov, D, work, prec)
+    n = _n_cov(code, K, D)
+    for k in range(n):
+        a = cov[k]
+        if not (a > 0.0 and a < INFINITY):
+            return False
+        prec[k] = 1.0 / sqrt(a)
+    return True
+
+
+cdef double _log_det(int code, const double* prec, isize k, isize D,
+                     bint float32) noexcept nogil:
+    """sum_d log U_k[d, d] of component k (``log_det``), of the factors as
+    the data's dtype holds them."""
+    cdef isize j
+    cdef double s = 0.0
+    if code == SPHERICAL:
+        return D * log(_rounded(prec[k], float32))
+    for j in range(D):
+        if code == FULL:
+            s = s + log(_rounded(prec[(k * D + j) * D + j], float32))
+        elif code == TIED:
+            s = s + log(_rounded(prec[j * D + j], float32))
+        else:
+            s = s + log(_rounded(prec[k * D + j], float32))
+    return s
+
+
+def em_m_step(int code, const double[::1] R, const double[:, ::1] S1,
+              const double[::1] S2, const double[:, ::1] shift,
+              const double[:, ::1] anchor, double reg_covar, double eps,
+              double total, bint float32):
+    """EM's M-step for covariance type ``code`` from shifted statistics, in
+    one call, with the next E-step's kernel constants (gmmfast/_covariance.py's
+    ``em_params``).
+
+    R (K,) and S1 (K, D) are taken around ``shift`` (K, D); S2, flat, is
+    full: the (K, D, D) symmetric matrices; tied: the scatter T (D, D);
+    diag: (K, D); spherical: (K,). ``anchor`` (K, D) or None (the shift) is
+    where the 10 eps guard on n_k pulls each mean. ``total`` divides n_k for
+    the weights (0: sum_k n_k). ``float32``: the kernel constants are those
+    of the parameters rounded to float32 (the data's dtype).
+
+    Returns (weights (K,), means (K, D), covariances, precisions_cholesky,
+    lognorm (K,)), float64, the two matrices in the type's shape; None when
+    a covariance is not finite or not positive definite (the caller raises
+    scikit-learn's message). lognorm_k = log pi_k + log det U_k - D/2 log 2 pi.
+    """
+    cdef isize K = S1.shape[0], D = S1.shape[1], k
+    cdef isize n_cov = _n_cov(code, K, D)
+    nk_arr = np.empty(K)
+    means_arr = np.empty((K, D))
+    cov_arr = np.empty(n_cov)
+    prec_arr = np.empty(n_cov)
+    lognorm_arr = np.empty(K)
+    work_arr = np.empty(K * D + D * (D + 1) + 1)
+    cdef double[::1] nk = nk_arr, cov = cov_arr, prec = prec_arr, lognorm = lognorm_arr
+    cdef double[::1] work = work_arr
+    cdef double[:, ::1] means = means_arr
+    cdef double nsum, half = 0.5 * D * LOG_2PI
+    cdef bint ok
+    with nogil:
+        nsum = _gaussian(code, R, S1, S2, shift, anchor, anchor is not None, reg_covar, eps,
+                         &nk[0], &means[0, 0], &work[0], &cov[0], &work[K * D])
+        ok = _precision_factors(code, K, D, &cov[0], &prec[0], &work[K * D])
+        if ok:
+            if total > 0.0:
+                nsum = total
+            for k in range(K):
+                nk[k] = nk[k] / nsum   # the weights
+                lognorm[k] = ((log(_rounded(nk[k], float32))
+                               + _log_det(code, &prec[0], k, D, float32)) - half)
+    if not ok:
+        return None
+    shape = _cov_shape(code, K, D)
+    return nk_arr, means_arr, cov_arr.reshape(shape), prec_arr.reshape(shape), lognorm_arr
 
 
 # ---------------------------------------------------------------------------
@@ -932,26 +1138,12 @@ def digamma(const double[::1] x):
     return out
 
 
-def bgm_constants(const double[::1] log_det, const double[::1] dof,
-                  const double[::1] mean_precision, const double[::1] conc_a,
-                  const double[::1] conc_b, isize n_features, bint process, bint tied,
-                  double[::1] lognorm):
-    """The variational model's per-component kernel constant and the
-    parameters' part of its lower bound, float64.
-
-    log_det (K,): log det U_k of the precisions' Cholesky factors; dof (K,):
-    nu_k (tied: nu repeated); mean_precision (K,): beta_k; the concentrations
-    (process: conc_a, conc_b the two (K,) Beta parameters; otherwise conc_a
-    the Dirichlet's, conc_b unread). Writes into lognorm (K,)
-
-        log det U_k - D/2 log(2 pi) - D/2 log nu_k
-        + 1/2 (D log 2 + sum_j psi((nu_k - j)/2) - D / beta_k) + E[log pi_k]
-
-    and returns -log_wishart - log_norm_weight - D/2 sum_k log beta_k, so
-    that the lower bound is that minus sum_i w_i sum_k r_ik log r_ik (the
-    terms and their order: gmmfast/_bayesian.py's ``log_prob_constant``,
-    ``log_weights`` and ``lower_bound``, which are scikit-learn's)."""
-    cdef isize K = dof.shape[0], D = n_features, k, j
+cdef double _bgm_constants(const double* log_det, const double* dof,
+                          const double* mean_precision, const double* conc_a,
+                          const double* conc_b, isize K, isize D, bint process, bint tied,
+                          double* lognorm) noexcept:
+    """``bgm_constants`` on raw arrays (K values each)."""
+    cdef isize k, j
     cdef double log2 = log(2.0), log_2pi = log(2.0 * 3.141592653589793)
     cdef double acc = 0.0, ds, total = 0.0, log_norm_weight = 0.0
     cdef double log_wishart = 0.0, sum_log_beta = 0.0
@@ -993,3 +1185,148 @@ def bgm_constants(const double[::1] log_det, const double[::1] dof,
             log_wishart = K * lwn
         sum_log_beta += log(mean_precision[k])
     return -log_wishart - log_norm_weight - 0.5 * D * sum_log_beta
+
+
+def bgm_constants(const double[::1] log_det, const double[::1] dof,
+                  const double[::1] mean_precision, const double[::1] conc_a,
+                  const double[::1] conc_b, isize n_features, bint process, bint tied,
+                  double[::1] lognorm):
+    """The variational model's per-component kernel constant and the
+    parameters' part of its lower bound, float64.
+
+    log_det (K,): log det U_k of the precisions' Cholesky factors; dof (K,):
+    nu_k (tied: nu repeated); mean_precision (K,): beta_k; the concentrations
+    (process: conc_a, conc_b the two (K,) Beta parameters; otherwise conc_a
+    the Dirichlet's, conc_b unread). Writes into lognorm (K,)
+
+        log det U_k - D/2 log(2 pi) - D/2 log nu_k
+        + 1/2 (D log 2 + sum_j psi((nu_k - j)/2) - D / beta_k) + E[log pi_k]
+
+    and returns -log_wishart - log_norm_weight - D/2 sum_k log beta_k, so
+    that the lower bound is that minus sum_i w_i sum_k r_ik log r_ik (the
+    terms and their order: gmmfast/_bayesian.py's ``log_prob_constant``,
+    ``log_weights`` and ``lower_bound``, which are scikit-learn's)."""
+    return _bgm_constants(&log_det[0], &dof[0], &mean_precision[0], &conc_a[0],
+                          &conc_b[0], dof.shape[0], n_features, process, tied, &lognorm[0])
+
+
+def bgm_m_step(int code, const double[::1] R, const double[:, ::1] S1,
+               const double[::1] S2, const double[:, ::1] shift,
+               const double[:, ::1] anchor, double reg_covar, double eps, bint process,
+               double conc_prior, double beta0, const double[::1] mean_prior, double nu0,
+               const double[::1] cov_prior, bint float32):
+    """BayesianGaussianMixture's variational M-step from shifted statistics,
+    in one call, with the next E-step's kernel constants and the parameters'
+    part of the lower bound (gmmfast/_bayesian.py's ``variational_m_step``
+    of ``params_from_stats``, then ``_shared``; scikit-learn's
+    ``_estimate_weights``, ``_estimate_means``, ``_estimate_wishart_*``).
+
+    The statistics as ``em_m_step`` takes them; the priors: the weight
+    concentration prior (``process``: the Dirichlet process's), beta0,
+    mean_prior (D,), nu0 and cov_prior flat (full/tied (D, D), diag (D,),
+    spherical one value). ``float32``: the constants are those of the
+    parameters rounded to float32.
+
+    Returns (conc_a (K,), conc_b (K,) or None, mean_precision (K,), means
+    (K, D), degrees_of_freedom ((K,); tied: a float64), covariances,
+    precisions_cholesky, lognorm (K,), bound_terms), float64; None when a
+    covariance is not finite or not positive definite.
+    """
+    cdef isize K = S1.shape[0], D = S1.shape[1], k, i, j
+    cdef isize n_cov = _n_cov(code, K, D)
+    ca_arr = np.empty(K)
+    cb_arr = np.empty(K)
+    beta_arr = np.empty(K)
+    means_arr = np.empty((K, D))
+    dof_arr = np.empty(K)
+    cov_arr = np.empty(n_cov)
+    prec_arr = np.empty(n_cov)
+    lognorm_arr = np.empty(K)
+    # nk, xk, d, sk, then the rounded constants' inputs (5 K), then work
+    work_arr = np.empty(K + 2 * K * D + n_cov + 5 * K + D * (D + 1) + 1)
+    cdef double[::1] ca = ca_arr, cb = cb_arr, beta = beta_arr, dof = dof_arr
+    cdef double[::1] cov = cov_arr, prec = prec_arr, lognorm = lognorm_arr, work = work_arr
+    cdef double[:, ::1] means = means_arr
+    cdef double* nk = &work[0]
+    cdef double* xk = nk + K
+    cdef double* d = xk + K * D
+    cdef double* sk = d + K * D
+    cdef double* r_logdet = sk + n_cov
+    cdef double* r_dof = r_logdet + K
+    cdef double* r_beta = r_dof + K
+    cdef double* r_ca = r_beta + K
+    cdef double* r_cb = r_ca + K
+    cdef double* scratch = r_cb + K
+    cdef double nsum, acc = 0.0, scale, c, g, m
+    cdef bint ok
+    with nogil:
+        nsum = _gaussian(code, R, S1, S2, shift, anchor, anchor is not None, reg_covar, eps,
+                         nk, xk, d, sk, scratch)
+        # the Dirichlet (process) posterior
+        for k in range(K - 1, -1, -1):
+            if process:
+                ca[k] = 1.0 + nk[k]
+                cb[k] = conc_prior + acc   # sum_{j > k} n_j, summed from the end
+                acc = acc + nk[k]
+            else:
+                ca[k] = conc_prior + nk[k]
+        for k in range(K):
+            beta[k] = beta0 + nk[k]
+            for j in range(D):
+                means[k, j] = (beta0 * mean_prior[j] + nk[k] * xk[k * D + j]) / beta[k]
+        # the Wishart posterior
+        if code == FULL:
+            for k in range(K):
+                dof[k] = nu0 + nk[k]
+                scale = nk[k] * beta0 / beta[k]
+                for i in range(D):
+                    for j in range(D):
+                        c = nk[k] * sk[(k * D + i) * D + j]
+                        c = c + cov_prior[i * D + j]
+                        c = c + ((xk[k * D + i] - mean_prior[i])
+                                 * (xk[k * D + j] - mean_prior[j])) * scale
+                        cov[(k * D + i) * D + j] = c / dof[k]
+        elif code == TIED:
+            c = nu0 + nsum / K
+            for k in range(K):
+                dof[k] = c
+            for i in range(D):
+                for j in range(D):
+                    g = 0.0
+                    for k in range(K):
+                        g = g + ((nk[k] / beta[k]) * (xk[k * D + i] - mean_prior[i])
+                                 * (xk[k * D + j] - mean_prior[j]))
+                    cov[i * D + j] = ((cov_prior[i * D + j] + sk[i * D + j] * nsum / K)
+                                      + beta0 / K * g) / dof[0]
+        elif code == DIAG:
+            for k in range(K):
+                dof[k] = nu0 + nk[k]
+                for j in range(D):
+                    m = xk[k * D + j] - mean_prior[j]
+                    cov[k * D + j] = (cov_prior[j] + nk[k] * (
+                        sk[k * D + j] + (beta0 / beta[k]) * (m * m))) / dof[k]
+        else:
+            for k in range(K):
+                dof[k] = nu0 + nk[k]
+                g = 0.0
+                for j in range(D):
+                    m = xk[k * D + j] - mean_prior[j]
+                    g = g + m * m
+                cov[k] = (cov_prior[0] + nk[k] * (sk[k] + beta0 / beta[k] * (g / D))) / dof[k]
+        ok = _precision_factors(code, K, D, &cov[0], &prec[0], scratch)
+        if ok:
+            for k in range(K):
+                r_logdet[k] = _log_det(code, &prec[0], k, D, float32)
+                r_dof[k] = _rounded(dof[k], float32)
+                r_beta[k] = _rounded(beta[k], float32)
+                r_ca[k] = _rounded(ca[k], float32)
+                r_cb[k] = _rounded(cb[k], float32) if process else r_ca[k]
+    if not ok:
+        return None
+    bound_terms = _bgm_constants(r_logdet, r_dof, r_beta, r_ca, r_cb, K, D, process,
+                                 code == TIED, &lognorm[0])
+    shape = _cov_shape(code, K, D)
+    return (ca_arr, cb_arr if process else None, beta_arr, means_arr,
+            np.float64(dof[0]) if code == TIED else dof_arr,
+            cov_arr.reshape(shape), prec_arr.reshape(shape), lognorm_arr, bound_terms)
+

@@ -120,6 +120,14 @@ GM_INLINE double gm_log_d(double x)
     return s * (hfsq + R) + dk * ln2_lo - hfsq + f + dk * ln2_hi;
 }
 
+/* log of a product of sums of exp()s (GM(normalize)): each factor is 0, NaN
+ * or in [1, K], so the product is 0 (a dead row: log p = -inf), NaN, or
+ * finite and at least 1. */
+GM_INLINE double gm_log_product(double p)
+{
+    return p >= 1.0 && p < INFINITY ? gm_log_d(p) : (p == 0.0 ? -INFINITY : p);
+}
+
 /* ---- exp / log, float -------------------------------------------------- */
 
 GM_INLINE float gm_exp_f(float x)

@@ -359,7 +359,22 @@ GM_INLINE void GM(lp_diag_sph)(int spherical, const REAL* xt, int64_t nb, int64_
  * (float64). A row where every component has zero density gets
  * log p = -inf and uniform responsibilities (it carries no information).
  * No loop here reads or writes through a pointer that may be NULL: masked
- * vector accesses to an invalid address cost a microcode assist each. */
+ * vector accesses to an invalid address cost a microcode assist each.
+ *
+ * The work is the exp() of every component but the largest (whose term is
+ * exactly 1), one log() and one division a row: at small D these, not the
+ * Mahalanobis terms, are the block's cost. Two shortcuts, each exact:
+ * - K = 2: the smaller component's exp(-|lp_1 - lp_0|) is the only one
+ *   computed (the other is exp(0) = 1): the same values as the general
+ *   loop, which computes both.
+ * - Without sample weights, when only the sum of log p is wanted (the
+ *   E-step), log p_i = m_i + log s_i (m_i the row's largest term, s_i in
+ *   [1, K] the sum of the exp()s) is summed as sum_i m_i + log prod_i s_i:
+ *   four float64 products of a quarter of the block's s_i each (at most
+ *   K^60, finite for K <= GM_PRODUCT_MAX_K), so four log()s a block in
+ *   place of one a row. The rounding differs from the per-row sum by a few
+ *   units in the last place of the block's sum. */
+#define GM_PRODUCT_MAX_K 1024
 GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw,
                                REAL* out_logp, int64_t* out_labels, int weight_resp,
                                REAL* mx, REAL* sm, REAL* lg)
@@ -389,9 +404,30 @@ GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw
             for (int64_t i = 0; i < nb; i++) mx[i] = row[i] > mx[i] ? row[i] : mx[i];
         }
     }
-    /* e = exp(lp - max); s = sum_k e. Rows whose max is -inf (no component
-     * has any density) use 0 instead: every e is then 0. */
-    {
+    /* e = exp(lp - max); s = sum_k e. Rows whose max is -inf or NaN use 0
+     * instead of it: every e is then 0 (or NaN). */
+    if (K == 2) {
+        REAL *r0 = lp, *r1 = lp + nb;
+        #pragma omp simd
+        for (int64_t i = 0; i < nb; i++) {
+            const REAL m = mx[i];
+            const int live = m > -(REAL)INFINITY;
+            mx[i] = live ? m : (REAL)0;
+            /* d > 0: row 1 is the max, e0 = exp(lp0 - lp1) = exp(-d);
+             * otherwise e0 = exp(0) = 1 and e1 = exp(d) (d <= 0) */
+            const REAL d = r1[i] - r0[i];
+            const int one_max = d > (REAL)0;
+            const REAL e = GM_EXP(one_max ? -d : d);
+            /* a dead row: 0 for -inf, NaN for NaN, as exp(lp - 0) */
+            const REAL z0 = r0[i] == r0[i] ? (REAL)0 : r0[i];
+            const REAL z1 = r1[i] == r1[i] ? (REAL)0 : r1[i];
+            const REAL e0 = live ? (one_max ? e : (REAL)1) : z0;
+            const REAL e1 = live ? (one_max ? (REAL)1 : e) : z1;
+            r0[i] = e0;
+            r1[i] = e1;
+            sm[i] = e0 + e1;
+        }
+    } else {
         REAL* row = lp;
         #pragma omp simd
         for (int64_t i = 0; i < nb; i++) {
@@ -401,19 +437,51 @@ GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw
             row[i] = e;
             sm[i] = e;
         }
+        for (int64_t k = 1; k < K; k++) {
+            row = lp + k * nb;
+            #pragma omp simd
+            for (int64_t i = 0; i < nb; i++) {
+                REAL e = GM_EXP(row[i] - mx[i]);
+                row[i] = e;
+                sm[i] += e;
+            }
+        }
     }
-    for (int64_t k = 1; k < K; k++) {
-        REAL* row = lp + k * nb;
+    const REAL inv_k = (REAL)1 / (REAL)K;
+    if (!sw && !out_logp && K <= GM_PRODUCT_MAX_K) {
+        /* the E-step without weights: scale = 1 / s (0 for a dead row) into
+         * mx, the row's max into lg, s kept in sm */
         #pragma omp simd
         for (int64_t i = 0; i < nb; i++) {
-            REAL e = GM_EXP(row[i] - mx[i]);
-            row[i] = e;
-            sm[i] += e;
+            const REAL s = sm[i];
+            lg[i] = mx[i];
+            mx[i] = s == (REAL)0 ? (REAL)0 : (REAL)1 / s;
         }
+        double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+        double p0 = 1.0, p1 = 1.0, p2 = 1.0, p3 = 1.0;
+        int64_t i4 = 0;
+        for (; i4 + 4 <= nb; i4 += 4) {
+            a0 += (double)lg[i4]; p0 *= (double)sm[i4];
+            a1 += (double)lg[i4 + 1]; p1 *= (double)sm[i4 + 1];
+            a2 += (double)lg[i4 + 2]; p2 *= (double)sm[i4 + 2];
+            a3 += (double)lg[i4 + 3]; p3 *= (double)sm[i4 + 3];
+        }
+        if (i4 < nb) { a0 += (double)lg[i4]; p0 *= (double)sm[i4]; }
+        if (i4 + 1 < nb) { a1 += (double)lg[i4 + 1]; p1 *= (double)sm[i4 + 1]; }
+        if (i4 + 2 < nb) { a2 += (double)lg[i4 + 2]; p2 *= (double)sm[i4 + 2]; }
+        const double ll = ((a0 + a1) + (a2 + a3))
+            + ((gm_log_product(p0) + gm_log_product(p1))
+               + (gm_log_product(p2) + gm_log_product(p3)));
+        for (int64_t k = 0; k < K; k++) {
+            REAL* row = lp + k * nb;
+            #pragma omp simd
+            for (int64_t i = 0; i < nb; i++)
+                row[i] = sm[i] == (REAL)0 ? inv_k : row[i] * mx[i];
+        }
+        return ll;
     }
     /* log p = max + log s; responsibilities = e * scale (mx) + offset (sm).
      * A dead row gets log p = -inf and uniform responsibilities. */
-    const REAL inv_k = (REAL)1 / (REAL)K;
     if (sw) {
         #pragma omp simd
         for (int64_t i = 0; i < nb; i++) {

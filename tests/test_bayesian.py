@@ -646,3 +646,46 @@ def test_compiled_constants_equal_the_numpy_forms(covariance_type, prior_type, n
     # and the lower bound's -sum w r log r enters with its sign
     assert (_bayesian.fit_lower_bound(params, priors, covariance_type, 2.5)
             == pytest.approx(got - 2.5, abs=1e-9 * terms))
+
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_m_step_equals_the_numpy_forms(monkeypatch, covariance_type, prior_type,
+                                                dtype):
+    """Up to SMALL_ALGEBRA_D features the variational M-step is one compiled
+    call (gmmfast/_kernels.pyx ``bgm_m_step``) that also computes the next
+    E-step's constants and the bound's parameter terms; the numpy forms
+    (``params_from_stats``, ``variational_m_step``, ``_shared``) beside it.
+    The same formulas with sums of at most max(K, D) terms in another order:
+    within 1e-12 of the values' magnitudes (the constants: the tolerance of
+    test_compiled_constants_equal_the_numpy_forms)."""
+    from types import SimpleNamespace
+
+    D, K = 4, 3
+    X = make_blobs(500, D, K, seed=3)[0].astype(dtype)
+    gf = BayesianGaussianMixture(n_components=K, covariance_type=covariance_type,
+                                 weight_concentration_prior_type=prior_type,
+                                 random_state=0, max_iter=2).fit(X)
+    data = ArrayData(np.ascontiguousarray(X), None,
+                     _stats.kernel_config(D, covariance_type, 1, K, dtype))
+    model = _bayesian.BGMModel(data, K, covariance_type, 1e-6, gf._priors())
+    kp = model.kernel_params(gf._params())
+    stats, _ = data.e_step(kp)
+    got = model.m_step(stats, kp)
+    with monkeypatch.context() as m:
+        m.setattr(_covariance, "small_algebra", lambda n_features: False)
+        want = model.m_step(stats, kp)
+    assert got.shared is not None and want.shared is None
+    for g, w in zip(got.as_tuple(), want.as_tuple()):
+        for a, b in zip(g if isinstance(g, tuple) else (g,), w if isinstance(w, tuple) else (w,)):
+            a, b = np.asarray(a), np.asarray(b)
+            assert a.dtype == b.dtype == dtype and a.shape == b.shape
+            rtol = 1e-12 if dtype == np.float64 else 2e-7  # float32: one rounding apart
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+    cov = _covariance.get(covariance_type)
+    ref = _bayesian._shared(want, cov, prior_type)
+    magnitude = np.abs(ref.lognorm) + 10.0 * D
+    np.testing.assert_allclose(got.shared.lognorm, ref.lognorm, rtol=0,
+                               atol=1e-12 * magnitude.max())
+    assert got.shared.bound_terms == pytest.approx(ref.bound_terms, rel=1e-12, abs=1e-9)

@@ -498,4 +498,146 @@ def test_log_likelihood_at_the_default_chunk(covariance_type, dtype, weighted, n
     expected = float(logp.sum() if sw is None else sw @ logp)
     # two orders of summing the same float64 terms: n u sum |terms|
     terms = np.abs(logp) * (1.0 if sw is None else sw)
-    assert abs(ll - expected) <= 4 * X.shape[0] * 2.2e-16 * terms.sum()
+    bound = 4 * X.shape[0] * 2.2e-16 * terms.sum()
+    if sw is None and dtype == np.float32:
+        # without weights the E-step sums log p_i = m_i + log s_i as
+        # sum_i m_i + log prod_i s_i in float64 (gmmfast/_simd_impl.h,
+        # GM(normalize)), where the prediction rounds each log p_i to
+        # float32: |log p_i - fl32(m_i + logf(s_i))| <= u (|log p_i| + 2 log K),
+        # u = 2^-24 (logf within an ulp, s_i in [1, K])
+        u32 = 2.0 ** -24
+        bound += u32 * (np.abs(logp).sum() + 2 * X.shape[0] * np.log(3))
+    assert abs(ll - expected) <= bound
+
+
+# ------------------------------------------- the compiled M-step of small shapes
+
+
+def _shifted_stats(covariance_type, n_components, n_features, rng, scale=1.0):
+    """Statistics of random data and responsibilities around random shifts
+    (tied: one centre, the scatter as S2), float64, as the kernels sum them."""
+    X = rng.normal(size=(60, n_features)) * scale + 3.0
+    resp = rng.dirichlet(np.ones(n_components), size=60) * rng.uniform(0.5, 2, (60, 1))
+    if covariance_type == "tied":
+        shift = np.tile(X.mean(axis=0) + 0.1, (n_components, 1))
+    else:
+        shift = rng.normal(size=(n_components, n_features)) + 3.0
+    R = resp.sum(axis=0)
+    diff = X[None] - shift[:, None]                          # (K, n, D)
+    S1 = np.einsum("nk,knd->kd", resp, diff)
+    S2 = {
+        "full": np.einsum("nk,knd,kne->kde", resp, diff, diff),
+        "tied": np.einsum("nd,ne->de", diff[0], diff[0]) * 1.0,
+        "diag": np.einsum("nk,knd->kd", resp, diff ** 2),
+        "spherical": np.einsum("nk,knd->k", resp, diff ** 2),
+    }[covariance_type]
+    if covariance_type == "tied":  # the scatter is unweighted: every row's resp sums to w
+        S2 = np.einsum("n,nd,ne->de", resp.sum(axis=1), diff[0], diff[0])
+    return R, S1, np.ascontiguousarray(S2), shift
+
+
+def _numpy_em_params(monkeypatch, cov, *args, **kwargs):
+    with monkeypatch.context() as m:
+        m.setattr(_covariance, "small_algebra", lambda n_features: False)
+        return cov.em_params(*args, **kwargs)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("anchored", [False, True])
+@pytest.mark.parametrize("n_features", [1, 3, 16])
+def test_em_m_step_equals_the_numpy_forms(monkeypatch, covariance_type, dtype, anchored,
+                                          n_features):
+    """The compiled M-step (``em_params`` up to SMALL_ALGEBRA_D features)
+    against the numpy forms it replaces (``params_from_stats``,
+    ``precision_cholesky``, the weights, ``log_norm``): the same formulas,
+    sums of at most max(K, D) terms taken in another order, each result
+    within (K + D) u of its terms' magnitudes (a few, here) times the
+    covariances' condition (below 10 here): 1e-12 relative."""
+    rng = np.random.default_rng(n_features)
+    K = 3
+    cov = _covariance.get(covariance_type)
+    R, S1, S2, shift = _shifted_stats(covariance_type, K, n_features, rng)
+    anchor = None
+    if anchored:
+        anchor = (shift + rng.normal(size=shift.shape) * 0.5).astype(dtype)
+        # component 0 empty: the 10 eps guard keeps its mean at the anchor
+        R[0] = 0.0
+        S1[0] = 0.0
+        if covariance_type != "tied":
+            S2[0] = 0.0
+    eps = float(np.finfo(dtype).eps)
+    float32 = dtype == np.float32
+    for total in (None, 123.0):
+        got = cov.em_params(R, S1, S2, shift, 1e-6, eps, anchor=anchor, total=total,
+                            float32=float32)
+        want = _numpy_em_params(monkeypatch, cov, R, S1, S2, shift, 1e-6, eps,
+                                anchor=anchor, total=total, float32=float32)
+        assert want[4] is None and got[4] is not None
+        for g, w in zip(got[:4], want[:4]):
+            assert g.shape == w.shape and g.dtype == np.float64
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12 * np.abs(w).max())
+        # the kernel constants of the parameters as the data's dtype holds them
+        params = _stats.GMMParams(*want[:4]).astype(dtype)
+        ref = _stats.log_norm(params.weights, params.precisions_cholesky, cov, n_features)
+        np.testing.assert_allclose(got[4], ref, rtol=1e-13, atol=1e-13)
+    # an empty component's mean stays at its anchor (without one: at the shift)
+    if anchored:
+        np.testing.assert_allclose(got[1][0], anchor[0], rtol=1e-6)
+        plain = cov.em_params(R, S1, S2, shift, 1e-6, eps, float32=float32)
+        np.testing.assert_allclose(plain[1][0], shift[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("float32", [False, True])
+def test_em_m_step_refuses_ill_defined_covariances(covariance_type, float32):
+    """A negative variance (statistics that no data gives) or a NaN: the
+    compiled M-step raises scikit-learn's message, as the numpy form does."""
+    rng = np.random.default_rng(0)
+    cov = _covariance.get(covariance_type)
+    R, S1, S2, shift = _shifted_stats(covariance_type, 2, 3, rng)
+    for bad in (-1e6, np.nan):
+        S2_bad = S2.copy()
+        S2_bad.reshape(-1)[0] = bad
+        with pytest.raises(ValueError, match="ill-defined empirical covariance") as info:
+            cov.em_params(R, S1, S2_bad, shift, 0.0, 2.2e-16, float32=float32)
+        assert ("float64" in str(info.value)) == float32
+
+
+def test_two_components_take_the_general_log_sum_exp_values():
+    """K = 2 computes one exp() a row (the other term is exp(0) = 1): its
+    responsibilities, log p and statistics equal, bit for bit, those of the
+    general loop, run here as K = 3 with a third component of weight 0
+    (lognorm -inf: its terms are exactly 0), on rows of every kind: usual,
+    one component's density 0, every density 0 (log p = -inf) and NaN."""
+    rng = np.random.default_rng(3)
+    for dtype in (np.float64, np.float32):
+        X = rng.normal(size=(300, 2)) * 3
+        X[5] = [1e200 if dtype == np.float64 else 1e30, 0.0]   # every density 0
+        X[7] = np.nan
+        X = X.astype(dtype)
+        p2 = random_params("full", 2, 2, rng)
+        p2.precisions_cholesky[1] *= 40          # a narrow component: far rows underflow
+        p3 = _stats.GMMParams(np.append(p2.weights, 0.0), np.vstack([p2.means, [[0, 0]]]),
+                              np.concatenate([p2.covariances, np.eye(2)[None]]),
+                              np.concatenate([p2.precisions_cholesky, np.eye(2)[None]]))
+        outs = []
+        for params in (p2, p3):
+            K = params.weights.shape[0]
+            kp = _stats.KernelParams(params.astype(dtype), "full", dtype)
+            cfg = _stats.kernel_config(2, "full", 1, K, dtype, X.shape[0])
+            with np.errstate(divide="ignore"):
+                logp, resp, _ = _stats.predict_arrays(X, kp, cfg, logp=True, resp=True)
+            ok = np.isfinite(X).all(axis=1)
+            ok[5] = False  # a dead row's responsibilities are 1 / K
+            (R, S1, S2), ll = _stats.e_step_stats(X[ok], None, kp, cfg)
+            outs.append((logp, resp[:, :2], R[:2], S1[:2], S2[:2], ll))
+        live = np.ones(300, bool)
+        live[5] = False
+        assert np.isneginf(outs[0][0][5]) and np.isnan(outs[0][0][7])
+        assert np.array_equal(outs[0][0], outs[1][0], equal_nan=True)
+        assert np.array_equal(outs[0][1][live], outs[1][1][live], equal_nan=True)
+        np.testing.assert_array_equal(outs[0][1][5], [0.5, 0.5])
+        for a, b in zip(outs[0][2:5], outs[1][2:5]):
+            assert np.array_equal(a, b)
+        assert outs[0][5] == outs[1][5] and np.isfinite(outs[0][5])
