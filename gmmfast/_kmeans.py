@@ -279,7 +279,7 @@ class _Seeding:
         M, D = self.C.shape
         n_cand = M - self.n_chosen
         pots = _stats.thread_slabs(n_threads, max(1, n_cand))
-        scratch = np.empty((n_threads, _kmeans_kernels.seed_scratch(KERNEL_CHUNK, D, M)))
+        scratch = _stats.scratch_rows(n_threads, _kmeans_kernels.seed_scratch(KERNEL_CHUNK, D, M))
         closest = None if self.closest is None else self.closest[start:start + x.shape[0]]
         _kmeans_kernels.seed_pass(
             np.ascontiguousarray(x), w, self.offset, self.C, row_norms_sq(self.C),
@@ -397,8 +397,8 @@ def kmeans_plusplus(walker, n_clusters, random_state, offset=None, n_local_trial
                 walker.X, walker.sample_weight, offset, out, indices, closest, dists,
                 uniforms, float(current_pot), _stats.thread_slabs(walker.n_threads,
                                                                   n_local_trials),
-                np.empty((walker.n_threads, _kmeans_kernels.seed_scratch(
-                    KERNEL_CHUNK, walker.n_features, n_local_trials))),
+                _stats.scratch_rows(walker.n_threads, _kmeans_kernels.seed_scratch(
+                    KERNEL_CHUNK, walker.n_features, n_local_trials)),
                 KERNEL_CHUNK, walker.n_threads)
             return out, indices
         lower = None  # the chosen candidate's kept distances
@@ -449,8 +449,8 @@ class _LloydBuffers:
         self.K, self.D = K, D
         self.sizes = (K * D, K, 1 + K)  # S, W and (inertia, counts)
         self.slabs = [_stats.thread_slabs(n_threads, n) for n in self.sizes]
-        self.scratch = np.empty((n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D, K)),
-                                dtype=dtype)
+        self.scratch = _stats.scratch_rows(
+            n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D, K), dtype)
         self.n_threads = n_threads
 
     def sums(self):
@@ -779,8 +779,8 @@ def one_hot_stats_block(x, w, a, args, n_threads=1):
     S2 = _stats.thread_slabs(n_threads, size)
     counts = _stats.thread_slabs(n_threads, K)
     centred = np.ascontiguousarray(km.centred)
-    scratch = np.empty((n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D, K)),
-                       dtype=x.dtype)
+    scratch = _stats.scratch_rows(n_threads, _kmeans_kernels.lloyd_scratch(KERNEL_CHUNK, D, K),
+                                  x.dtype)
     _kmeans_kernels.onehot_pass(
         np.ascontiguousarray(x), w, km.offset, centred, row_norms_sq(centred),
         np.ascontiguousarray(shift, dtype=np.float64), cov.code, scratch,

@@ -114,6 +114,19 @@ def thread_slabs(n_threads, size):
     return np.zeros((n_threads, stride))
 
 
+def scratch_rows(n_threads, size, dtype=np.float64):
+    """Uninitialised per-thread scratch, (n_threads, size rounded up to a
+    cache line), each row starting on a 64-byte boundary: the kernels' vector
+    loads from a row then never straddle two cache lines (numpy aligns its
+    buffers to 16 bytes only)."""
+    dtype = np.dtype(dtype)
+    lanes = 64 // dtype.itemsize
+    stride = (max(1, size) + lanes - 1) // lanes * lanes
+    buf = np.empty(n_threads * stride + lanes, dtype)
+    skip = (-(buf.ctypes.data // dtype.itemsize)) % lanes
+    return buf[skip:skip + n_threads * stride].reshape(n_threads, stride)
+
+
 def thread_sum(slabs, start, stop):
     """Values start:stop summed over the threads' rows of ``slabs`` in row
     order; one thread's row is its own sum (a view, no reduction: a small
