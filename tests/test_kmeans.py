@@ -443,3 +443,24 @@ def test_one_hot_stats_equal_the_responsibilities_kernel(covariance_type, dtype,
         assert S20 is None
     else:
         np.testing.assert_allclose(S2, S20, rtol=0, atol=8 * u * scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_features", [1, 2, 4, 5])
+@pytest.mark.parametrize("n_clusters", [3, 9, 20])
+def test_lloyd_labels_of_equal_distances_take_the_first_centre(dtype, n_features,
+                                                               n_clusters):
+    """Duplicate centres (exactly equal distances): every row goes to the
+    first of them, as numpy's argmin, in the rows-in-lanes labels (up to 4
+    features) and the centres-in-lanes ones (more) alike; the duplicate's
+    count is 0."""
+    X = _data(600, n_features, 3, 5, dtype)
+    rng = np.random.default_rng(4)
+    offset = X.mean(axis=0).astype(dtype)
+    centres = np.ascontiguousarray(X[rng.integers(0, 600, n_clusters)] - offset, dtype=dtype)
+    centres[-1] = centres[1]
+    centres[2] = centres[0]
+    S, W, inertia, counts = _kmeans.lloyd_kernel_block(X, None, 0, (offset, centres, True))
+    S0, W0, inertia0, counts0 = _kmeans.lloyd_numpy_block(X, None, 0, (offset, centres, True))
+    np.testing.assert_array_equal(counts, counts0)
+    assert counts[-1] == 0 and counts[2] == 0 and counts[0] + counts[1] > 0
