@@ -507,7 +507,7 @@ class BGMModel:
     def iterate(self, params, kp, stats, ll, n_iter):
         """scikit-learn's order: M-step on the E-step's responsibilities, then
         the lower bound of the new parameters with those responsibilities."""
-        if not np.isfinite(ll):
+        if not math.isfinite(ll):
             raise non_finite_bound_error(ll, n_iter, self.reg_covar)
         new = self.m_step(stats, kp)
         terms = getattr(self.data, "missing_terms", None)
@@ -523,7 +523,7 @@ class BGMModel:
                 new, self.priors, self.covariance_type,
                 log_resp_sum(terms.complete_stats, terms.complete_ll, kp)
                 + terms.hole_rlogr) + terms.hole_entropy
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             raise non_finite_bound_error(value, n_iter, self.reg_covar)
         return new, value
 

@@ -273,7 +273,7 @@ class Covariance:
             out = _kernels.em_m_step(
                 self.code, R, S1, S2.reshape(-1), shift,
                 None if anchor is None or anchor is shift else _f64(anchor),
-                reg_covar, eps, 0.0 if total is None else total, float32)
+                reg_covar, eps, total, float32)
             if out is None:
                 raise ValueError(ILL_DEFINED_MESSAGE + (FLOAT32_HINT if float32 else ""))
             return out

@@ -737,6 +737,30 @@ def _elementwise(x, bint log):
     return y
 
 
+def _log_sum_exp(lp_terms):
+    """For tests: the kernels' log-sum-exp of one block's terms, a (K, nb)
+    float64 or float32 array (component k's weighted log-probabilities of
+    the nb rows): (responsibilities (nb, K), log p (nb,)), the prediction's
+    path (no statistics)."""
+    terms = np.ascontiguousarray(lp_terms)
+    cdef isize K = terms.shape[0], nb = terms.shape[1]
+    work = np.empty((K + 3) * nb, dtype=terms.dtype)
+    work[:K * nb] = terms.reshape(-1)
+    resp = np.empty((nb, K), dtype=terms.dtype)
+    logp = np.empty(nb, dtype=terms.dtype)
+    cdef double[::1] wd, ld
+    cdef double[:, ::1] rd
+    cdef float[::1] wf, lf
+    cdef float[:, ::1] rf
+    if terms.dtype == np.float64:
+        wd, rd, ld = work, resp, logp
+        normalize_block(&wd[0], nb, K, NULL, &ld[0], &rd[0, 0], NULL, 0)
+    else:
+        wf, rf, lf = work, resp, logp
+        normalize_block(&wf[0], nb, K, NULL, &lf[0], &rf[0, 0], NULL, 0)
+    return resp, logp
+
+
 def _exp(x):
     """The kernels' vectorised exp() (for tests): float64 or float32 array."""
     return _elementwise(x, False)
@@ -1062,7 +1086,7 @@ cdef double _log_det(int code, const double* prec, isize k, isize D,
 def em_m_step(int code, const double[::1] R, const double[:, ::1] S1,
               const double[::1] S2, const double[:, ::1] shift,
               const double[:, ::1] anchor, double reg_covar, double eps,
-              double total, bint float32):
+              object total, bint float32):
     """EM's M-step for covariance type ``code`` from shifted statistics, in
     one call, with the next E-step's kernel constants (gmmfast/_covariance.py's
     ``em_params``).
@@ -1070,8 +1094,8 @@ def em_m_step(int code, const double[::1] R, const double[:, ::1] S1,
     R (K,) and S1 (K, D) are taken around ``shift`` (K, D); S2, flat, is
     full: the (K, D, D) symmetric matrices; tied: the scatter T (D, D);
     diag: (K, D); spherical: (K,). ``anchor`` (K, D) or None (the shift) is
-    where the 10 eps guard on n_k pulls each mean. ``total`` divides n_k for
-    the weights (0: sum_k n_k). ``float32``: the kernel constants are those
+    where the 10 eps guard on n_k pulls each mean. ``total`` (a float)
+    divides n_k for the weights, None: sum_k n_k. ``float32``: the kernel constants are those
     of the parameters rounded to float32 (the data's dtype).
 
     Returns (weights (K,), means (K, D), covariances, precisions_cholesky,
@@ -1091,14 +1115,15 @@ def em_m_step(int code, const double[::1] R, const double[:, ::1] S1,
     cdef double[::1] work = work_arr
     cdef double[:, ::1] means = means_arr
     cdef double nsum, half = 0.5 * D * LOG_2PI
-    cdef bint ok
+    cdef bint ok, by_total = total is not None
+    cdef double total_weight = float(total) if by_total else 0.0
     with nogil:
         nsum = _gaussian(code, R, S1, S2, shift, anchor, anchor is not None, reg_covar, eps,
                          &nk[0], &means[0, 0], &work[0], &cov[0], &work[K * D])
         ok = _precision_factors(code, K, D, &cov[0], &prec[0], &work[K * D])
         if ok:
-            if total > 0.0:
-                nsum = total
+            if by_total:
+                nsum = total_weight
             for k in range(K):
                 nk[k] = nk[k] / nsum   # the weights
                 lognorm[k] = ((log(_rounded(nk[k], float32))
@@ -1152,7 +1177,7 @@ cdef double _bgm_constants(const double* log_det, const double* dof,
                           double* lognorm) noexcept:
     """``bgm_constants`` on raw arrays (K values each)."""
     cdef isize k, j
-    cdef double log2 = log(2.0), log_2pi = log(2.0 * 3.141592653589793)
+    cdef double log2 = log(2.0), log_2pi = LOG_2PI
     cdef double acc = 0.0, ds, total = 0.0, log_norm_weight = 0.0
     cdef double log_wishart = 0.0, sum_log_beta = 0.0
     cdef double nu, lnu, h, sdig = 0.0, slg = 0.0, ld, lwn

@@ -366,15 +366,21 @@ GM_INLINE void GM(lp_diag_sph)(int spherical, const REAL* xt, int64_t nb, int64_
  * Mahalanobis terms, are the block's cost. Two shortcuts, each exact:
  * - K = 2: the smaller component's exp(-|lp_1 - lp_0|) is the only one
  *   computed (the other is exp(0) = 1): the same values as the general
- *   loop, which computes both.
+ *   loop, which computes both (rows with a -inf, +inf or NaN term
+ *   included: their responsibilities and log p come out as there).
  * - Without sample weights, when only the sum of log p is wanted (the
  *   E-step), log p_i = m_i + log s_i (m_i the row's largest term, s_i in
  *   [1, K] the sum of the exp()s) is summed as sum_i m_i + log prod_i s_i:
  *   four float64 products of a quarter of the block's s_i each (at most
- *   K^60, finite for K <= GM_PRODUCT_MAX_K), so four log()s a block in
- *   place of one a row. The rounding differs from the per-row sum by a few
- *   units in the last place of the block's sum. */
+ *   K^64 for blocks of up to GM_PRODUCT_MAX_ROWS rows: finite for
+ *   K <= GM_PRODUCT_MAX_K), so four log()s a block in place of one a row.
+ *   For float64 data the rounding differs from the per-row sum by a few
+ *   units in the last place of the block's sum; for float32 data this sum
+ *   is the more accurate one (the per-row form rounds each log p_i to
+ *   float32, as the weighted E-step and prediction still do: the two agree
+ *   to that rounding, about 1e-9 relative). */
 #define GM_PRODUCT_MAX_K 1024
+#define GM_PRODUCT_MAX_ROWS 256
 GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw,
                                REAL* out_logp, int64_t* out_labels, int weight_resp,
                                REAL* mx, REAL* sm, REAL* lg)
@@ -421,8 +427,10 @@ GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw
             /* a dead row: 0 for -inf, NaN for NaN, as exp(lp - 0) */
             const REAL z0 = r0[i] == r0[i] ? (REAL)0 : r0[i];
             const REAL z1 = r1[i] == r1[i] ? (REAL)0 : r1[i];
-            const REAL e0 = live ? (one_max ? e : (REAL)1) : z0;
-            const REAL e1 = live ? (one_max ? (REAL)1 : e) : z1;
+            /* a +inf term: the general loop's exp(inf - inf) is NaN */
+            const REAL top = m == (REAL)INFINITY ? m - m : (REAL)0;
+            const REAL e0 = live ? (one_max ? e : (REAL)1) + top : z0;
+            const REAL e1 = live ? (one_max ? (REAL)1 : e) + top : z1;
             r0[i] = e0;
             r1[i] = e1;
             sm[i] = e0 + e1;
@@ -448,7 +456,7 @@ GM_INLINE double GM(normalize)(REAL* lp, int64_t nb, int64_t K, const double* sw
         }
     }
     const REAL inv_k = (REAL)1 / (REAL)K;
-    if (!sw && !out_logp && K <= GM_PRODUCT_MAX_K) {
+    if (!sw && !out_logp && K <= GM_PRODUCT_MAX_K && nb <= GM_PRODUCT_MAX_ROWS) {
         /* the E-step without weights: scale = 1 / s (0 for a dead row) into
          * mx, the row's max into lg, s kept in sm */
         #pragma omp simd

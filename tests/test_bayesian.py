@@ -651,8 +651,9 @@ def test_compiled_constants_equal_the_numpy_forms(covariance_type, prior_type, n
 @pytest.mark.parametrize("prior_type", PRIOR_TYPES)
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("D,K", [(4, 3), (1, 1), (16, 9)])
 def test_compiled_m_step_equals_the_numpy_forms(monkeypatch, covariance_type, prior_type,
-                                                dtype):
+                                                dtype, D, K):
     """Up to SMALL_ALGEBRA_D features the variational M-step is one compiled
     call (gmmfast/_kernels.pyx ``bgm_m_step``) that also computes the next
     E-step's constants and the bound's parameter terms; the numpy forms
@@ -662,8 +663,7 @@ def test_compiled_m_step_equals_the_numpy_forms(monkeypatch, covariance_type, pr
     test_compiled_constants_equal_the_numpy_forms)."""
     from types import SimpleNamespace
 
-    D, K = 4, 3
-    X = make_blobs(500, D, K, seed=3)[0].astype(dtype)
+    X = make_blobs(500, D, max(K, 2), seed=3)[0].astype(dtype)
     gf = BayesianGaussianMixture(n_components=K, covariance_type=covariance_type,
                                  weight_concentration_prior_type=prior_type,
                                  random_state=0, max_iter=2).fit(X)

@@ -546,16 +546,16 @@ def _numpy_em_params(monkeypatch, cov, *args, **kwargs):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("anchored", [False, True])
 @pytest.mark.parametrize("n_features", [1, 3, 16])
+@pytest.mark.parametrize("K", [3, 9])
 def test_em_m_step_equals_the_numpy_forms(monkeypatch, covariance_type, dtype, anchored,
-                                          n_features):
+                                          n_features, K):
     """The compiled M-step (``em_params`` up to SMALL_ALGEBRA_D features)
     against the numpy forms it replaces (``params_from_stats``,
     ``precision_cholesky``, the weights, ``log_norm``): the same formulas,
     sums of at most max(K, D) terms taken in another order, each result
     within (K + D) u of its terms' magnitudes (a few, here) times the
     covariances' condition (below 10 here): 1e-12 relative."""
-    rng = np.random.default_rng(n_features)
-    K = 3
+    rng = np.random.default_rng(n_features + K)
     cov = _covariance.get(covariance_type)
     R, S1, S2, shift = _shifted_stats(covariance_type, K, n_features, rng)
     anchor = None
@@ -635,9 +635,56 @@ def test_two_components_take_the_general_log_sum_exp_values():
         live = np.ones(300, bool)
         live[5] = False
         assert np.isneginf(outs[0][0][5]) and np.isnan(outs[0][0][7])
+        # the E-step's log-likelihood of a dead row is -inf, of a NaN row NaN
+        for row, check in ((5, np.isneginf), (7, np.isnan)):
+            lls = [_stats.e_step_stats(X[[0, row, 1]], None,
+                                       _stats.KernelParams(p.astype(dtype), "full", dtype),
+                                       _stats.kernel_config(2, "full", 1, p.weights.shape[0],
+                                                            dtype, 3))[1]
+                   for p in (p2, p3)]
+            assert check(lls[0]) and check(lls[1])
         assert np.array_equal(outs[0][0], outs[1][0], equal_nan=True)
         assert np.array_equal(outs[0][1][live], outs[1][1][live], equal_nan=True)
         np.testing.assert_array_equal(outs[0][1][5], [0.5, 0.5])
         for a, b in zip(outs[0][2:5], outs[1][2:5]):
             assert np.array_equal(a, b)
         assert outs[0][5] == outs[1][5] and np.isfinite(outs[0][5])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_two_components_with_infinite_or_nan_terms(dtype):
+    """Rows whose two terms are (+inf, finite), (NaN, finite) or (finite,
+    -inf), given directly to the log-sum-exp of a block (the kernels' lp
+    rows): K = 2 gives the responsibilities and log p of K = 3 with a third
+    term -inf (the general loop)."""
+    terms = np.array([[np.inf, -1.0], [-1.0, np.inf], [np.nan, -2.0], [-2.0, np.nan],
+                      [-3.0, -np.inf], [-np.inf, -3.0], [-1.0, -2.0], [-5.0, -5.0]],
+                     dtype=dtype)
+    outs = []
+    for K in (2, 3):
+        lp = np.full((K, terms.shape[0]), -np.inf, dtype=dtype)
+        lp[:2] = terms.T
+        resp, logp = _kernels._log_sum_exp(lp)
+        outs.append((resp[:, :2], logp))
+    assert np.array_equal(outs[0][1], outs[1][1], equal_nan=True)
+    assert np.array_equal(outs[0][0], outs[1][0], equal_nan=True)
+    assert np.isnan(outs[0][1][:4]).all() and np.isfinite(outs[0][1][4:]).all()
+
+
+def test_log_likelihood_product_stays_finite_at_many_components():
+    """The unweighted E-step sums log p_i as sum m_i + log prod s_i, s_i up to
+    K: with 1024 identical components every s_i is exactly K, the extreme.
+    On the many-component path (blocks of 256 rows) the sum is still
+    finite and equals the prediction's per-row log p summed."""
+    rng = np.random.default_rng(0)
+    K, D = 1024, 8
+    X = rng.normal(size=(600, D))
+    params = _stats.GMMParams(np.full(K, 1.0 / K), np.zeros((K, D)), np.ones((K, D)),
+                              np.ones((K, D)))
+    kp = _stats.KernelParams(params, "diag", np.float64)
+    cfg = _stats.kernel_config(D, "diag", 1, K, np.float64, X.shape[0])
+    assert cfg.path == BLAS_GEMM and cfg.chunk_size == 256
+    _, ll = _stats.e_step_stats(X, None, kp, cfg)
+    logp = _stats.predict_arrays(X, kp, cfg, logp=True)[0]
+    assert np.isfinite(ll)
+    assert abs(ll - logp.sum()) <= 4 * X.shape[0] * 2.2e-16 * np.abs(logp).sum()
