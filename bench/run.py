@@ -18,6 +18,7 @@ give medians over repeats and ratios.
     ... --bgm              # BayesianGaussianMixture (gmmfast's and scikit-learn's)
     ... --many             # the many-component rows (K = 64 - 1024)
     ... --small            # whole fits with defaults, and select(), vs scikit-learn
+    ... --bgm-vs-gm        # GaussianMixture and BayesianGaussianMixture in one run
 
 Writes bench/results/NAME.md (tables), NAME.json (raw medians) and, for EM
 runs, NAME.png (speed-up over each peer against D).
@@ -369,6 +370,65 @@ def run_fit(cases, libraries, threads, repeats, out, machine, pause=0.2, bgm=Fal
     return rows
 
 
+PAIR_LIBRARIES = ("gmmfast", "scikit-learn")
+PAIR_TITLE = ("GaussianMixture and BayesianGaussianMixture in one run: seconds per "
+              "iteration, the four alternated in every repeat, medians")
+
+
+def run_pair(cases, threads, repeats, out, machine, pause=0.2):
+    """--bgm-vs-gm: gmmfast and scikit-learn, GaussianMixture and
+    BayesianGaussianMixture, the four alternated within every repeat (GM
+    gmmfast, GM scikit-learn, BGM gmmfast, BGM scikit-learn, ...), so that
+    the two speed-ups of a row are measured under the same load: the
+    mixture-module issue asks for BGM's speed-up over scikit-learn to be at
+    least GM's at the same shape. Returns the rows (med keyed by 'GM
+    gmmfast', ...)."""
+    specs = [(f"{model} {lib}", lib, model == "BGM") for model in ("GM", "BGM")
+             for lib in PAIR_LIBRARIES]
+    workers = {label: Worker(lib, bgm) for label, lib, bgm in specs}
+    rows = []
+    try:
+        for (n_samples, n_features, n_components, covariance_type, dtype) in cases:
+            for n_threads in threads:
+                args = (n_samples, n_features, n_components, dtype, covariance_type,
+                        n_threads)
+                spans = {}
+                for label, _, _ in specs:
+                    spans[label] = choose_span(workers[label], args)
+                    time.sleep(pause)
+                samples = {label: [] for label, _, _ in specs}
+                for _ in range(repeats):
+                    for label, _, _ in specs:
+                        t, _ = workers[label].ask("fit", args, spans[label])
+                        samples[label].append(t)
+                        time.sleep(pause)
+                med = {label: _median(v) for label, v in samples.items()}
+                row = dict(n=n_samples, d=n_features, k=n_components, dtype=dtype,
+                           cov=covariance_type, threads=n_threads, med=med, pair=True)
+                rows.append(row)
+                out(format_pair_row(row))
+    finally:
+        for w in workers.values():
+            w.close()
+    return rows
+
+
+def pair_table_header():
+    return ("| N, D, K | threads | GM gmmfast | GM scikit-learn | GM speed-up | "
+            "BGM gmmfast | BGM scikit-learn | BGM speed-up | BGM / GM speed-up |\n"
+            "|---|---|---|---|---|---|---|---|---|")
+
+
+def format_pair_row(row):
+    m = row["med"]
+    gm = m["GM scikit-learn"] / m["GM gmmfast"]
+    bgm = m["BGM scikit-learn"] / m["BGM gmmfast"]
+    return (f"| {row['n']:,}, {row['d']}, {row['k']} | {row['threads']} | "
+            f"{format_time(m['GM gmmfast'])} | {format_time(m['GM scikit-learn'])} | "
+            f"{gm:.1f}× | {format_time(m['BGM gmmfast'])} | "
+            f"{format_time(m['BGM scikit-learn'])} | {bgm:.1f}× | {bgm / gm:.2f} |")
+
+
 WHOLE_LIBRARIES = ("gmmfast", "scikit-learn")
 WHOLE_TITLE = ("Whole fits with defaults (k-means start, tol=1e-3) and select() against "
                "a loop of scikit-learn fits choosing by BIC: median seconds per call "
@@ -664,6 +724,9 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--bgm", action="store_true",
                    help="BayesianGaussianMixture, gmmfast's against scikit-learn's")
+    p.add_argument("--bgm-vs-gm", action="store_true",
+                   help="GaussianMixture and BayesianGaussianMixture of gmmfast and "
+                        "scikit-learn in one run, alternated (both speed-ups per row)")
     p.add_argument("--rows", default=None, help="indices of grid rows to run, e.g. 0,2")
     p.add_argument("--name", default=None, help="results file name (bench/results/NAME.*)")
     p.add_argument("--render", default=None, metavar="NAME",
@@ -703,6 +766,8 @@ def main(argv=None):
         else:
             cases = [(scale(c[0], c[2]),) + c[1:] for c in cases]
             grid = [(scale(n, k), d, k) for (n, d, k) in grid]
+    if args.bgm_vs_gm:
+        return main_pair(args, cases)
     name = args.name or (("bgm-" if args.bgm else "") + ("predict-" if args.predict else "")
                          + ("small" if args.small else "many" if args.many
                             else "full" if args.full else "quick"))
@@ -765,6 +830,41 @@ def main(argv=None):
     while header and header[-1] == "":
         header.pop()
     write_outputs(name, header, rows, args.predict)
+
+
+def main_pair(args, cases):
+    """--bgm-vs-gm: the table, bench/results/NAME.md and NAME.json."""
+    threads = [int(t) for t in args.threads.split(",")]
+    lines = []
+
+    def out(line=""):
+        print(line, flush=True)
+        lines.append(line)
+
+    out(f"# {PAIR_TITLE} of {args.repeats}")
+    out()
+    for line in blas_header():
+        out("    " + line)
+    machine = measure_machine(threads)
+    for t, r in machine["threads"].items():
+        out(f"    measured, {t} thread(s): dgemm {r['dgemm'] / 1e9:.1f} GFlop/s, "
+            f"sgemm {r['sgemm'] / 1e9:.1f} GFlop/s, exp {r['exp'] / 1e9:.2f} G/s")
+    out("    per-iteration = (t(hi) - t(lo)) / (iterations reported), as the other modes")
+    out()
+    out(pair_table_header())
+    rows = run_pair(cases, threads, args.repeats, out, machine)
+    met = sum(r["med"]["BGM scikit-learn"] / r["med"]["BGM gmmfast"]
+              >= r["med"]["GM scikit-learn"] / r["med"]["GM gmmfast"] for r in rows)
+    out()
+    out(f"BGM speed-up at least GM's: {met} of {len(rows)} rows")
+    name = args.name or "bgm-vs-gm"
+    base = os.path.join(HERE, "results", name)
+    os.makedirs(os.path.dirname(base), exist_ok=True)
+    with open(base + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(base + ".json", "w") as f:
+        json.dump({"header": lines[:4], "rows": rows}, f, indent=1)
+    print(f"wrote {base}.md, {base}.json")
 
 
 if __name__ == "__main__":

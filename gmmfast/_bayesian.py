@@ -354,8 +354,15 @@ def weighted_mahalanobis(stats, kp):
 
 
 def log_resp_sum(stats, ll, kp):
-    """sum_i w_i sum_k r_ik log r_ik = sum_k sum_i w_i r_ik lp_ik - ll."""
-    R = stats[0]
+    """sum_i w_i sum_k r_ik log r_ik = sum_k sum_i w_i r_ik lp_ik - ll (up to
+    SMALL_ALGEBRA_D features one compiled call, gmmfast/_kernels.pyx's
+    ``log_resp_sum``, these forms' operations)."""
+    R, S1, S2 = stats
+    if _covariance.small_algebra(S1.shape[1]):
+        d = _f64(kp.means) - kp.shift if kp.cov.uses_scatter else kp.shift
+        return _kernels.log_resp_sum(kp.code, R, S1, S2.reshape(-1),
+                                     np.ascontiguousarray(kp.prec, dtype=np.float64),
+                                     kp.lognorm, d, float(ll))
     return float(R @ kp.lognorm) - 0.5 * weighted_mahalanobis(stats, kp) - ll
 
 

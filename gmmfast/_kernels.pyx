@@ -834,22 +834,33 @@ def full_wishart(const double[::1] nk, const double[:, ::1] xk,
     return dof_out, out
 
 
+cdef double _trace_upper(const double* U, const double* M, isize D) noexcept nogil:
+    """tr(U U^T M) = sum_l u_l^T M u_l over the columns u_l of an upper
+    triangular U (D, D) (only U[i, l], i <= l, non-zero), M symmetric."""
+    cdef isize i, j, l
+    cdef double total = 0.0, col, v
+    for l in range(D):
+        col = 0.0
+        for i in range(l + 1):
+            v = 0.0
+            for j in range(l + 1):
+                v = v + M[i * D + j] * U[j * D + l]
+            col = col + U[i * D + l] * v
+        total = total + col
+    return total
+
+
 def trace_upper_products(const double[:, :, ::1] U, const double[:, :, ::1] M):
     """sum_k tr(U_k U_k^T M_k) = sum_k sum_l u_kl^T M_k u_kl over the
     columns u_kl of the upper-triangular U_k (rows l..., as only
     U_k[i, l], i <= l, are non-zero), for symmetric M_k; float64."""
-    cdef isize K = U.shape[0], D = U.shape[1], k, i, j, l
-    cdef double total = 0.0, col, v
+    cdef isize K = U.shape[0], D = U.shape[1], k
+    cdef double total = 0.0
+    if D == 0:
+        return 0.0
     with nogil:
         for k in range(K):
-            for l in range(D):
-                col = 0.0
-                for i in range(l + 1):
-                    v = 0.0
-                    for j in range(l + 1):
-                        v = v + M[k, i, j] * U[k, j, l]
-                    col = col + U[k, i, l] * v
-                total = total + col
+            total = total + _trace_upper(&U[k, 0, 0], &M[k, 0, 0], D)
     return total
 
 
@@ -916,6 +927,58 @@ def cholesky_precisions(const double[:, :, ::1] stack):
             if not ok:
                 break
     return out, bool(ok)
+
+
+def log_resp_sum(int code, const double[::1] R, const double[:, ::1] S1,
+                 const double[::1] S2, const double[::1] prec, const double[::1] lognorm,
+                 const double[:, ::1] d, double ll):
+    """sum_i w_i sum_k r_ik log r_ik of an E-step from its statistics, in one
+    call (gmmfast/_bayesian.py's ``log_resp_sum`` and
+    ``weighted_mahalanobis``): sum_k R_k lognorm_k - 1/2 sum_k tr(P_k M_k)
+    - ll, with P_k = U_k U_k^T of the E-step's precisions_cholesky ``prec``
+    (flat, float64) and M_k the second-order statistic around the E-step's
+    means: S2 itself (flat as em_m_step takes it), but for tied
+    T - S1^T d - d^T S1 + sum_k R_k d_k d_k^T summed over the components,
+    d (K, D) the means less the centre (read for tied only)."""
+    cdef isize K = S1.shape[0], D = S1.shape[1], k, i, j
+    cdef double lin = 0.0, trace = 0.0, a, b
+    work_arr = np.empty(2 * D * D) if code == TIED else None
+    cdef double[::1] M
+    cdef double* cross
+    with nogil:
+        for k in range(K):
+            lin = lin + R[k] * lognorm[k]
+    if code == FULL:
+        with nogil:
+            for k in range(K):
+                trace = trace + _trace_upper(&prec[k * D * D], &S2[k * D * D], D)
+    elif code == TIED:
+        M = work_arr
+        with nogil:
+            # M := T - cross - cross^T + sum_k R_k d_k d_k^T, cross = S1^T d
+            cross = &M[D * D]
+            for i in range(D):
+                for j in range(D):
+                    a = 0.0
+                    for k in range(K):
+                        a = a + S1[k, i] * d[k, j]
+                    cross[i * D + j] = a
+            for i in range(D):
+                for j in range(D):
+                    b = 0.0
+                    for k in range(K):
+                        b = b + R[k] * d[k, i] * d[k, j]
+                    M[i * D + j] = ((S2[i * D + j] - cross[i * D + j]) - cross[j * D + i]) + b
+            trace = _trace_upper(&prec[0], &M[0], D)
+    elif code == DIAG:
+        with nogil:
+            for k in range(K * D):
+                trace = trace + prec[k] * prec[k] * S2[k]
+    else:
+        with nogil:
+            for k in range(K):
+                trace = trace + prec[k] * prec[k] * S2[k]
+    return lin - 0.5 * trace - ll
 
 
 def symmetrize_upper_stack(const double[:, :, ::1] S):

@@ -689,3 +689,33 @@ def test_compiled_m_step_equals_the_numpy_forms(monkeypatch, covariance_type, pr
     np.testing.assert_allclose(got.shared.lognorm, ref.lognorm, rtol=0,
                                atol=1e-12 * magnitude.max())
     assert got.shared.bound_terms == pytest.approx(ref.bound_terms, rel=1e-12, abs=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("D,K", [(4, 3), (1, 1), (16, 9)])
+def test_compiled_log_resp_sum_equals_the_numpy_form(monkeypatch, covariance_type, dtype,
+                                                     D, K):
+    """sum_i w_i sum_k r_ik log r_ik from an E-step's statistics, compiled up
+    to SMALL_ALGEBRA_D features (gmmfast/_kernels.pyx ``log_resp_sum``)
+    against the numpy form (``weighted_mahalanobis``), and both against the
+    direct sum over the E-step's responsibilities: the statistics' form
+    cancels to about eps times sum_i w_i |lp_i| (module docstring)."""
+    X = make_blobs(400, D, max(K, 2), seed=5)[0].astype(dtype)
+    gf = BayesianGaussianMixture(n_components=K, covariance_type=covariance_type,
+                                 random_state=0, max_iter=2).fit(X)
+    data = ArrayData(np.ascontiguousarray(X), None,
+                     _stats.kernel_config(D, covariance_type, 1, K, dtype))
+    model = _bayesian.BGMModel(data, K, covariance_type, 1e-6, gf._priors())
+    kp = model.kernel_params(gf._params())
+    stats, ll = data.e_step(kp)
+    got = _bayesian.log_resp_sum(stats, ll, kp)
+    with monkeypatch.context() as m:
+        m.setattr(_covariance, "small_algebra", lambda n_features: False)
+        want = _bayesian.log_resp_sum(stats, ll, kp)
+    log_resp = gf._estimate_log_prob_resp(X)[1].astype(np.float64)
+    direct = float(np.sum(np.exp(log_resp) * log_resp))
+    weighted_lp = np.abs(gf._estimate_weighted_log_prob(X).astype(np.float64)).sum()
+    u = np.finfo(dtype).eps
+    assert got == pytest.approx(want, rel=0, abs=64 * 2.2e-16 * weighted_lp)
+    assert got == pytest.approx(direct, rel=0, abs=16 * u * weighted_lp + 1e-9)

@@ -80,3 +80,28 @@ def test_run_limit_uses_the_dtype_rate_and_reads():
     assert names[-1] == "select(n_components=range(1, 10)), 2,000 x 2, spherical"
     assert {(r[3], r[4]) for r in run.MANY_ROWS} >= {("diag", "float32"), ("full", "float64"),
                                                      ("spherical", "float64")}
+
+
+def test_bgm_vs_gm_bench_runs_small(capsys):
+    """bench/run.py --bgm-vs-gm: the four fits alternated in one run, one row
+    with both speed-ups and their ratio (the mixture-module issue's
+    criterion), the count of rows that meet it."""
+    run = pytest.importorskip("run")
+    name = "test-bgm-vs-gm"
+    try:
+        run.main(["--bgm-vs-gm", "--quick", "--rows", "0", "--scale", "0.01",
+                  "--repeats", "1", "--threads", "1", "--name", name])
+        out = capsys.readouterr().out
+        row = [line for line in out.splitlines() if line.startswith("| 100, 2, 2 | 1 |")]
+        assert len(row) == 1
+        cells = [c.strip() for c in row[0].split("|")[1:-1]]
+        gm = float(cells[4].rstrip("×"))
+        bgm = float(cells[7].rstrip("×"))
+        assert gm > 0 and bgm > 0
+        assert float(cells[8]) == pytest.approx(bgm / gm, rel=0.02)
+        assert "BGM speed-up at least GM's: " in out
+    finally:
+        for ext in (".md", ".json"):
+            path = os.path.join(HERE, os.pardir, "bench", "results", name + ext)
+            if os.path.exists(path):
+                os.remove(path)
