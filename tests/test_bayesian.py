@@ -648,6 +648,21 @@ def test_compiled_constants_equal_the_numpy_forms(covariance_type, prior_type, n
             == pytest.approx(got - 2.5, abs=1e-9 * terms))
 
 
+def _e_step_of_a_fit(covariance_type, dtype, D, K, prior_type, seed):
+    """(X, the fitted model, its BGMModel, kernel parameters, statistics
+    and log-likelihood of one E-step) after two iterations on blobs."""
+    X = make_blobs(500, D, max(K, 2), seed=seed)[0].astype(dtype)
+    gf = BayesianGaussianMixture(n_components=K, covariance_type=covariance_type,
+                                 weight_concentration_prior_type=prior_type,
+                                 random_state=0, max_iter=2).fit(X)
+    data = ArrayData(np.ascontiguousarray(X), None,
+                     _stats.kernel_config(D, covariance_type, 1, K, dtype))
+    model = _bayesian.BGMModel(data, K, covariance_type, 1e-6, gf._priors())
+    kp = model.kernel_params(gf._params())
+    stats, ll = data.e_step(kp)
+    return X, gf, model, kp, stats, ll
+
+
 @pytest.mark.parametrize("prior_type", PRIOR_TYPES)
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -661,17 +676,7 @@ def test_compiled_m_step_equals_the_numpy_forms(monkeypatch, covariance_type, pr
     The same formulas with sums of at most max(K, D) terms in another order:
     within 1e-12 of the values' magnitudes (the constants: the tolerance of
     test_compiled_constants_equal_the_numpy_forms)."""
-    from types import SimpleNamespace
-
-    X = make_blobs(500, D, max(K, 2), seed=3)[0].astype(dtype)
-    gf = BayesianGaussianMixture(n_components=K, covariance_type=covariance_type,
-                                 weight_concentration_prior_type=prior_type,
-                                 random_state=0, max_iter=2).fit(X)
-    data = ArrayData(np.ascontiguousarray(X), None,
-                     _stats.kernel_config(D, covariance_type, 1, K, dtype))
-    model = _bayesian.BGMModel(data, K, covariance_type, 1e-6, gf._priors())
-    kp = model.kernel_params(gf._params())
-    stats, _ = data.e_step(kp)
+    _, _, model, kp, stats, _ = _e_step_of_a_fit(covariance_type, dtype, D, K, prior_type, 3)
     got = model.m_step(stats, kp)
     with monkeypatch.context() as m:
         m.setattr(_covariance, "small_algebra", lambda n_features: False)
@@ -701,14 +706,8 @@ def test_compiled_log_resp_sum_equals_the_numpy_form(monkeypatch, covariance_typ
     against the numpy form (``weighted_mahalanobis``), and both against the
     direct sum over the E-step's responsibilities: the statistics' form
     cancels to about eps times sum_i w_i |lp_i| (module docstring)."""
-    X = make_blobs(400, D, max(K, 2), seed=5)[0].astype(dtype)
-    gf = BayesianGaussianMixture(n_components=K, covariance_type=covariance_type,
-                                 random_state=0, max_iter=2).fit(X)
-    data = ArrayData(np.ascontiguousarray(X), None,
-                     _stats.kernel_config(D, covariance_type, 1, K, dtype))
-    model = _bayesian.BGMModel(data, K, covariance_type, 1e-6, gf._priors())
-    kp = model.kernel_params(gf._params())
-    stats, ll = data.e_step(kp)
+    X, gf, _, kp, stats, ll = _e_step_of_a_fit(covariance_type, dtype, D, K,
+                                               "dirichlet_process", 5)
     got = _bayesian.log_resp_sum(stats, ll, kp)
     with monkeypatch.context() as m:
         m.setattr(_covariance, "small_algebra", lambda n_features: False)
