@@ -398,7 +398,7 @@ def _gram_stack(rng, K, n_features):
     return A @ np.swapaxes(A, 1, 2)
 
 
-@pytest.mark.parametrize("n_features", [1, 2, 5, 16])
+@pytest.mark.parametrize("n_features", [1, 2, 5, 16, 64, 130])
 def test_full_covariances_equals_the_numpy_form(n_features):
     rng = np.random.default_rng(3)
     K = 3
