@@ -27,11 +27,11 @@ its kernel in the path table (gmmfast/_dispatch.py) and the C kernels.
 """
 import numpy as np
 from scipy import linalg
-from scipy.linalg import lapack
 
 from . import _kernels
 from ._dispatch import KERNEL_CODES
 from ._maths import ILL_DEFINED_MESSAGE, FLOAT32_HINT, symmetrize_upper
+from ._threads import algebra_threads
 
 
 # up to this many features the M-step's per-component algebra runs in the
@@ -54,19 +54,15 @@ def _cholesky_precisions(stack, message):
         return out
     if not np.all(np.isfinite(stack)):
         raise ValueError(message)
-    out = np.empty_like(stack)
-    for k in range(stack.shape[0]):
-        # Sigma = L L^T  =>  Sigma^-1 = L^-T L^-1 = U U^T with U = L^-T.
-        # LAPACK directly (potrf, trtri): this runs every M-step, and the
-        # scipy.linalg wrappers' checks cost more than a small factorisation.
-        cov_chol, info = lapack.dpotrf(stack[k], lower=1, clean=1)
-        if info != 0:
-            raise ValueError(message)
-        inv_chol, info = lapack.dtrtri(cov_chol, lower=1)
-        if info != 0 or not np.all(np.isfinite(inv_chol)):
-            # not positive definite, or too close to singular
-            raise ValueError(message)
-        out[k] = inv_chol.T
+    # Sigma = L L^T  =>  Sigma^-1 = L^-T L^-1 = U U^T with U = L^-T: LAPACK's
+    # potrf and trtri called from compiled code (the scipy.linalg wrappers'
+    # checks cost more than a small factorisation), the components on the
+    # fit's threads (each factorisation is single-threaded LAPACK)
+    out, ok = _kernels.lapack_cholesky_precisions(
+        np.ascontiguousarray(stack, dtype=np.float64), algebra_threads())
+    if not ok:
+        # not positive definite, or too close to singular
+        raise ValueError(message)
     return out
 
 

@@ -362,6 +362,11 @@ class DaskData(DataSource):
             else list(sample_weight.to_delayed().ravel()))
         self._sample = None
 
+    @property
+    def algebra_threads(self):
+        # the M-step runs on the client
+        return self.client_cfg.n_threads
+
     # -- one pass each -----------------------------------------------------
 
     def _map_reduce(self, func, node):

@@ -39,6 +39,10 @@ class DataSource:
         self._mean = None
         self._T = None
 
+    # OpenMP threads of the M-step's per-component algebra during a fit
+    # (``_threads.m_step_threads``); sources with kernel threads say theirs
+    algebra_threads = 1
+
     def e_step(self, kp):
         (R, S1, S2), ll = self._e_step_pass(kp)
         return (R, S1, self.T if kp.cov.uses_scatter else S2), ll
@@ -92,6 +96,10 @@ class ArrayData(DataSource):
             float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
         )
         self._files = _mapped_files(X, sample_weight)
+
+    @property
+    def algebra_threads(self):
+        return self.cfg.n_threads
 
     def _check_files(self):
         for path, needed in self._files:

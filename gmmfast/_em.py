@@ -27,7 +27,7 @@ from sklearn.utils import check_random_state
 from . import _covariance, _stats
 from ._init import initial_params
 from ._stats import GMMParams, KernelParams, check_finite_params
-from ._threads import blas_single_thread
+from ._threads import blas_single_thread, m_step_threads
 
 
 @dataclass
@@ -271,7 +271,7 @@ def fit_model(data, model, *, tol=1e-3, max_iter=100, n_init=1, init_params="kme
     max_lower_bound = -np.inf
     best = None
 
-    with blas_single_thread():
+    with blas_single_thread(), m_step_threads(data.algebra_threads):
         for init in range(n_init):
             verbose_printer.init_beg(init)
             if do_init:

@@ -46,6 +46,7 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, NAN, isfinite, lgamma, log, sqrt
 from libc.stdint cimport int64_t
 from cpython.exc cimport PyErr_CheckSignals
+from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
 
 from gmmfast._simd cimport (
     GM_ISA_DISPATCH, GM_PORTABLE_BUILD, GM_SMALL_D_MAX, isize, block, block_stats, exp_array, gram_scratch, log_array,
@@ -927,6 +928,63 @@ def cholesky_precisions(const double[:, :, ::1] stack):
             if not ok:
                 break
     return out, bool(ok)
+
+
+cdef int _lapack_cholesky_precision(const double* A, isize D, double* U) noexcept nogil:
+    """U (row-major, upper) with U U^T = A^-1 for one symmetric positive
+    definite A (row-major, D x D), by LAPACK's potrf and trtri as
+    ``scipy.linalg.lapack.dpotrf(A, lower=1, clean=1)`` then ``dtrtri(L,
+    lower=1)`` and ``.T``: U's buffer is A copied in column-major order (the
+    Fortran copy the wrappers make), factorised and inverted in place; read
+    row-major it is L^-1 transposed. 0 on success, else LAPACK's info or -1
+    for a non-finite entry of U."""
+    cdef isize i, j
+    cdef int n = <int>D, info = 0
+    cdef char lo = b'L'
+    cdef char nd = b'N'
+    for j in range(D):
+        for i in range(D):
+            U[j * D + i] = A[i * D + j]
+    dpotrf(&lo, &n, U, &n, &info)
+    if info != 0:
+        return info
+    for j in range(D):  # clean=1: the strict upper triangle (column-major) zero
+        for i in range(j):
+            U[j * D + i] = 0.0
+    dtrtri(&lo, &nd, &n, U, &n, &info)
+    if info != 0:
+        return info
+    for i in range(D * D):
+        if not isfinite(U[i]):
+            return -1
+    return 0
+
+
+def lapack_cholesky_precisions(const double[:, :, ::1] stack, int n_threads):
+    """``cholesky_precisions`` for larger D by LAPACK (potrf, trtri), the
+    components on up to ``n_threads`` OpenMP threads (each LAPACK call on
+    one thread: the caller holds BLAS to one thread). The numbers of
+    ``scipy.linalg.lapack``'s wrappers called one component after another,
+    bit for bit. Returns (U float64 (K, D, D), ok)."""
+    cdef isize K = stack.shape[0], D = stack.shape[1], k
+    out = np.empty((K, D, D))
+    status = np.zeros(max(K, 1), dtype=np.int32)
+    cdef double[:, :, ::1] U = out
+    cdef int[::1] st = status
+    cdef int nt = max(1, min(n_threads, <int>K))
+    if K == 0 or D == 0:
+        return np.zeros((K, D, D)), True
+    if nt == 1:
+        with nogil:
+            for k in range(K):
+                st[k] = _lapack_cholesky_precision(&stack[k, 0, 0], D, &U[k, 0, 0])
+                if st[k] != 0:
+                    break
+    else:
+        with nogil:
+            for k in prange(K, schedule='dynamic', chunksize=1, num_threads=nt):
+                st[k] = _lapack_cholesky_precision(&stack[k, 0, 0], D, &U[k, 0, 0])
+    return out, not status.any()
 
 
 def log_resp_sum(int code, const double[::1] R, const double[:, ::1] S1,

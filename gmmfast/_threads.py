@@ -39,6 +39,31 @@ def threads_for_work(n_threads, n_samples, n_features, n_components):
     return int(max(1, min(int(n_threads), work // MIN_WORK_PER_THREAD)))
 
 
+# The threads the M-step's per-component algebra (LAPACK's factorisations
+# beyond the compiled small shapes) may use: one outside a fit, the data
+# source's kernel threads inside one (``m_step_threads``); per Python thread,
+# so that fits in several threads at once each keep their own count.
+_algebra = threading.local()
+
+
+@contextlib.contextmanager
+def m_step_threads(n_threads):
+    """Let the M-step's per-component algebra use ``n_threads`` OpenMP
+    threads (one component per thread, each LAPACK call single-threaded: the
+    caller holds BLAS to one thread) until the block ends."""
+    previous = algebra_threads()
+    _algebra.n = max(1, int(n_threads))
+    try:
+        yield
+    finally:
+        _algebra.n = previous
+
+
+def algebra_threads():
+    """The threads ``m_step_threads`` set for this Python thread (1 if none)."""
+    return getattr(_algebra, "n", 1)
+
+
 _blas_lock = threading.Lock()
 # depth: fits holding the limit; libs: the BLAS libraries' threadpoolctl
 # controllers, looked up once (threadpoolctl's introspection of every loaded

@@ -1,5 +1,6 @@
 """The Cython block kernels against a slow, obviously correct numpy reference."""
 import numpy as np
+from threadpoolctl import threadpool_limits
 import pytest
 from scipy.special import logsumexp
 
@@ -390,6 +391,49 @@ def test_cholesky_precisions_refuses_what_lapack_refuses():
         stack[1] = bad
         _, ok = _kernels.cholesky_precisions(np.ascontiguousarray(stack))
         assert not ok
+
+
+@pytest.mark.parametrize("n_features", [17, 40])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_lapack_cholesky_precisions_equals_the_wrappers(n_features, n_threads):
+    # the compiled LAPACK calls on any thread count are scipy.linalg.lapack's
+    # potrf(lower=1, clean=1), trtri(lower=1) and .T, one component after
+    # another, bit for bit; and they refuse a matrix that is not positive
+    # definite at whatever component a thread meets it (non-finite entries
+    # are refused before, by the caller: last test below)
+    from scipy.linalg import lapack
+
+    rng = np.random.default_rng(n_features + n_threads)
+    stack = _gram_stack(rng, 5, n_features) + 1e-3 * np.eye(n_features)
+    ref = np.empty_like(stack)
+    with threadpool_limits(1, user_api="blas"):
+        for k in range(stack.shape[0]):
+            L, info = lapack.dpotrf(stack[k], lower=1, clean=1)
+            assert info == 0
+            inv, info = lapack.dtrtri(L, lower=1)
+            assert info == 0
+            ref[k] = inv.T
+        U, ok = _kernels.lapack_cholesky_precisions(stack, n_threads)
+        assert ok
+        np.testing.assert_array_equal(U, ref)
+        for position in range(stack.shape[0]):
+            indefinite = stack[position].copy()
+            indefinite[n_features // 2, n_features // 2] = -1.0
+            for bad in (-np.eye(n_features), np.zeros((n_features, n_features)), indefinite):
+                broken = stack.copy()
+                broken[position] = bad
+                _, ok = _kernels.lapack_cholesky_precisions(broken, n_threads)
+                assert not ok
+
+
+@pytest.mark.parametrize("n_features", [2, 17])
+def test_precision_cholesky_names_the_problem_for_non_finite_covariances(n_features):
+    stack = np.eye(n_features)[None].repeat(3, axis=0)
+    for value in (np.nan, np.inf):
+        broken = stack.copy()
+        broken[1, 0, 0] = value
+        with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+            _covariance.get("full").precision_cholesky(broken)
 
 
 def _gram_stack(rng, K, n_features):

@@ -277,3 +277,41 @@ def test_kernel_checks_for_signals_between_slices(kernel):
         signal.signal(signal.SIGINT, previous)
     assert t_caught - sent["t"] < 0.5
     assert t_caught - t0 < 0.5 * estimate  # the call was cut short
+
+
+def test_m_step_algebra_uses_the_fits_threads(monkeypatch):
+    # beyond the compiled small shapes the M-step's factorisations run on the
+    # data source's kernel threads during a fit, on one thread outside one
+    from gmmfast import _covariance
+
+    seen = []
+    real = _kernels.lapack_cholesky_precisions
+
+    def spy(stack, n_threads):
+        seen.append(n_threads)
+        return real(stack, n_threads)
+
+    monkeypatch.setattr(_kernels, "lapack_cholesky_precisions", spy)
+    X = make_blobs(4_000, 20, 3, seed=3)[0]
+    fits = {}
+    for n_threads in (1, 2):
+        seen.clear()
+        gm = GaussianMixture(3, random_state=0, n_threads=n_threads, max_iter=5).fit(X)
+        assert seen and set(seen) == {_stats.kernel_config(
+            20, "full", n_threads, 3, X.dtype, n_samples=len(X)).n_threads}
+        fits[n_threads] = gm
+    assert _threads.algebra_threads() == 1
+    seen.clear()
+    _covariance.get("full").precision_cholesky(fits[2].covariances_)
+    assert seen == [1]
+    with _threads.m_step_threads(3):
+        assert _threads.algebra_threads() == 3
+        with _threads.m_step_threads(2):
+            assert _threads.algebra_threads() == 2
+        assert _threads.algebra_threads() == 3
+    assert _threads.algebra_threads() == 1
+    # the thread count changes only the E-step's summation order
+    for attr in ("means_", "covariances_", "lower_bound_"):
+        np.testing.assert_allclose(getattr(fits[1], attr), getattr(fits[2], attr),
+                                   rtol=1e-10, atol=1e-12)
+
