@@ -86,30 +86,15 @@ def _covariances_of_factors(stack):
     return out
 
 
-# below this size one product U U^T per component is fastest; from it, the
-# blocks of the triangle are cheaper (half the multiply-adds touch zeros)
-_TRACE_SPLIT = 128
-
-
 def _trace_precisions(stack, M):
     """sum_k tr(U_k U_k^T M_k) for upper-triangular U_k and symmetric M_k,
-    (n, D, D) stacks. With U = [[A, B], [0, C]], U U^T is
-    [[A A^T + B B^T, B C^T], [C B^T, C C^T]]: the diagonal blocks recurse
-    (D^3 multiply-adds instead of a product's 2 D^3)."""
-    n_features = stack.shape[-1]
-    if n_features <= SMALL_ALGEBRA_D:
-        return _kernels.trace_upper_products(np.ascontiguousarray(stack, dtype=np.float64),
-                                             np.ascontiguousarray(M, dtype=np.float64))
-    if n_features < _TRACE_SPLIT:
-        return float(np.einsum("kij,kij->", np.matmul(stack, np.swapaxes(stack, -1, -2)), M))
-    h = n_features // 2
-    B = stack[:, :h, h:]
-    return (_trace_precisions(stack[:, :h, :h], M[:, :h, :h])
-            + _trace_precisions(stack[:, h:, h:], M[:, h:, h:])
-            + float(np.einsum("kij,kij->", np.matmul(B, np.swapaxes(B, -1, -2)),
-                              M[:, :h, :h]))
-            + 2.0 * float(np.einsum("kij,kij->", np.matmul(
-                B, np.swapaxes(stack[:, h:, h:], -1, -2)), M[:, :h, h:])))
+    (n, D, D) stacks: compiled loops up to 16 features, beyond them gemm
+    blocks of the triangle per component on the fit's algebra threads."""
+    stack = np.ascontiguousarray(stack, dtype=np.float64)
+    M = np.ascontiguousarray(M, dtype=np.float64)
+    if stack.shape[-1] <= SMALL_ALGEBRA_D:
+        return _kernels.trace_upper_products(stack, M)
+    return _kernels.trace_upper_blocked(stack, M, algebra_threads())
 
 
 class Covariance:
@@ -454,9 +439,7 @@ class Tied(_Matrix):
         return np.tile(covariances, (n_components, 1, 1))
 
     def trace_precisions(self, precisions_cholesky, M):
-        if precisions_cholesky.shape[-1] < _TRACE_SPLIT:
-            return super().trace_precisions(precisions_cholesky, M)
-        return _trace_precisions(precisions_cholesky[None], M[None])
+        return _trace_precisions(np.asarray(precisions_cholesky)[None], np.asarray(M)[None])
 
     def default_covariance_prior(self, covariance):
         return covariance

@@ -46,6 +46,7 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, NAN, isfinite, lgamma, log, sqrt
 from libc.stdint cimport int64_t
 from cpython.exc cimport PyErr_CheckSignals
+from scipy.linalg.cython_blas cimport ddot as blas_ddot, dgemm as blas_dgemm
 from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
 
 from gmmfast._simd cimport (
@@ -985,6 +986,85 @@ def lapack_cholesky_precisions(const double[:, :, ::1] stack, int n_threads):
             for k in prange(K, schedule='dynamic', chunksize=1, num_threads=nt):
                 st[k] = _lapack_cholesky_precision(&stack[k, 0, 0], D, &U[k, 0, 0])
     return out, not status.any()
+
+
+# below this many features tr(U U^T M) is one product U U^T; from it the
+# triangle's blocks (half the multiply-adds touch zeros)
+cdef isize TRACE_SPLIT = 128
+
+
+cdef double _dot_blocks(const double* P, isize ldp, const double* Mt, isize ldm,
+                        isize m, isize n) noexcept nogil:
+    """sum_ij P[j * ldp + i] Mt[j * ldm + i] over i < m, j < n, a column
+    at a time (BLAS ddot): a column-major (m, n) product against the block
+    of a symmetric M it pairs with, read as M's transpose (rows of M where
+    the product has columns, so that both run contiguously)."""
+    cdef isize j
+    cdef int len_ = <int>m, inc = 1
+    cdef double total = 0.0
+    for j in range(n):
+        total = total + blas_ddot(&len_, P + j * ldp, &inc, Mt + j * ldm, &inc)
+    return total
+
+
+cdef double _trace_upper_blocked(const double* U, const double* M, isize D, isize ld,
+                                 double* work) noexcept nogil:
+    """tr(U U^T M) for an upper-triangular U and a symmetric M, both (D, D)
+    row-major with leading dimension ld (blocks of larger matrices); work
+    holds D * D doubles. With U = [[A, B], [0, C]]: U U^T = [[A A^T + B
+    B^T, B C^T], [C B^T, C C^T]], the diagonal blocks recursing (about D^3 /
+    3 multiply-adds). Each product is a single-threaded gemm: a row-major X
+    is X^T to BLAS, so X Y^T is gemm('T', 'N') of the two buffers."""
+    cdef isize h, r
+    cdef int m, n, k, lda
+    cdef double one = 1.0, zero = 0.0, total
+    cdef char tr = b'T'
+    cdef char nt = b'N'
+    lda = <int>ld
+    if D < TRACE_SPLIT:
+        m = <int>D
+        blas_dgemm(&tr, &nt, &m, &m, &m, &one, U, &lda, U, &lda, &zero, work, &m)
+        return _dot_blocks(work, D, M, ld, D, D)
+    h = D // 2
+    r = D - h
+    total = (_trace_upper_blocked(U, M, h, ld, work)
+             + _trace_upper_blocked(U + h * ld + h, M + h * ld + h, r, ld, work))
+    m = <int>h
+    k = <int>r
+    # B B^T against M's top-left block
+    blas_dgemm(&tr, &nt, &m, &m, &k, &one, U + h, &lda, U + h, &lda, &zero, work, &m)
+    total = total + _dot_blocks(work, h, M, ld, h, h)
+    # 2 (B C^T) against M's top-right block (its transpose: M's bottom-left)
+    n = <int>r
+    blas_dgemm(&tr, &nt, &m, &n, &k, &one, U + h, &lda, U + h * ld + h, &lda, &zero,
+               work, &m)
+    return total + 2.0 * _dot_blocks(work, h, M + h * ld, ld, h, r)
+
+
+def trace_upper_blocked(const double[:, :, ::1] U, const double[:, :, ::1] M, int n_threads):
+    """sum_k tr(U_k U_k^T M_k) for upper-triangular U_k and symmetric M_k,
+    (K, D, D) stacks: ``_trace_upper_blocked`` per component, the
+    components on up to n_threads OpenMP threads (the caller holds BLAS to
+    one thread), their traces added in component order (the same sum on
+    any thread count)."""
+    cdef isize K = U.shape[0], D = U.shape[1], k
+    cdef int nt = max(1, min(n_threads, <int>K))
+    if K == 0 or D == 0:
+        return 0.0
+    parts = np.zeros(K)
+    work = np.empty((nt, D * D))
+    cdef double[::1] p = parts
+    cdef double[:, ::1] wk = work
+    if nt == 1:
+        with nogil:
+            for k in range(K):
+                p[k] = _trace_upper_blocked(&U[k, 0, 0], &M[k, 0, 0], D, D, &wk[0, 0])
+    else:
+        with nogil, parallel(num_threads=nt):
+            for k in prange(K, schedule='dynamic', chunksize=1):
+                p[k] = _trace_upper_blocked(&U[k, 0, 0], &M[k, 0, 0], D, D,
+                                            &wk[threadid(), 0])
+    return float(sum(parts))
 
 
 def log_resp_sum(int code, const double[::1] R, const double[:, ::1] S1,

@@ -507,6 +507,27 @@ def test_trace_upper_products_equals_the_product_form(n_features):
     assert _kernels.trace_upper_products(L, M) == got
 
 
+@pytest.mark.parametrize("n_features", [17, 100, 128, 257])
+def test_trace_upper_blocked_equals_the_product_form(n_features):
+    # beyond 16 features: gemm blocks of the triangle per component, the
+    # components on OpenMP threads, their traces added in component order
+    rng = np.random.default_rng(n_features)
+    K = 3
+    U = np.triu(rng.normal(size=(K, n_features, n_features)))
+    M = _gram_stack(rng, K, n_features)
+    with threadpool_limits(1, user_api="blas"):
+        got = [_kernels.trace_upper_blocked(U, M, n_threads) for n_threads in (1, 2, 3)]
+    assert got[0] == got[1] == got[2]
+    ref = float(np.einsum("kij,kij->", U @ np.swapaxes(U, 1, 2), M))
+    # as above: sums of the same products, none deeper than D^2 K + 2 D terms
+    magnitudes = float(np.einsum("kij,kij->", np.abs(U) @ np.swapaxes(np.abs(U), 1, 2),
+                                 np.abs(M)))
+    bound = 2 * (n_features ** 2 * K + 2 * n_features) * 2.2e-16 * magnitudes
+    assert abs(got[0] - ref) <= bound
+    wrong = float(np.einsum("kij,kij->", np.swapaxes(U, 1, 2) @ U, M))
+    assert abs(wrong - ref) > bound
+
+
 def test_digamma_equals_scipy():
     from scipy.special import digamma
 
