@@ -271,7 +271,7 @@ def fit_model(data, model, *, tol=1e-3, max_iter=100, n_init=1, init_params="kme
     max_lower_bound = -np.inf
     best = None
 
-    with blas_single_thread(), m_step_threads(data.algebra_threads):
+    with blas_single_thread(), m_step_threads(getattr(data, "algebra_threads", 1)):
         for init in range(n_init):
             verbose_printer.init_beg(init)
             if do_init:

@@ -224,8 +224,9 @@ def test_entropy_from_statistics(covariance_type):
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
 def test_many_features_same_model(covariance_type):
-    """Above 128 features the entropy's trace sum_k tr(P_k M_k) is taken by
-    blocks of the triangle (gmmfast/_kernels.pyx, ``trace_upper_blocked``)."""
+    """Beyond 16 features the entropy's trace sum_k tr(P_k M_k) is gemm
+    blocks (gmmfast/_kernels.pyx, ``trace_upper_blocked``), the triangle
+    split from 128 features on: 150 takes a split."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, 150)) + 3.0 * np.repeat(np.eye(2, 150), 300, axis=0)
     sk, gf = fit_both(X, n_components=2, covariance_type=covariance_type,

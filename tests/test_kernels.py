@@ -416,6 +416,13 @@ def test_lapack_cholesky_precisions_equals_the_wrappers(n_features, n_threads):
         U, ok = _kernels.lapack_cholesky_precisions(stack, n_threads)
         assert ok
         np.testing.assert_array_equal(U, ref)
+        # the wrappers' copy, not a transposed one: potrf(lower=1) reads the
+        # lower triangle only, so junk in the upper one changes nothing, and a
+        # copy that read the upper triangle as the lower would fail here
+        junk = stack + np.triu(rng.normal(size=stack.shape), 1)
+        U, ok = _kernels.lapack_cholesky_precisions(junk, n_threads)
+        assert ok
+        np.testing.assert_array_equal(U, ref)
         for position in range(stack.shape[0]):
             indefinite = stack[position].copy()
             indefinite[n_features // 2, n_features // 2] = -1.0

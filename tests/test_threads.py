@@ -306,9 +306,14 @@ def test_m_step_algebra_uses_the_fits_threads(monkeypatch):
     assert seen == [1]
     with _threads.m_step_threads(3):
         assert _threads.algebra_threads() == 3
-        with _threads.m_step_threads(2):
-            assert _threads.algebra_threads() == 2
+        with pytest.raises(RuntimeError):
+            with _threads.m_step_threads(2):
+                assert _threads.algebra_threads() == 2
+                raise RuntimeError
         assert _threads.algebra_threads() == 3
+        # per Python thread: another thread sees its own count (1)
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(_threads.algebra_threads).result() == 1
     assert _threads.algebra_threads() == 1
     # the thread count changes only the E-step's summation order
     for attr in ("means_", "covariances_", "lower_bound_"):
