@@ -35,8 +35,9 @@ from ._threads import algebra_threads
 
 
 # up to this many features the M-step's per-component algebra runs in the
-# compiled loops of gmmfast/_kernels.pyx (a few microseconds); beyond, numpy
-# and LAPACK's blocked routines
+# compiled loops of gmmfast/_kernels.pyx (a few microseconds); beyond,
+# LAPACK's and BLAS's blocked routines, a component per thread of the fit
+# (``_threads.m_step_threads``), and numpy
 SMALL_ALGEBRA_D = 16
 
 
