@@ -96,6 +96,7 @@ class ArrayData(DataSource):
             float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
         )
         self._files = _mapped_files(X, sample_weight)
+        self._slabs = {}  # the E-step's large accumulators (_stats.stat_slabs)
 
     @property
     def algebra_threads(self):
@@ -116,7 +117,8 @@ class ArrayData(DataSource):
 
     def _e_step_pass(self, kp):
         self._check_files()
-        return _stats.e_step_stats(self.X, self.sample_weight, kp, self.cfg)
+        return _stats.e_step_stats(self.X, self.sample_weight, kp, self.cfg,
+                                    keep=self._slabs)
 
     def _compute_mean(self):
         self._check_files()

@@ -234,3 +234,69 @@ def test_fits_with_one_seed_repeat_exactly():
     a = _fit(X, 1, n_components=3, random_state=7, init_params="random")
     b = _fit(X, 1, n_components=3, random_state=7, init_params="random")
     _assert_same_fit(a, b)
+
+
+def _kernel_params(X, covariance_type, n_components, seed):
+    rng = np.random.default_rng(seed)
+    n_features = X.shape[1]
+    means = X[rng.choice(len(X), n_components, replace=False)].astype(np.float64)
+    scale = rng.uniform(1.0, 3.0, n_components)
+    cov = {"full": np.eye(n_features) * scale[:, None, None],
+           "tied": np.eye(n_features) * scale[0], "diag": np.outer(scale, np.ones(n_features)),
+           "spherical": scale}[covariance_type]
+    params = _stats.GMMParams(np.full(n_components, 1 / n_components), means, cov,
+                              1 / np.sqrt(cov) if covariance_type in ("diag", "spherical")
+                              else np.linalg.cholesky(np.linalg.inv(cov)).swapaxes(-1, -2))
+    return _stats.KernelParams(params, covariance_type, X.dtype)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_kept_accumulators_give_fresh_statistics_never_shared(covariance_type, n_threads,
+                                                              monkeypatch):
+    """The E-step's kept accumulators (_stats.stat_slabs, every size kept
+    here): each pass gives bitwise the statistics of fresh ones (a pass that
+    did not zero them would add the last pass's in), and what a pass
+    returned survives the next (on one thread the sums are the slabs' rows:
+    returned as views, the next pass would overwrite them)."""
+    monkeypatch.setattr(_stats, "KEEP_SLAB_BYTES", 0)
+    X, _ = make_blobs(600, 5, 3, seed=0)
+    sw = np.random.default_rng(2).uniform(0.5, 2.0, len(X))
+    cfg = KernelConfig(n_threads, 128, choose_path(covariance_type, X.shape[1]))
+    keep = {}
+    first_kp, second_kp = (_kernel_params(X, covariance_type, 3, seed) for seed in (0, 1))
+    first, ll_first = _stats.e_step_stats(X, sw, first_kp, cfg, keep=keep)
+    assert keep, "nothing was kept"
+    saved = [None if s is None else s.copy() for s in first]
+    second, ll_second = _stats.e_step_stats(X, sw, second_kp, cfg, keep=keep)
+    for kp, (stats, ll) in ((first_kp, (saved, ll_first)), (second_kp, (second, ll_second))):
+        fresh, ll_fresh = _stats.e_step_stats(X, sw, kp, cfg)
+        assert ll == ll_fresh
+        for a, b in zip(stats, fresh):
+            assert (a is None and b is None) or np.array_equal(a, b)
+    for a, b in zip(first, saved):
+        assert (a is None and b is None) or np.array_equal(a, b)
+    slabs = next(iter(keep.values()))
+    for s in second:
+        assert s is None or not any(np.may_share_memory(s, slab) for slab in slabs)
+
+
+def test_large_accumulators_are_kept_for_the_fit_and_change_no_result(monkeypatch):
+    """At K = 3, D = 80 (150 KiB of slabs a thread) a fit keeps its
+    accumulators, and gives bitwise the fit that allocates them afresh."""
+    X, _ = make_blobs(400, 80, 3, seed=1)
+    kept = []
+    real = _stats.stat_slabs
+
+    def spy(keep, *args):
+        out = real(keep, *args)
+        kept.append((out[1], id(out[0][2])))
+        return out
+
+    monkeypatch.setattr(_stats, "stat_slabs", spy)
+    params = dict(n_components=3, covariance_type="full", random_state=0, max_iter=5, tol=0.0)
+    a = _fit(X, 1, **params)
+    # every E-step's: the first pass allocates them, the other four reuse them
+    assert len(kept) == 5 and all(k for k, _ in kept) and len({i for _, i in kept}) == 1
+    monkeypatch.setattr(_stats, "KEEP_SLAB_BYTES", 1 << 62)
+    _assert_same_fit(a, _fit(X, 1, **params))
