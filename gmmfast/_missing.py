@@ -312,7 +312,8 @@ class MissingArrayData(ArrayData):
         shift = kp.shift
         for a, b, Xc, wc, ci, hi, Xh, wh, mh in self._split_blocks():
             if Xc.shape[0]:
-                (r, s1, s2), l = _stats.e_step_stats(Xc, wc, kp, self.cfg)
+                (r, s1, s2), l = _stats.e_step_stats(Xc, wc, kp, self.cfg,
+                                                      keep=self._slabs)
                 Rc += r
                 S1c += s1
                 if S2c is not None:

@@ -464,3 +464,25 @@ def test_a_file_from_before_nan_policy_loads(tmp_path):
     entries["params"] = np.array(json.dumps(params))
     np.savez(tmp_path / "old.npz", **entries)
     assert load(tmp_path / "old.npz").nan_policy == "raise"
+
+
+@pytest.mark.parametrize("model", ["GaussianMixture", "BayesianGaussianMixture"])
+def test_kept_accumulators_change_no_missing_value_fit(model, monkeypatch):
+    """The complete rows' passes keep their accumulators (every size here,
+    gmmfast/_stats.py's stat_slabs) across blocks and iterations: the fit is
+    bitwise the one that allocates them afresh."""
+    import gmmfast
+    from gmmfast import _stats
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 6)) + rng.integers(0, 3, 3000)[:, None] * 2.0
+    X[rng.random(X.shape) < 0.05] = np.nan
+    params = dict(n_components=3, nan_policy="marginalize", random_state=0, max_iter=4,
+                  tol=0.0)
+    fits = []
+    for limit in (0, 1 << 62):
+        monkeypatch.setattr(_stats, "KEEP_SLAB_BYTES", limit)
+        with pytest.warns(Warning):  # not converged in 4 iterations
+            fits.append(getattr(gmmfast, model)(**params).fit(X))
+    for name in ("means_", "covariances_", "precisions_cholesky_", "lower_bounds_"):
+        assert np.array_equal(getattr(fits[0], name), getattr(fits[1], name)), name
