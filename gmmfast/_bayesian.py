@@ -332,8 +332,10 @@ def kernel_params(params, covariance_type, prior_type, dtype, center=None):
     weights = (mixture_weights(params.weight_concentration, prior_type)
                if center is None and cov.uses_scatter else None)
     gmm = GMMParams(weights, params.means, params.covariances, params.precisions_cholesky)
-    return KernelParams(gmm, covariance_type, dtype, center, lognorm=kernel_lognorm(
+    kp = KernelParams(gmm, covariance_type, dtype, center, lognorm=kernel_lognorm(
         params, covariance_type, prior_type))
+    kp.want_resp_lp = True  # the lower bound's sum w r log r, where the kernel gives it
+    return kp
 
 
 def weighted_mahalanobis(stats, kp):
@@ -519,8 +521,13 @@ class BGMModel:
         new = self.m_step(stats, kp)
         terms = getattr(self.data, "missing_terms", None)
         if terms is None:
+            # sum w r log r = sum w r lp - ll: from the E-step's kernel where
+            # it gave sum w r lp (beyond the vector kernels: no trace of the
+            # statistics then), else from the statistics
+            resp_lp = getattr(self.data, "resp_lp", None)
             value = fit_lower_bound(new, self.priors, self.covariance_type,
-                                    log_resp_sum(stats, ll, kp))
+                                    log_resp_sum(stats, ll, kp) if resp_lp is None
+                                    else resp_lp - ll)
         else:
             # missing values (gmmfast/_missing.py): the missing coordinates
             # are latent too, q(x_m | z = k) the Gaussian the E-step used; the

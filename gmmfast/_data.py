@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from . import _kmeans, _stats
+from . import _dispatch, _kmeans, _stats
 from ._threads import blas_single_thread
 
 
@@ -42,6 +42,10 @@ class DataSource:
     # OpenMP threads of the M-step's per-component algebra during a fit
     # (``_threads.m_step_threads``); sources with kernel threads say theirs
     algebra_threads = 1
+    # sum_i w_i sum_k r_ik lp_ik of the last E-step, where the source's kernel
+    # gave it (ArrayData: float64 data on the paths beyond the vector
+    # kernels, when the parameters ask for it); None elsewhere
+    resp_lp = None
 
     def e_step(self, kp):
         (R, S1, S2), ll = self._e_step_pass(kp)
@@ -117,8 +121,14 @@ class ArrayData(DataSource):
 
     def _e_step_pass(self, kp):
         self._check_files()
-        return _stats.e_step_stats(self.X, self.sample_weight, kp, self.cfg,
-                                    keep=self._slabs)
+        # float64 only: float32 data's lp_ik are rounded to float32, where the
+        # trace of the float64 statistics is the more accurate form
+        out = (np.zeros(1) if kp.want_resp_lp and self.cfg.path != _dispatch.VECTOR
+               and self.dtype == np.float64 else None)
+        result = _stats.e_step_stats(self.X, self.sample_weight, kp, self.cfg,
+                                     keep=self._slabs, resp_lp=out)
+        self.resp_lp = None if out is None else float(out[0])
+        return result
 
     def _compute_mean(self):
         self._check_files()

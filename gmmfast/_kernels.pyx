@@ -45,6 +45,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, NAN, isfinite, lgamma, log, sqrt
 from libc.stdint cimport int64_t
+from libc.string cimport memcpy
 from cpython.exc cimport PyErr_CheckSignals
 from scipy.linalg.cython_blas cimport ddot as blas_ddot, dgemm as blas_dgemm
 from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
@@ -347,6 +348,18 @@ cdef void _block_stats_given(
         syrk_add_upper(buf, S2 + k * D * D, s2blk, <int>nb, <int>D)
 
 
+cdef inline double _resp_lp_sum(const floating* wr, const floating* lp, isize n) noexcept nogil:
+    """sum of wr * lp over a block's (K, nb) arrays: the weighted
+    responsibilities w_i r_ik after normalize_block, lp_ik before it. A term
+    whose r is 0 adds nothing (its lp may be -inf: 0 * -inf would be NaN)."""
+    cdef double total = 0.0
+    cdef isize i
+    for i in range(n):
+        if wr[i] > 0:
+            total += <double>wr[i] * <double>lp[i]
+    return total
+
+
 cdef double _block(
     int cov_type, int path,
     const floating* x,          # IN (nb, D) block of X
@@ -362,9 +375,16 @@ cdef double _block(
     floating* out_logp,         # OUT (nb,) or NULL
     floating* out_resp,         # OUT (nb, K) or NULL
     int64_t* out_labels,        # OUT (nb,) or NULL
+    double* resp_lp,            # OUT += sum_i w_i sum_k r_ik lp_ik, or NULL
+    floating* lp_copy,          # scratch (K, nb) for resp_lp
 ) noexcept nogil:
     """Log-probabilities, log-likelihood, responsibilities and statistics of
-    one block. Returns sum_i w_i log p(x_i)."""
+    one block. Returns sum_i w_i log p(x_i). ``resp_lp`` (the paths other
+    than VECTOR; there it must be NULL) receives the block's
+    sum_i w_i sum_k r_ik lp_ik, lp_ik the weighted log-probabilities:
+    BayesianGaussianMixture's sum w r log r is that less the log-likelihood
+    (gmmfast/_bayesian.py), without the trace sum_k tr(P_k M_k) of the
+    statistics."""
     cdef isize i, j, k, W
     cdef floating* lp
     cdef floating* buf
@@ -381,7 +401,11 @@ cdef double _block(
         g = buf + nb * W + K * W
         _gemm_rows(cov_type, x, nb, D, buf, g)
         _gemm_lp(cov_type, buf, g, nb, D, K, means, prec, lognorm, buf + nb * W, lp)
+        if resp_lp != NULL:
+            memcpy(lp_copy, lp, K * nb * sizeof(floating))
         ll = normalize_block(lp, nb, K, sw, out_logp, out_resp, out_labels, R != NULL)
+        if resp_lp != NULL:
+            resp_lp[0] += _resp_lp_sum(lp, lp_copy, K * nb)
         if R != NULL:
             _gemm_stats(cov_type, buf, g, nb, D, K, lp, means, buf + nb * W, R, S1, S2)
         return ll
@@ -403,7 +427,11 @@ cdef double _block(
                 buf[i * D + j] = x[i * D + j] - center[j]
         trmm_right_upper(buf, prec, <int>nb, <int>D)
         tied_rows_to_lp(buf, nb, D, K, mproj, lognorm, lp)
+    if resp_lp != NULL:
+        memcpy(lp_copy, lp, K * nb * sizeof(floating))
     ll = normalize_block(lp, nb, K, sw, out_logp, out_resp, out_labels, R != NULL)
+    if resp_lp != NULL:
+        resp_lp[0] += _resp_lp_sum(lp, lp_copy, K * nb)
     if R != NULL:
         _block_stats_given(cov_type, path, x, nb, D, K, lp, means, center,
                            buf, R, S1, S2)
@@ -472,6 +500,9 @@ ctypedef struct Work:
     double* ll                  # (n_threads, 8): a cache line per thread
     void* scratch
     isize scratch_stride
+    bint want_resp_lp           # ESTEP: sum w r lp into ll[tid, 1] (not VECTOR)
+    isize lp_copy_offset        # where in a thread's scratch _block's lp_copy starts
+    double resp_lp              # ESTEP with want_resp_lp: the threads' sum
 
 
 cdef isize _scratch_size(int job, int cov_type, int path, isize nb, isize D, isize K,
@@ -517,7 +548,9 @@ cdef inline void _one_block(floating* scratch0, Work* w, isize c, int tid) noexc
             w.cov_type, w.path, x, nb, D, K, <const floating*>w.means,
             <const floating*>w.prec, w.lognorm, <const floating*>w.center,
             <const floating*>w.mproj, sw, scratch, w.R + tid * w.R_stride,
-            w.S1 + tid * w.S1_stride, w.S2 + tid * w.S2_stride, NULL, NULL, NULL)
+            w.S1 + tid * w.S1_stride, w.S2 + tid * w.S2_stride, NULL, NULL, NULL,
+            (w.ll + tid * 8 + 1) if w.want_resp_lp else <double*>NULL,
+            scratch + w.lp_copy_offset)
     else:
         if w.out_logp != NULL:
             out_logp = <floating*>w.out_logp + start
@@ -528,7 +561,7 @@ cdef inline void _one_block(floating* scratch0, Work* w, isize c, int tid) noexc
         _block(w.cov_type, w.path, x, nb, D, K, <const floating*>w.means,
                <const floating*>w.prec, w.lognorm, <const floating*>w.center,
                <const floating*>w.mproj, NULL, scratch, NULL, NULL, NULL,
-               out_logp, out_resp, out_labels)
+               out_logp, out_resp, out_labels, NULL, NULL)
 
 
 cdef double _run(floating* tag, Work* w) except? -1.0:
@@ -554,8 +587,11 @@ cdef double _run(floating* tag, Work* w) except? -1.0:
     # GM(gap)), and a vector load that straddles two cache lines costs
     # twice (numpy's 16-byte aligned buffer made a 2 x 2 E-step 13% slower)
     cdef isize lanes = 64 // sizeof(floating)
-    w.scratch_stride = (_scratch_size(w.job, w.cov_type, w.path, w.chunk_size, w.D, w.K, tag)
-                        + lanes - 1) // lanes * lanes
+    cdef isize size = _scratch_size(w.job, w.cov_type, w.path, w.chunk_size, w.D, w.K, tag)
+    w.lp_copy_offset = size
+    if w.want_resp_lp:
+        size += w.K * w.chunk_size  # _block's lp_copy behind the rest
+    w.scratch_stride = (size + lanes - 1) // lanes * lanes
     cdef floating[::1] scratch_buf = np.empty(w.n_threads * w.scratch_stride + lanes, dtype)
     cdef floating* scratch0 = &scratch_buf[0]
     scratch0 += (lanes - (<size_t>scratch0 // sizeof(floating)) % lanes) % lanes
@@ -575,8 +611,10 @@ cdef double _run(floating* tag, Work* w) except? -1.0:
                 for c in prange(c0, c1, schedule='static'):
                     _one_block(scratch0, w, c, tid)
         PyErr_CheckSignals()
+    w.resp_lp = 0.0
     for tid in range(w.n_threads):
         total += ll[tid, 0]
+        w.resp_lp += ll[tid, 1]
     return total
 
 
@@ -592,6 +630,9 @@ cdef Work _work(int job, int cov_type, int path, isize n, isize D, isize K,
     w.R_stride = w.S1_stride = w.S2_stride = 0
     w.out_logp = w.out_resp = NULL
     w.out_labels = NULL
+    w.want_resp_lp = False
+    w.lp_copy_offset = 0
+    w.resp_lp = 0.0
     return w
 
 
@@ -618,14 +659,24 @@ def e_step(
     isize chunk_size,
     int n_threads,
     int path,
+    double[::1] resp_lp=None,           # OUT (1,): sum_i w_i sum_k r_ik lp_ik, or None
 ):
     """E-step and sufficient statistics in one pass over X.
 
     Adds the statistics of X into the per-thread slabs R, S1, S2 (thread t
-    owns row t) and returns sum_i w_i log p(x_i) (float64).
+    owns row t) and returns sum_i w_i log p(x_i) (float64). With
+    ``resp_lp`` (any path but VECTOR), also sets resp_lp[0] to
+    sum_i w_i sum_k r_ik lp_ik (lp_ik the weighted log-probabilities, r_ik
+    the responsibilities), summed per thread in block order and over the
+    threads in thread order.
     """
     cdef Work w = _work(ESTEP, cov_type, path, X.shape[0], X.shape[1], means.shape[0],
                         chunk_size, n_threads)
+    cdef double ll
+    if resp_lp is not None:
+        if path == VECTOR:
+            raise ValueError("resp_lp: the VECTOR path does not accumulate it")
+        resp_lp[0] = 0.0
     if w.n == 0:
         return 0.0
     w.X, w.sw = &X[0, 0], _weights_ptr(sample_weight)
@@ -633,7 +684,11 @@ def e_step(
     w.center, w.mproj = &center[0], &mproj[0, 0]
     w.R, w.S1, w.S2 = &R[0, 0], &S1[0, 0], &S2[0, 0]
     w.R_stride, w.S1_stride, w.S2_stride = R.shape[1], S1.shape[1], S2.shape[1]
-    return _run(<floating*>NULL, &w)
+    w.want_resp_lp = resp_lp is not None
+    ll = _run(<floating*>NULL, &w)
+    if resp_lp is not None:
+        resp_lp[0] = w.resp_lp
+    return ll
 
 
 def predict(

@@ -83,6 +83,10 @@ class KernelParams:
     read only for a default centre.
     """
 
+    # whether the E-step should also give sum_i w_i sum_k r_ik lp_ik where its
+    # kernel can (BayesianGaussianMixture's lower bound, gmmfast/_bayesian.py)
+    want_resp_lp = False
+
     def __init__(self, params, covariance_type, dtype, center=None, lognorm=None):
         cov = _covariance.get(covariance_type)
         means = np.ascontiguousarray(params.means, dtype=dtype)
@@ -191,15 +195,17 @@ def stat_slabs(keep, cfg, cov, n_components, n_features):
     return slabs, True
 
 
-def e_step_stats(X, sample_weight, kp, cfg, keep=None):
+def e_step_stats(X, sample_weight, kp, cfg, keep=None, resp_lp=None):
     """One pass: returns (R, S1, S2) and sum_i w_i log p(x_i). ``keep``:
     ``stat_slabs``'s; the statistics returned never share memory with kept
-    accumulators, which the next pass overwrites."""
+    accumulators, which the next pass overwrites. ``resp_lp``: None, or a
+    float64 (1,) array that receives sum_i w_i sum_k r_ik lp_ik (any path
+    but VECTOR: gmmfast/_kernels.pyx's ``e_step``)."""
     n_components, n_features = kp.means.shape
     (R, S1, S2), kept = stat_slabs(keep, cfg, kp.cov, n_components, n_features)
     ll = _E_STEP[X.dtype](
         X, sample_weight, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
-        kp.code, R, S1, S2, cfg.chunk_size, cfg.n_threads, cfg.path,
+        kp.code, R, S1, S2, cfg.chunk_size, cfg.n_threads, cfg.path, resp_lp,
     )
     stats = reduce_stats(R, S1, S2, kp.cov, n_components, n_features)
     if kept:

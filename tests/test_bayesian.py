@@ -14,7 +14,7 @@ from sklearn.mixture import BayesianGaussianMixture as SkBGM
 from sklearn.utils.estimator_checks import check_estimator
 
 from gmmfast import BayesianGaussianMixture
-from gmmfast import _bayesian, _covariance, _stats
+from gmmfast import _bayesian, _covariance, _dispatch, _stats
 from gmmfast._data import ArrayData
 from gmmfast._demo import demo_data
 
@@ -220,6 +220,79 @@ def test_entropy_from_statistics(covariance_type):
             assert abs(direct) < 1e-6  # the clusters are separated: entropy ~ 0
         else:
             assert abs(direct) > 100 * bound  # overlapping: a real entropy is checked
+
+
+# shapes on the paths beyond the vector kernels (gmmfast/_dispatch.py):
+# full and tied beyond 16 features; diag and spherical on BLAS_GEMM
+RESP_LP_SHAPES = [("full", 24, 3), ("full", 64, 4), ("tied", 24, 3), ("diag", 16, 64),
+                  ("spherical", 16, 16)]
+
+
+@pytest.mark.parametrize("covariance_type,n_features,n_components", RESP_LP_SHAPES)
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kernel_resp_lp_gives_the_entropy(covariance_type, n_features, n_components,
+                                          n_threads, weighted):
+    """Beyond the vector kernels the E-step's kernel also sums
+    sum_i w_i sum_k r_ik lp_ik, and sum w r log r is that less ll (no trace
+    of the statistics): against the direct N x K sum of the hooks, within
+    the rounding of two sums of terms of size w |lp| (as the statistics'
+    form above). A sum without the weights, or of r log r for lp, fails."""
+    rng = np.random.default_rng(3)
+    X, _ = make_blobs(2000, n_features, 4, seed=3)
+    w = rng.uniform(0.2, 3.0, X.shape[0]) if weighted else None
+    gf = BayesianGaussianMixture(n_components=n_components, covariance_type=covariance_type,
+                                 random_state=0, max_iter=2, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gf.fit(X)
+    cfg = _stats.kernel_config(n_features, covariance_type, n_threads, n_components)
+    assert cfg.path != _dispatch.VECTOR
+    data = ArrayData(X, w, cfg)
+    kp = _bayesian.kernel_params(gf._params(), covariance_type,
+                                 gf.weight_concentration_prior_type, X.dtype,
+                                 data.center if covariance_type == "tied" else None)
+    stats, ll = data.e_step(kp)
+    assert data.resp_lp is not None
+    got = data.resp_lp - ll
+    ww = np.ones(X.shape[0]) if w is None else w
+    _, log_resp = gf._estimate_log_prob_resp(X)
+    direct = float(ww @ np.sum(np.exp(log_resp) * log_resp, axis=1))
+    lp = gf._estimate_weighted_log_prob(X)
+    bound = 64 * np.finfo(float).eps * float(ww @ np.abs(lp).max(axis=1))
+    assert abs(got - direct) <= bound, (got, direct, bound)
+    assert abs(got - _bayesian.log_resp_sum(stats, ll, kp)) <= bound
+    assert abs(direct) > 100 * bound  # overlapping blobs: a real entropy is checked
+
+
+def test_kernel_resp_lp_skips_impossible_components():
+    """A component whose lp is -inf for every row (r = 0) adds nothing to
+    sum w r lp (0 * -inf would make it NaN); the vector path gives none."""
+    X, _ = make_blobs(500, 24, 3, seed=4)
+    gf = BayesianGaussianMixture(n_components=3, random_state=0, max_iter=2, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gf.fit(X)
+    data = ArrayData(X, None, _stats.kernel_config(24, "full", 1, 3))
+    kp = _bayesian.kernel_params(gf._params(), "full", gf.weight_concentration_prior_type,
+                                 X.dtype)
+    lognorm = kp.lognorm.copy()
+    kp.lognorm = lognorm.copy()
+    kp.lognorm[1] = -np.inf
+    _, ll = data.e_step(kp)
+    got = data.resp_lp
+    kp.lognorm = lognorm[[0, 2]].copy()
+    kp.means, kp.prec = kp.means[[0, 2]].copy(), kp.prec.reshape(3, -1)[[0, 2]].ravel().copy()
+    kp.mproj = kp.means
+    _, ll2 = data.e_step(kp)
+    assert np.isfinite(got) and got == pytest.approx(data.resp_lp, rel=1e-12)
+    assert ll == pytest.approx(ll2, rel=1e-12)
+    small = ArrayData(X[:, :4].copy(), None, _stats.kernel_config(4, "full", 1, 3))
+    kp4 = _bayesian.kernel_params(
+        BayesianGaussianMixture(n_components=3, random_state=0, max_iter=2).fit(X[:, :4])
+        ._params(), "full", "dirichlet_process", X.dtype)
+    small.e_step(kp4)
+    assert small.resp_lp is None
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
