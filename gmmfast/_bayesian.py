@@ -334,7 +334,10 @@ def kernel_params(params, covariance_type, prior_type, dtype, center=None):
     gmm = GMMParams(weights, params.means, params.covariances, params.precisions_cholesky)
     kp = KernelParams(gmm, covariance_type, dtype, center, lognorm=kernel_lognorm(
         params, covariance_type, prior_type))
-    kp.want_resp_lp = True  # the lower bound's sum w r log r, where the kernel gives it
+    # the lower bound's sum w r log r from the kernel, where it gives it: for
+    # full and tied, whose trace of the statistics costs O(K D^3) (diag and
+    # spherical's costs O(K D), less than the kernel's copy of lp)
+    kp.want_resp_lp = cov.name in ("full", "tied")
     return kp
 
 
@@ -524,7 +527,8 @@ class BGMModel:
             # sum w r log r = sum w r lp - ll: from the E-step's kernel where
             # it gave sum w r lp (beyond the vector kernels: no trace of the
             # statistics then), else from the statistics
-            resp_lp = getattr(self.data, "resp_lp", None)
+            resp_lp_for = getattr(self.data, "resp_lp_for", None)
+            resp_lp = None if resp_lp_for is None else resp_lp_for(kp)
             value = fit_lower_bound(new, self.priors, self.covariance_type,
                                     log_resp_sum(stats, ll, kp) if resp_lp is None
                                     else resp_lp - ll)

@@ -42,10 +42,16 @@ class DataSource:
     # OpenMP threads of the M-step's per-component algebra during a fit
     # (``_threads.m_step_threads``); sources with kernel threads say theirs
     algebra_threads = 1
-    # sum_i w_i sum_k r_ik lp_ik of the last E-step, where the source's kernel
-    # gave it (ArrayData: float64 data on the paths beyond the vector
+    # (kp, sum_i w_i sum_k r_ik lp_ik) of the last E-step, where the source's
+    # kernel gave it (ArrayData: float64 data on the paths beyond the vector
     # kernels, when the parameters ask for it); None elsewhere
-    resp_lp = None
+    _resp_lp = None
+
+    def resp_lp_for(self, kp):
+        """sum_i w_i sum_k r_ik lp_ik of the last E-step if it ran with ``kp``
+        (the same object) and its kernel gave it, else None."""
+        tagged = self._resp_lp
+        return tagged[1] if tagged is not None and tagged[0] is kp else None
 
     def e_step(self, kp):
         (R, S1, S2), ll = self._e_step_pass(kp)
@@ -89,6 +95,10 @@ class ArrayData(DataSource):
     A memmapped file that shrinks under a fit would make the next read of a
     vanished page a bus error (the process killed); each pass checks first that
     every mapped file still holds the bytes it maps, and raises otherwise.
+
+    One source serves one fit at a time: its E-steps share kept accumulators
+    and the last pass's sum w r lp, so two E-steps on one instance must not
+    run at once (every fit builds its own source).
     """
 
     def __init__(self, X, sample_weight, cfg):
@@ -120,6 +130,7 @@ class ArrayData(DataSource):
                     "truncated or rewritten. Fit again once the file is complete.")
 
     def _e_step_pass(self, kp):
+        self._resp_lp = None
         self._check_files()
         # float64 only: float32 data's lp_ik are rounded to float32, where the
         # trace of the float64 statistics is the more accurate form
@@ -127,7 +138,8 @@ class ArrayData(DataSource):
                and self.dtype == np.float64 else None)
         result = _stats.e_step_stats(self.X, self.sample_weight, kp, self.cfg,
                                      keep=self._slabs, resp_lp=out)
-        self.resp_lp = None if out is None else float(out[0])
+        if out is not None:
+            self._resp_lp = (kp, float(out[0]))
         return result
 
     def _compute_mean(self):

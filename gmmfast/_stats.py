@@ -174,6 +174,11 @@ _E_STEP = _by_dtype(_kernels.e_step)
 # M-step left the heap trimmed, so that every E-step faulted 482 times and
 # took 2-4 ms longer than GaussianMixture's.
 KEEP_SLAB_BYTES = 1 << 17
+# ... and at most this many (glibc's largest dynamic mmap threshold): beyond,
+# a pass's work dwarfs its page faults, and accumulators kept through the
+# M-step would raise the fit's peak memory (K = 50, D = 1000 on 2 threads:
+# 800 MB)
+KEEP_SLAB_MAX_BYTES = 1 << 25
 
 
 def stat_slabs(keep, cfg, cov, n_components, n_features):
@@ -182,7 +187,7 @@ def stat_slabs(keep, cfg, cov, n_components, n_features):
     last large ones, zeroed again and reused by the next pass of the same
     shape."""
     size = (n_components * (1 + n_features) + cov.s2_size(n_components, n_features))
-    if keep is None or 8 * cfg.n_threads * size < KEEP_SLAB_BYTES:
+    if keep is None or not KEEP_SLAB_BYTES <= 8 * cfg.n_threads * size <= KEEP_SLAB_MAX_BYTES:
         return alloc_stats(cfg, cov, n_components, n_features), False
     key = (cfg.n_threads, cov.code, n_components, n_features)
     slabs = keep.get(key)

@@ -224,14 +224,17 @@ def test_entropy_from_statistics(covariance_type):
 
 # shapes on the paths beyond the vector kernels (gmmfast/_dispatch.py):
 # full and tied beyond 16 features; diag and spherical on BLAS_GEMM
-RESP_LP_SHAPES = [("full", 24, 3), ("full", 64, 4), ("tied", 24, 3), ("diag", 16, 64),
-                  ("spherical", 16, 16)]
+# (BLAS_TILES up to 384 features, BLAS_SYRK forced at 24); diag and
+# spherical on BLAS_GEMM (a fit asks for it only for full and tied)
+RESP_LP_SHAPES = [("full", 24, 3, None), ("full", 64, 4, None), ("tied", 24, 3, None),
+                  ("full", 24, 3, _dispatch.BLAS_SYRK), ("tied", 24, 3, _dispatch.BLAS_SYRK),
+                  ("diag", 16, 64, None), ("spherical", 16, 16, None)]
 
 
-@pytest.mark.parametrize("covariance_type,n_features,n_components", RESP_LP_SHAPES)
+@pytest.mark.parametrize("covariance_type,n_features,n_components,path", RESP_LP_SHAPES)
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_kernel_resp_lp_gives_the_entropy(covariance_type, n_features, n_components,
+def test_kernel_resp_lp_gives_the_entropy(covariance_type, n_features, n_components, path,
                                           n_threads, weighted):
     """Beyond the vector kernels the E-step's kernel also sums
     sum_i w_i sum_k r_ik lp_ik, and sum w r log r is that less ll (no trace
@@ -247,14 +250,21 @@ def test_kernel_resp_lp_gives_the_entropy(covariance_type, n_features, n_compone
         warnings.simplefilter("ignore", ConvergenceWarning)
         gf.fit(X)
     cfg = _stats.kernel_config(n_features, covariance_type, n_threads, n_components)
+    if path is not None:
+        cfg = _dispatch.KernelConfig(n_threads, 240, path)
     assert cfg.path != _dispatch.VECTOR
     data = ArrayData(X, w, cfg)
     kp = _bayesian.kernel_params(gf._params(), covariance_type,
                                  gf.weight_concentration_prior_type, X.dtype,
                                  data.center if covariance_type == "tied" else None)
+    assert kp.want_resp_lp == (covariance_type in ("full", "tied"))
+    kp.want_resp_lp = True
     stats, ll = data.e_step(kp)
-    assert data.resp_lp is not None
-    got = data.resp_lp - ll
+    assert data.resp_lp_for(kp) is not None
+    assert data.resp_lp_for(_bayesian.kernel_params(
+        gf._params(), covariance_type, gf.weight_concentration_prior_type, X.dtype,
+        data.center if covariance_type == "tied" else None)) is None  # another kp's
+    got = data.resp_lp_for(kp) - ll
     ww = np.ones(X.shape[0]) if w is None else w
     _, log_resp = gf._estimate_log_prob_resp(X)
     direct = float(ww @ np.sum(np.exp(log_resp) * log_resp, axis=1))
@@ -280,19 +290,50 @@ def test_kernel_resp_lp_skips_impossible_components():
     kp.lognorm = lognorm.copy()
     kp.lognorm[1] = -np.inf
     _, ll = data.e_step(kp)
-    got = data.resp_lp
+    got = data.resp_lp_for(kp)
     kp.lognorm = lognorm[[0, 2]].copy()
     kp.means, kp.prec = kp.means[[0, 2]].copy(), kp.prec.reshape(3, -1)[[0, 2]].ravel().copy()
     kp.mproj = kp.means
     _, ll2 = data.e_step(kp)
-    assert np.isfinite(got) and got == pytest.approx(data.resp_lp, rel=1e-12)
+    assert np.isfinite(got) and got == pytest.approx(data.resp_lp_for(kp), rel=1e-12)
     assert ll == pytest.approx(ll2, rel=1e-12)
     small = ArrayData(X[:, :4].copy(), None, _stats.kernel_config(4, "full", 1, 3))
     kp4 = _bayesian.kernel_params(
         BayesianGaussianMixture(n_components=3, random_state=0, max_iter=2).fit(X[:, :4])
         ._params(), "full", "dirichlet_process", X.dtype)
     small.e_step(kp4)
-    assert small.resp_lp is None
+    assert small.resp_lp_for(kp4) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fit_takes_the_kernel_resp_lp_for_float64(dtype, monkeypatch):
+    """A float64 fit beyond 16 features takes sum w r lp from the kernel and
+    never computes the statistics' trace form; float32 keeps that form. The
+    lower bounds agree with a fit that uses the trace form throughout."""
+    X, _ = make_blobs(1500, 24, 3, seed=6, dtype=dtype)
+    calls = []
+    real = _bayesian.log_resp_sum
+
+    def spy(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(_bayesian, "log_resp_sum", spy)
+    params = dict(n_components=3, random_state=0, max_iter=5, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fast = BayesianGaussianMixture(**params).fit(X)
+        assert bool(calls) == (dtype == np.float32)
+        real_kp = _bayesian.kernel_params
+
+        def no_resp_lp(*args, **kwargs):
+            kp = real_kp(*args, **kwargs)
+            kp.want_resp_lp = False
+            return kp
+
+        monkeypatch.setattr(_bayesian, "kernel_params", no_resp_lp)
+        slow = BayesianGaussianMixture(**params).fit(X)
+    np.testing.assert_allclose(fast.lower_bounds_, slow.lower_bounds_, rtol=1e-12)
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])

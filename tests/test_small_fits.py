@@ -290,13 +290,31 @@ def test_large_accumulators_are_kept_for_the_fit_and_change_no_result(monkeypatc
 
     def spy(keep, *args):
         out = real(keep, *args)
-        kept.append((out[1], id(out[0][2])))
+        kept.append((out[1], out[0][2]))
         return out
 
     monkeypatch.setattr(_stats, "stat_slabs", spy)
     params = dict(n_components=3, covariance_type="full", random_state=0, max_iter=5, tol=0.0)
     a = _fit(X, 1, **params)
     # every E-step's: the first pass allocates them, the other four reuse them
-    assert len(kept) == 5 and all(k for k, _ in kept) and len({i for _, i in kept}) == 1
+    assert len(kept) == 5 and all(k and s2 is kept[0][1] for k, s2 in kept)
     monkeypatch.setattr(_stats, "KEEP_SLAB_BYTES", 1 << 62)
     _assert_same_fit(a, _fit(X, 1, **params))
+
+
+def test_accumulators_beyond_the_cap_are_not_kept(monkeypatch):
+    """Above KEEP_SLAB_MAX_BYTES nothing is kept (a pass's work dwarfs its
+    page faults; kept through the M-step they would raise the peak)."""
+    X, _ = make_blobs(400, 80, 3, seed=1)
+    kept = []
+    real = _stats.stat_slabs
+
+    def spy(keep, *args):
+        out = real(keep, *args)
+        kept.append(out[1])
+        return out
+
+    monkeypatch.setattr(_stats, "stat_slabs", spy)
+    monkeypatch.setattr(_stats, "KEEP_SLAB_MAX_BYTES", 1 << 17)  # below 150 KiB
+    _fit(X, 1, n_components=3, random_state=0, max_iter=3, tol=0.0)
+    assert kept == [False] * 3
