@@ -365,9 +365,8 @@ def log_resp_sum(stats, ll, kp):
     R, S1, S2 = stats
     if _covariance.small_algebra(S1.shape[1]):
         d = _f64(kp.means) - kp.shift if kp.cov.uses_scatter else kp.shift
-        return _kernels.log_resp_sum(kp.code, R, S1, S2.reshape(-1),
-                                     np.ascontiguousarray(kp.prec, dtype=np.float64),
-                                     kp.lognorm, d, float(ll))
+        prec = kp.prec if kp.prec.dtype == np.float64 else kp.prec.astype(np.float64)
+        return _kernels.log_resp_sum(kp.code, R, S1, S2, prec, kp.lognorm, d, float(ll))
     return float(R @ kp.lognorm) - 0.5 * weighted_mahalanobis(stats, kp) - ll
 
 
@@ -435,6 +434,8 @@ class BGMModel:
         self.priors = priors
         self.prior_type = priors.weight_concentration_prior_type
         self.float32 = data.dtype == np.float32
+        self._eps = _stats.machine_eps(data.dtype)
+        self._small_algebra = _covariance.small_algebra(data.n_features)
         # the priors as the compiled M-step of small shapes takes them
         self._compiled_priors = (
             self.prior_type == "dirichlet_process", float(priors.weight_concentration_prior),
@@ -474,15 +475,18 @@ class BGMModel:
         one compiled call, gmmfast/_kernels.pyx's ``bgm_m_step``, which also
         computes the next E-step's constants (``_shared``); beyond, numpy."""
         R, S1, S2 = stats
-        eps = _stats.machine_eps(self.data.dtype)
-        if not _covariance.small_algebra(S1.shape[1]):
+        eps = self._eps
+        if not self._small_algebra:
             nk, xk, sk = self.cov.params_from_stats(R, S1, S2, kp.shift, self.reg_covar,
                                                     eps, anchor=kp.means)
             return self.params_from_gaussian(nk, xk, sk)
         anchor = kp.means
+        if anchor is kp.shift:
+            anchor = None
+        elif anchor.dtype != np.float64:
+            anchor = anchor.astype(np.float64)
         out = _kernels.bgm_m_step(
-            self.cov.code, R, S1, S2.reshape(-1), kp.shift,
-            None if anchor is kp.shift else np.ascontiguousarray(anchor, dtype=np.float64),
+            self.cov.code, R, S1, S2, kp.shift, anchor,
             self.reg_covar, eps, *self._compiled_priors, self.float32)
         if out is None:
             raise ValueError(ILL_DEFINED_MESSAGE + (FLOAT32_HINT if self.float32 else ""))

@@ -253,7 +253,7 @@ class Covariance:
         per-call costs were most of the iteration."""
         if small_algebra(S1.shape[1]):
             out = _kernels.em_m_step(
-                self.code, R, S1, S2.reshape(-1), shift,
+                self.code, R, S1, S2, shift,
                 None if anchor is None or anchor is shift else _f64(anchor),
                 reg_covar, eps, total, float32)
             if out is None:

@@ -676,6 +676,56 @@ def test_em_m_step_refuses_ill_defined_covariances(covariance_type, float32):
         assert ("float64" in str(info.value)) == float32
 
 
+def _small_step_calls(covariance_type):
+    """Valid arguments of the compiled per-iteration steps, K = 2, D = 3,
+    with the positions of their arrays by name."""
+    rng = np.random.default_rng(1)
+    cov = _covariance.get(covariance_type)
+    R, S1, S2, shift = _shifted_stats(covariance_type, 2, 3, rng)
+    prec = cov.em_params(R, S1, S2, shift, 1e-6, 2.2e-16)[3]
+    cov_prior = {"full": np.eye(3), "tied": np.eye(3), "diag": np.ones(3),
+                 "spherical": np.ones(1)}[covariance_type]
+    eps = 2.2e-16
+    return {
+        "em_m_step": ((cov.code, R, S1, S2, shift, shift.copy(), 1e-6, eps, None, False),
+                      dict(R=1, S1=2, S2=3, shift=4, anchor=5)),
+        "bgm_m_step": ((cov.code, R, S1, S2, shift, shift.copy(), 1e-6, eps, True, 0.5, 1.0,
+                        np.zeros(3), 3.0, cov_prior, False),
+                       dict(R=1, S1=2, S2=3, shift=4, anchor=5, mean_prior=11,
+                            cov_prior=13)),
+        "log_resp_sum": ((cov.code, R, S1, S2, prec, np.zeros(2), shift - 0.5, -10.0),
+                         dict(R=1, S1=2, S2=3, prec=4, lognorm=5)
+                         | ({"d": 6} if covariance_type == "tied" else {})),
+    }
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("entry", ["em_m_step", "bgm_m_step", "log_resp_sum"])
+def test_small_steps_refuse_arrays_they_cannot_read(covariance_type, entry):
+    """The compiled per-iteration steps read their arrays through data
+    pointers, not typed memoryviews (whose acquisition was most of their
+    cost at 2 x 2): each array of another dtype, layout or size, or not an
+    array, raises a ValueError naming it, rather than being read as the
+    wrong bytes. The valid call runs (and its values are the numpy forms':
+    the tests above)."""
+    args, arrays = _small_step_calls(covariance_type)[entry]
+    fn = getattr(_kernels, entry)
+    assert fn(*args) is not None
+    for name, i in arrays.items():
+        a = args[i]
+        wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],)) if a.ndim else None
+        bad = [a.astype(np.float32), list(a.reshape(-1)), np.append(a.reshape(-1), 0.0)]
+        if wide is not None and a.size > 1:
+            wide[..., ::2] = a
+            bad.append(wide[..., ::2])          # strided: not C-contiguous
+        for b in bad:
+            with pytest.raises(ValueError, match=f"^{name}: "):
+                fn(*args[:i], b, *args[i + 1:])
+    # S1 sets K and D: a 1-d S1 is refused before anything is read
+    with pytest.raises(ValueError, match="^S1: expected a 2-d"):
+        fn(*args[:2], args[2].reshape(-1), *args[3:])
+
+
 def test_two_components_take_the_general_log_sum_exp_values():
     """K = 2 computes one exp() a row (the other term is exp(0) = 1): its
     responsibilities, log p and statistics equal, bit for bit, those of the
