@@ -584,7 +584,6 @@ cdef double _run(floating* tag, Work* w) except? -1.0:
     cdef isize c0, c1, c
     cdef int tid
     cdef double total = 0.0
-    dtype = np.float64 if floating is double else np.float32
     # each thread's scratch starts on a 64-byte boundary: the work arrays
     # inside it are laid out 32-byte aligned from there (gmmfast/_simd_impl.h,
     # GM(gap)), and a vector load that straddles two cache lines costs
@@ -595,11 +594,18 @@ cdef double _run(floating* tag, Work* w) except? -1.0:
     if w.want_resp_lp:
         size += w.K * w.chunk_size  # _block's lp_copy behind the rest
     w.scratch_stride = (size + lanes - 1) // lanes * lanes
-    cdef floating[::1] scratch_buf = np.empty(w.n_threads * w.scratch_stride + lanes, dtype)
-    cdef floating* scratch0 = &scratch_buf[0]
+    # (numpy arrays read by pointer: a typed memoryview costs ~0.2 us to
+    # acquire, a sizeable part of a small fit's E-step)
+    cdef cnp.npy_intp n_scratch = w.n_threads * w.scratch_stride + lanes
+    cdef cnp.npy_intp ll_dims[2]
+    ll_dims[0], ll_dims[1] = w.n_threads, 8
+    cdef cnp.ndarray scratch_buf = <cnp.ndarray>cnp.PyArray_EMPTY(
+        1, &n_scratch, cnp.NPY_DOUBLE if floating is double else cnp.NPY_FLOAT, 0)
+    cdef floating* scratch0 = <floating*>cnp.PyArray_DATA(scratch_buf)
     scratch0 += (lanes - (<size_t>scratch0 // sizeof(floating)) % lanes) % lanes
-    cdef double[:, ::1] ll = np.zeros((w.n_threads, 8))
-    w.ll = &ll[0, 0]
+    cdef cnp.ndarray ll_arr = <cnp.ndarray>cnp.PyArray_ZEROS(2, ll_dims, cnp.NPY_DOUBLE, 0)
+    cdef double* ll = <double*>cnp.PyArray_DATA(ll_arr)
+    w.ll = ll
     for c0 in range(0, n_chunks, per_call):
         c1 = min(c0 + per_call, n_chunks)
         if min(<isize>w.n_threads, c1 - c0) == 1 and not ONE_THREAD_REGION:
@@ -616,14 +622,23 @@ cdef double _run(floating* tag, Work* w) except? -1.0:
         PyErr_CheckSignals()
     w.resp_lp = 0.0
     for tid in range(w.n_threads):
-        total += ll[tid, 0]
-        w.resp_lp += ll[tid, 1]
+        total += ll[tid * 8]
+        w.resp_lp += ll[tid * 8 + 1]
     return total
+
+
+# the last (path, covariance type, D) that check_path accepted (a pure
+# check, run with the GIL held: a small fit's every E-step asks the same)
+cdef int _checked_path = -1, _checked_cov = -1
+cdef isize _checked_D = -1
 
 
 cdef Work _work(int job, int cov_type, int path, isize n, isize D, isize K,
                 isize chunk_size, int n_threads):
-    check_path(path, KERNEL_NAMES[cov_type], D)
+    global _checked_path, _checked_cov, _checked_D
+    if not (path == _checked_path and cov_type == _checked_cov and D == _checked_D):
+        check_path(path, KERNEL_NAMES[cov_type], D)
+        _checked_path, _checked_cov, _checked_D = path, cov_type, D
     cdef Work w
     w.job, w.cov_type, w.path, w.n_threads = job, cov_type, path, n_threads
     w.n, w.D, w.K, w.chunk_size = n, D, K, chunk_size
@@ -648,21 +663,21 @@ cdef const double* _weights_ptr(const double[::1] sample_weight):
 # ---------------------------------------------------------------------------
 
 def e_step(
-    const floating[:, ::1] X,           # IN (n_samples, n_features)
-    const double[::1] sample_weight,    # IN (n_samples,) or None
-    const floating[:, ::1] means,       # IN (n_components, n_features)
-    const floating[::1] prec,           # IN precisions_cholesky_.ravel()
-    const double[::1] lognorm,          # IN (n_components,)
-    const floating[::1] center,         # IN (n_features,) tied centre
-    const floating[:, ::1] mproj,       # IN (n_components, n_features) tied
+    object X,                           # IN (n_samples, n_features) float32/float64
+    object sample_weight,               # IN (n_samples,) float64, or None
+    object means,                       # IN (n_components, n_features), X's dtype
+    object prec,                        # IN precisions_cholesky_.ravel(), X's dtype
+    object lognorm,                     # IN (n_components,) float64
+    object center,                      # IN (n_features,) tied centre, X's dtype
+    object mproj,                       # IN (n_components, n_features) tied, X's dtype
     int cov_type,
-    double[:, ::1] R,                   # OUT += (n_threads, n_components)
-    double[:, ::1] S1,                  # OUT += (n_threads, n_components * n_features)
-    double[:, ::1] S2,                  # OUT += (n_threads, size of S2)
+    object R,                           # OUT += (n_threads, n_components)
+    object S1,                          # OUT += (n_threads, n_components * n_features)
+    object S2,                          # OUT += (n_threads, size of S2)
     isize chunk_size,
     int n_threads,
     int path,
-    double[::1] resp_lp=None,           # OUT (1,): sum_i w_i sum_k r_ik lp_ik, or None
+    object resp_lp=None,                # OUT (1,) float64: sum_i w_i sum_k r_ik lp_ik, or None
 ):
     """E-step and sufficient statistics in one pass over X.
 
@@ -672,26 +687,60 @@ def e_step(
     sum_i w_i sum_k r_ik lp_ik (lp_ik the weighted log-probabilities, r_ik
     the responsibilities), summed per thread in block order and over the
     threads in thread order.
+
+    Every array is read through its data pointer after a check of its
+    dtype, layout and size (a ValueError naming it otherwise): typed
+    memoryviews cost about 0.2 us each to acquire, three quarters of a
+    small E-step's fixed cost.
     """
-    cdef Work w = _work(ESTEP, cov_type, path, X.shape[0], X.shape[1], means.shape[0],
-                        chunk_size, n_threads)
+    cdef isize n = 0, D = 0, K = 0, D2 = 0
+    _matrix_shape(X, "X", &n, &D)
+    cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>X)
+    if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
+        raise ValueError(f"X: expected float32 or float64, got {_describe(X)}")
+    _matrix_shape(means, "means", &K, &D2)
+    if D2 != D:
+        raise ValueError(f"means: expected {D} features (X's), got {_describe(means)}")
+    cdef Work w = _work(ESTEP, cov_type, path, n, D, K, chunk_size, n_threads)
     cdef double ll
+    cdef double* out_resp_lp = NULL
     if resp_lp is not None:
         if path == VECTOR:
             raise ValueError("resp_lp: the VECTOR path does not accumulate it")
-        resp_lp[0] = 0.0
-    if w.n == 0:
+        out_resp_lp = <double*>_in(resp_lp, 1, "resp_lp")
+        if not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>resp_lp):
+            raise ValueError("resp_lp: expected a writeable array")
+        out_resp_lp[0] = 0.0
+    if n == 0:
         return 0.0
-    w.X, w.sw = &X[0, 0], _weights_ptr(sample_weight)
-    w.means, w.prec, w.lognorm = &means[0, 0], &prec[0], &lognorm[0]
-    w.center, w.mproj = &center[0], &mproj[0, 0]
-    w.R, w.S1, w.S2 = &R[0, 0], &S1[0, 0], &S2[0, 0]
-    w.R_stride, w.S1_stride, w.S2_stride = R.shape[1], S1.shape[1], S2.shape[1]
+    w.X = _in_typed(X, n * D, typenum, "X")
+    if sample_weight is not None:
+        w.sw = _in(sample_weight, n, "sample_weight")
+    w.means = _in_typed(means, K * D, typenum, "means")
+    w.prec = _in_typed(prec, _n_cov(cov_type, K, D), typenum, "prec")
+    w.lognorm = _in(lognorm, K, "lognorm")
+    w.center = _in_typed(center, D, typenum, "center")
+    w.mproj = _in_typed(mproj, K * D, typenum, "mproj")
+    w.R = _slab(R, n_threads, K, "R", &w.R_stride)
+    w.S1 = _slab(S1, n_threads, K * D, "S1", &w.S1_stride)
+    w.S2 = _slab(S2, n_threads, _s2_size(cov_type, K, D), "S2", &w.S2_stride)
     w.want_resp_lp = resp_lp is not None
-    ll = _run(<floating*>NULL, &w)
-    if resp_lp is not None:
-        resp_lp[0] = w.resp_lp
+    if typenum == cnp.NPY_DOUBLE:
+        ll = _run(<double*>NULL, &w)
+    else:
+        ll = _run(<float*>NULL, &w)
+    if out_resp_lp != NULL:
+        out_resp_lp[0] = w.resp_lp
     return ll
+
+
+cdef isize _s2_size(int code, isize K, isize D) noexcept nogil:
+    """One thread's second-order slab (gmmfast/_covariance.py's ``s2_size``)."""
+    if code == FULL:
+        return K * D * D
+    if code == TIED:
+        return 1
+    return K * D if code == DIAG else K
 
 
 def predict(
@@ -1226,17 +1275,42 @@ cdef inline double _rounded(double v, bint float32) noexcept nogil:
 # 2 x 2 the 16 of bgm_m_step were three quarters of its 49,000 instructions
 # (callgrind).
 
-cdef const double* _in(object a, isize n, str name) except NULL:
-    """The values of ``a``, an aligned C-contiguous float64 ndarray of n
-    values (any shape); ValueError naming it otherwise."""
+cdef const void* _in_typed(object a, isize n, int typenum, str name) except NULL:
+    """The values of ``a``, a C-contiguous ndarray of n values (any shape)
+    of numpy type ``typenum`` (NPY_DOUBLE or NPY_FLOAT); ValueError naming it
+    otherwise. Not necessarily aligned, as typed memoryviews accept: arrays
+    that Dask unpickles from a message may start at any byte, and the
+    kernels' loads do not assume alignment."""
     if not (cnp.PyArray_Check(a)
+            and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+            and cnp.PyArray_SIZE(<cnp.ndarray>a) == n):
+        raise ValueError(
+            f"{name}: expected a C-contiguous "
+            f"{'float64' if typenum == cnp.NPY_DOUBLE else 'float32'} array of {n} values, "
+            f"got {_describe(a)}")
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef inline const double* _in(object a, isize n, str name) except NULL:
+    """``_in_typed`` for float64."""
+    return <const double*>_in_typed(a, n, cnp.NPY_DOUBLE, name)
+
+
+cdef double* _slab(object a, isize rows, isize cols, str name, isize* stride) except NULL:
+    """Per-thread accumulators: a writeable aligned C-contiguous float64
+    (at least rows, at least cols) ndarray; sets its row stride."""
+    if not (cnp.PyArray_Check(a) and cnp.PyArray_NDIM(<cnp.ndarray>a) == 2
             and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_DOUBLE
             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
             and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
-            and cnp.PyArray_SIZE(<cnp.ndarray>a) == n):
-        raise ValueError(f"{name}: expected an aligned C-contiguous float64 array of "
-                         f"{n} values, got {_describe(a)}")
-    return <const double*>cnp.PyArray_DATA(<cnp.ndarray>a)
+            and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)
+            and cnp.PyArray_DIM(<cnp.ndarray>a, 0) >= rows
+            and cnp.PyArray_DIM(<cnp.ndarray>a, 1) >= cols):
+        raise ValueError(f"{name}: expected writeable C-contiguous float64 accumulators of "
+                         f"at least ({rows}, {cols}), got {_describe(a)}")
+    stride[0] = cnp.PyArray_DIM(<cnp.ndarray>a, 1)
+    return <double*>cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
 cdef str _describe(object a):

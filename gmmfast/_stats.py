@@ -157,15 +157,6 @@ def reduce_stats(R, S1, S2, cov, n_components, n_features):
     return R, S1, cov.s2_from_slab(S2, K, D)
 
 
-def _by_dtype(kernel):
-    """A fused-type kernel's specialisations by the data's dtype: calling
-    one directly skips Cython's dispatch on the arguments' types (1.5 us a
-    call here, every E-step of a small fit)."""
-    return {np.dtype(np.float64): kernel["double"], np.dtype(np.float32): kernel["float"]}
-
-
-_E_STEP = _by_dtype(_kernels.e_step)
-
 
 # Accumulators of at least this many bytes are kept between a fit's E-steps
 # (glibc's default M_MMAP_THRESHOLD): a fresh allocation this large can come
@@ -208,7 +199,7 @@ def e_step_stats(X, sample_weight, kp, cfg, keep=None, resp_lp=None):
     but VECTOR: gmmfast/_kernels.pyx's ``e_step``)."""
     n_components, n_features = kp.means.shape
     (R, S1, S2), kept = stat_slabs(keep, cfg, kp.cov, n_components, n_features)
-    ll = _E_STEP[X.dtype](
+    ll = _kernels.e_step(
         X, sample_weight, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
         kp.code, R, S1, S2, cfg.chunk_size, cfg.n_threads, cfg.path, resp_lp,
     )

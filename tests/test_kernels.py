@@ -726,6 +726,68 @@ def test_small_steps_refuse_arrays_they_cannot_read(covariance_type, entry):
         fn(*args[:2], args[2].reshape(-1), *args[3:])
 
 
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_e_step_refuses_arrays_it_cannot_read(covariance_type, dtype):
+    """e_step reads its arrays through their data pointers (typed memoryviews
+    were three quarters of a small E-step's fixed cost): each array of
+    another dtype, size or layout, and accumulators too small or read-only,
+    raise a ValueError naming the argument, where reading them would give
+    wrong sums or write out of bounds. Parameters that Dask unpickled at any
+    byte offset are read as they are: the same sums as aligned copies."""
+    rng = np.random.default_rng(7)
+    K, D, n = 3, 2, 50
+    X = rng.normal(size=(n, D)).astype(dtype)
+    kp = _stats.KernelParams(random_params(covariance_type, K, D, rng).astype(dtype),
+                             covariance_type, dtype)
+    cfg = _stats.kernel_config(D, covariance_type, 2, K, dtype, n)
+    cov = kp.cov
+
+    def run(**change):
+        R, S1, S2 = _stats.alloc_stats(cfg, cov, K, D)
+        args = dict(X=X, sample_weight=np.ones(n), means=kp.means, prec=kp.prec,
+                    lognorm=kp.lognorm, center=kp.center, mproj=kp.mproj,
+                    cov_type=kp.code, R=R, S1=S1, S2=S2, chunk_size=cfg.chunk_size,
+                    n_threads=cfg.n_threads, path=cfg.path)
+        args.update(change)
+        ll = _kernels.e_step(*args.values())
+        return ll, args["R"].copy(), args["S1"].copy()
+
+    want = run()
+    t = cfg.n_threads
+    other = np.float32 if dtype == np.float64 else np.float64
+    bad = {
+        # (X of the other float type or width sets them: the parameters are refused)
+        "X": [X.astype(np.float16), np.asfortranarray(X), X[::2], X.tolist()],
+        "sample_weight": [np.ones(n, np.float32), np.ones(n + 1), np.ones((n, 2))[:, 0]],
+        "means": [kp.means.astype(other), np.zeros((K, D + 1), dtype), kp.means.T],
+        "prec": [kp.prec.astype(other), kp.prec[:-1].copy()],
+        "lognorm": [kp.lognorm.astype(np.float32), kp.lognorm[:2].copy()],
+        "center": [np.asarray(kp.center).astype(other), np.zeros(D + 1, dtype)],
+        "mproj": [kp.mproj.astype(other), np.zeros((K + 1, D), dtype)],
+        "R": [np.zeros((t - 1, K)), np.zeros((t, K - 1)), np.zeros((t, K), np.float32)],
+        "S1": [np.zeros((t, K * D - 1)), np.zeros((t, 2 * K * D))[:, ::2]],
+    }
+    readonly = np.zeros((t, 64))
+    readonly.flags.writeable = False
+    bad["S2"] = [readonly, np.zeros((t - 1, 64))]
+    for name, arrays in bad.items():
+        for a in arrays:
+            with pytest.raises(ValueError, match=f"^{name}: "):
+                run(**{name: a})
+    # parameters at an odd byte offset (pickle-5 buffers of a Dask message)
+    def unaligned(a):
+        raw = np.zeros(a.nbytes + 1, np.uint8)
+        out = raw[1:].view(a.dtype).reshape(a.shape)
+        out[...] = a
+        return out
+    got = run(means=unaligned(kp.means), prec=unaligned(kp.prec),
+              lognorm=unaligned(kp.lognorm))
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[2], want[2])
+
+
 def test_two_components_take_the_general_log_sum_exp_values():
     """K = 2 computes one exp() a row (the other term is exp(0) = 1): its
     responsibilities, log p and statistics equal, bit for bit, those of the
