@@ -636,6 +636,10 @@ cdef isize _checked_D = -1
 cdef Work _work(int job, int cov_type, int path, isize n, isize D, isize K,
                 isize chunk_size, int n_threads):
     global _checked_path, _checked_cov, _checked_D
+    if n_threads < 1 or chunk_size < 1:
+        # (0 threads: OpenMP's default team would write past the slabs' rows)
+        raise ValueError(f"n_threads ({n_threads}) and chunk_size ({chunk_size}) must be "
+                         "at least 1")
     if not (path == _checked_path and cov_type == _checked_cov and D == _checked_D):
         check_path(path, KERNEL_NAMES[cov_type], D)
         _checked_path, _checked_cov, _checked_D = path, cov_type, D
@@ -689,7 +693,7 @@ def e_step(
     threads in thread order.
 
     Every array is read through its data pointer after a check of its
-    dtype, layout and size (a ValueError naming it otherwise): typed
+    dtype, layout and size (a TypeError naming it otherwise): typed
     memoryviews cost about 0.2 us each to acquire, three quarters of a
     small E-step's fixed cost.
     """
@@ -697,19 +701,17 @@ def e_step(
     _matrix_shape(X, "X", &n, &D)
     cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>X)
     if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
-        raise ValueError(f"X: expected float32 or float64, got {_describe(X)}")
+        raise TypeError(f"X: expected float32 or float64, got {_describe(X)}")
     _matrix_shape(means, "means", &K, &D2)
     if D2 != D:
-        raise ValueError(f"means: expected {D} features (X's), got {_describe(means)}")
+        raise TypeError(f"means: expected {D} features (X's), got {_describe(means)}")
     cdef Work w = _work(ESTEP, cov_type, path, n, D, K, chunk_size, n_threads)
     cdef double ll
     cdef double* out_resp_lp = NULL
     if resp_lp is not None:
         if path == VECTOR:
             raise ValueError("resp_lp: the VECTOR path does not accumulate it")
-        out_resp_lp = <double*>_in(resp_lp, 1, "resp_lp")
-        if not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>resp_lp):
-            raise ValueError("resp_lp: expected a writeable array")
+        out_resp_lp = _out(resp_lp, 1, "resp_lp")
         out_resp_lp[0] = 0.0
     if n == 0:
         return 0.0
@@ -1269,26 +1271,43 @@ cdef inline double _rounded(double v, bint float32) noexcept nogil:
     return <double>(<float>v) if float32 else v
 
 
-# The entry points that a small fit calls once an iteration (em_m_step,
+# The entry points that every EM iteration calls (e_step, em_m_step,
 # bgm_m_step, log_resp_sum) take numpy arrays and read them through their
 # data pointers: acquiring a typed memoryview costs about 0.2 us, and at
 # 2 x 2 the 16 of bgm_m_step were three quarters of its 49,000 instructions
-# (callgrind).
+# (callgrind). Each array is checked first, and one the kernels cannot read
+# as they are (another dtype or byte order, not C-contiguous, another size)
+# raises a TypeError naming the argument: the callers' arrays are gmmfast's
+# own, so such an error is a bug, never a property of the data (a ValueError
+# from the M-step means an ill-defined covariance to the EM loop).
+
+cdef str _type_name(int typenum):
+    return "float64" if typenum == cnp.NPY_DOUBLE else "float32"
+
+
+cdef str _describe(object a):
+    if not cnp.PyArray_Check(a):
+        return type(a).__name__
+    return (f"{a.dtype.str} {a.shape}, C-contiguous {a.flags.c_contiguous}, "
+            f"aligned {a.flags.aligned}, writeable {a.flags.writeable}")
+
+
+cdef inline bint _readable(object a, int typenum) noexcept:
+    return (cnp.PyArray_Check(a)
+            and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a)
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a))
+
 
 cdef const void* _in_typed(object a, isize n, int typenum, str name) except NULL:
-    """The values of ``a``, a C-contiguous ndarray of n values (any shape)
-    of numpy type ``typenum`` (NPY_DOUBLE or NPY_FLOAT); ValueError naming it
-    otherwise. Not necessarily aligned, as typed memoryviews accept: arrays
-    that Dask unpickles from a message may start at any byte, and the
-    kernels' loads do not assume alignment."""
-    if not (cnp.PyArray_Check(a)
-            and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
-            and cnp.PyArray_SIZE(<cnp.ndarray>a) == n):
-        raise ValueError(
-            f"{name}: expected a C-contiguous "
-            f"{'float64' if typenum == cnp.NPY_DOUBLE else 'float32'} array of {n} values, "
-            f"got {_describe(a)}")
+    """The values of ``a``, a C-contiguous native-order ndarray of n values
+    (any shape) of numpy type ``typenum`` (NPY_DOUBLE or NPY_FLOAT);
+    TypeError naming it otherwise. Not necessarily aligned, as typed
+    memoryviews accepted: arrays that Dask unpickles from a message may start
+    at any byte (the kernels' results are the same, tests/test_kernels.py)."""
+    if not (_readable(a, typenum) and cnp.PyArray_SIZE(<cnp.ndarray>a) == n):
+        raise TypeError(f"{name}: expected a C-contiguous native {_type_name(typenum)} "
+                        f"array of {n} values, got {_describe(a)}")
     return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
@@ -1297,32 +1316,34 @@ cdef inline const double* _in(object a, isize n, str name) except NULL:
     return <const double*>_in_typed(a, n, cnp.NPY_DOUBLE, name)
 
 
+cdef double* _out(object a, isize n, str name) except NULL:
+    """``_in``, and also aligned and writeable: what a kernel writes into."""
+    if not (_readable(a, cnp.NPY_DOUBLE) and cnp.PyArray_SIZE(<cnp.ndarray>a) == n
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
+            and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)):
+        raise TypeError(f"{name}: expected a writeable aligned C-contiguous native float64 "
+                        f"array of {n} values, got {_describe(a)}")
+    return <double*>cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
 cdef double* _slab(object a, isize rows, isize cols, str name, isize* stride) except NULL:
-    """Per-thread accumulators: a writeable aligned C-contiguous float64
-    (at least rows, at least cols) ndarray; sets its row stride."""
-    if not (cnp.PyArray_Check(a) and cnp.PyArray_NDIM(<cnp.ndarray>a) == 2
-            and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_DOUBLE
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+    """Per-thread accumulators: a writeable aligned C-contiguous native
+    float64 2-d ndarray of at least (rows, cols); sets its row stride."""
+    if not (_readable(a, cnp.NPY_DOUBLE) and cnp.PyArray_NDIM(<cnp.ndarray>a) == 2
             and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
             and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)
             and cnp.PyArray_DIM(<cnp.ndarray>a, 0) >= rows
             and cnp.PyArray_DIM(<cnp.ndarray>a, 1) >= cols):
-        raise ValueError(f"{name}: expected writeable C-contiguous float64 accumulators of "
-                         f"at least ({rows}, {cols}), got {_describe(a)}")
+        raise TypeError(f"{name}: expected writeable aligned C-contiguous native float64 "
+                        f"accumulators of at least ({rows}, {cols}), got {_describe(a)}")
     stride[0] = cnp.PyArray_DIM(<cnp.ndarray>a, 1)
     return <double*>cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-cdef str _describe(object a):
-    if not cnp.PyArray_Check(a):
-        return type(a).__name__
-    return f"{a.dtype} {a.shape}, C-contiguous {a.flags.c_contiguous}"
-
-
 cdef int _matrix_shape(object a, str name, isize* rows, isize* cols) except -1:
-    """The shape of ``a``, a 2-d ndarray (ValueError naming it otherwise)."""
+    """The shape of ``a``, a 2-d ndarray (TypeError naming it otherwise)."""
     if not (cnp.PyArray_Check(a) and cnp.PyArray_NDIM(<cnp.ndarray>a) == 2):
-        raise ValueError(f"{name}: expected a 2-d float64 array, got {_describe(a)}")
+        raise TypeError(f"{name}: expected a 2-d array, got {_describe(a)}")
     rows[0] = cnp.PyArray_DIM(<cnp.ndarray>a, 0)
     cols[0] = cnp.PyArray_DIM(<cnp.ndarray>a, 1)
     return 0

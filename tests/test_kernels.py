@@ -704,9 +704,9 @@ def _small_step_calls(covariance_type):
 def test_small_steps_refuse_arrays_they_cannot_read(covariance_type, entry):
     """The compiled per-iteration steps read their arrays through data
     pointers, not typed memoryviews (whose acquisition was most of their
-    cost at 2 x 2): each array of another dtype, layout or size, or not an
-    array, raises a ValueError naming it, rather than being read as the
-    wrong bytes. The valid call runs (and its values are the numpy forms':
+    cost at 2 x 2): each array of another dtype, byte order, layout or size,
+    or not an array, raises a TypeError naming it, rather than being read as
+    the wrong bytes. The valid call runs (and its values are the numpy forms':
     the tests above)."""
     args, arrays = _small_step_calls(covariance_type)[entry]
     fn = getattr(_kernels, entry)
@@ -714,78 +714,113 @@ def test_small_steps_refuse_arrays_they_cannot_read(covariance_type, entry):
     for name, i in arrays.items():
         a = args[i]
         wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],)) if a.ndim else None
-        bad = [a.astype(np.float32), list(a.reshape(-1)), np.append(a.reshape(-1), 0.0)]
+        bad = [a.astype(np.float32), list(a.reshape(-1)), np.append(a.reshape(-1), 0.0),
+               _swapped(a)]
         if wide is not None and a.size > 1:
             wide[..., ::2] = a
             bad.append(wide[..., ::2])          # strided: not C-contiguous
         for b in bad:
-            with pytest.raises(ValueError, match=f"^{name}: "):
+            with pytest.raises(TypeError, match=f"^{name}: "):
                 fn(*args[:i], b, *args[i + 1:])
     # S1 sets K and D: a 1-d S1 is refused before anything is read
-    with pytest.raises(ValueError, match="^S1: expected a 2-d"):
+    with pytest.raises(TypeError, match="^S1: expected a 2-d"):
         fn(*args[:2], args[2].reshape(-1), *args[3:])
+
+
+def _swapped(a):
+    """The same values in the other byte order."""
+    return a.astype(a.dtype.newbyteorder())
+
+
+def _unaligned(a):
+    """A C-contiguous copy of ``a`` starting one byte past an aligned
+    address (as pickle-5 buffers of a Dask message may)."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    out = raw[1:].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_e_step_refuses_arrays_it_cannot_read(covariance_type, dtype):
+@pytest.mark.parametrize("path", ["vector", "blas"])
+def test_e_step_refuses_arrays_it_cannot_read(covariance_type, dtype, path):
     """e_step reads its arrays through their data pointers (typed memoryviews
     were three quarters of a small E-step's fixed cost): each array of
-    another dtype, size or layout, and accumulators too small or read-only,
-    raise a ValueError naming the argument, where reading them would give
-    wrong sums or write out of bounds. Parameters that Dask unpickled at any
-    byte offset are read as they are: the same sums as aligned copies."""
+    another dtype, byte order, size or layout, and accumulators too small,
+    1-d, unaligned or read-only, raise a TypeError naming the argument,
+    where reading them would give wrong sums or write out of bounds; 0
+    threads or an empty block a ValueError. Inputs at an odd byte offset
+    (pickle-5 buffers of a Dask message) are read in place: the same sums as
+    aligned copies. On the VECTOR path and on a BLAS path with 2 threads
+    (per-thread strides, and resp_lp)."""
     rng = np.random.default_rng(7)
     K, D, n = 3, 2, 50
     X = rng.normal(size=(n, D)).astype(dtype)
     kp = _stats.KernelParams(random_params(covariance_type, K, D, rng).astype(dtype),
                              covariance_type, dtype)
-    cfg = _stats.kernel_config(D, covariance_type, 2, K, dtype, n)
+    code = (VECTOR if path == "vector"
+            else BLAS_GEMM if covariance_type in ("diag", "spherical") else BLAS_TILES)
+    t = 1 if path == "vector" else 2
+    cfg = KernelConfig(n_threads=t, chunk_size=16, path=code)
     cov = kp.cov
+    with_lp = path != "vector" and dtype == np.float64
 
     def run(**change):
         R, S1, S2 = _stats.alloc_stats(cfg, cov, K, D)
-        args = dict(X=X, sample_weight=np.ones(n), means=kp.means, prec=kp.prec,
-                    lognorm=kp.lognorm, center=kp.center, mproj=kp.mproj,
+        args = dict(X=X, sample_weight=np.linspace(0.5, 2, n), means=kp.means,
+                    prec=kp.prec, lognorm=kp.lognorm, center=kp.center, mproj=kp.mproj,
                     cov_type=kp.code, R=R, S1=S1, S2=S2, chunk_size=cfg.chunk_size,
-                    n_threads=cfg.n_threads, path=cfg.path)
+                    n_threads=cfg.n_threads, path=cfg.path,
+                    resp_lp=np.zeros(1) if with_lp else None)
         args.update(change)
         ll = _kernels.e_step(*args.values())
-        return ll, args["R"].copy(), args["S1"].copy()
+        lp = None if args["resp_lp"] is None else float(args["resp_lp"][0])
+        return ll, args["R"].copy(), args["S1"].copy(), args["S2"].copy(), lp
 
     want = run()
-    t = cfg.n_threads
     other = np.float32 if dtype == np.float64 else np.float64
+    s2_cols = cov.s2_size(K, D)
     bad = {
         # (X of the other float type or width sets them: the parameters are refused)
-        "X": [X.astype(np.float16), np.asfortranarray(X), X[::2], X.tolist()],
-        "sample_weight": [np.ones(n, np.float32), np.ones(n + 1), np.ones((n, 2))[:, 0]],
-        "means": [kp.means.astype(other), np.zeros((K, D + 1), dtype), kp.means.T],
-        "prec": [kp.prec.astype(other), kp.prec[:-1].copy()],
-        "lognorm": [kp.lognorm.astype(np.float32), kp.lognorm[:2].copy()],
+        "X": [X.astype(np.float16), np.asfortranarray(X), X[::2], X.tolist(), _swapped(X)],
+        "sample_weight": [np.ones(n, np.float32), np.ones(n + 1), np.ones((n, 2))[:, 0],
+                          _swapped(np.ones(n))],
+        "means": [kp.means.astype(other), np.zeros((K, D + 1), dtype), _swapped(kp.means)],
+        "prec": [kp.prec.astype(other), kp.prec[:-1].copy(), _swapped(kp.prec)],
+        "lognorm": [kp.lognorm.astype(np.float32), kp.lognorm[:2].copy(),
+                    _swapped(kp.lognorm)],
         "center": [np.asarray(kp.center).astype(other), np.zeros(D + 1, dtype)],
         "mproj": [kp.mproj.astype(other), np.zeros((K + 1, D), dtype)],
-        "R": [np.zeros((t - 1, K)), np.zeros((t, K - 1)), np.zeros((t, K), np.float32)],
+        "R": [np.zeros((t - 1, K)), np.zeros((t, K - 1)), np.zeros((t, K), np.float32),
+              np.zeros(t * K), _unaligned(np.zeros((t, K))), _swapped(np.zeros((t, K)))],
         "S1": [np.zeros((t, K * D - 1)), np.zeros((t, 2 * K * D))[:, ::2]],
     }
-    readonly = np.zeros((t, 64))
+    readonly = np.zeros((t, s2_cols))
     readonly.flags.writeable = False
-    bad["S2"] = [readonly, np.zeros((t - 1, 64))]
+    bad["S2"] = [readonly, np.zeros((t - 1, s2_cols)), np.zeros((t, s2_cols - 1))]
+    if with_lp:
+        frozen = np.zeros(1)
+        frozen.flags.writeable = False
+        bad["resp_lp"] = [frozen, np.zeros(1, np.float32), np.zeros(2), _unaligned(np.zeros(1))]
     for name, arrays in bad.items():
         for a in arrays:
-            with pytest.raises(ValueError, match=f"^{name}: "):
+            with pytest.raises(TypeError, match=f"^{name}: "):
                 run(**{name: a})
-    # parameters at an odd byte offset (pickle-5 buffers of a Dask message)
-    def unaligned(a):
-        raw = np.zeros(a.nbytes + 1, np.uint8)
-        out = raw[1:].view(a.dtype).reshape(a.shape)
-        out[...] = a
-        return out
-    got = run(means=unaligned(kp.means), prec=unaligned(kp.prec),
-              lognorm=unaligned(kp.lognorm))
-    assert got[0] == want[0]
-    np.testing.assert_array_equal(got[1], want[1])
-    np.testing.assert_array_equal(got[2], want[2])
+    for change in (dict(n_threads=0), dict(chunk_size=0)):
+        with pytest.raises(ValueError, match="must be at least 1"):
+            run(**change)
+    if path == "vector":
+        with pytest.raises(ValueError, match="^resp_lp: the VECTOR path"):
+            run(resp_lp=np.zeros(1))
+    got = run(X=_unaligned(X), sample_weight=_unaligned(np.linspace(0.5, 2, n)),
+              means=_unaligned(kp.means), prec=_unaligned(kp.prec),
+              lognorm=_unaligned(kp.lognorm), center=_unaligned(np.asarray(kp.center)),
+              mproj=_unaligned(kp.mproj))
+    assert got[0] == want[0] and got[4] == want[4]
+    for g, w in zip(got[1:4], want[1:4]):
+        np.testing.assert_array_equal(g, w)
 
 
 def test_two_components_take_the_general_log_sum_exp_values():
