@@ -1380,6 +1380,50 @@ cdef isize _n_cov(int code, isize K, isize D) noexcept nogil:
     return K * D if code == DIAG else K
 
 
+ctypedef struct StepOut:
+    double* means               # (K, D)
+    double* cov                 # the type's shape
+    double* prec                # the type's shape
+    double* lognorm             # (K,)
+    double* work                # scratch
+
+
+cdef tuple _step_out(int code, isize K, isize D, isize n_work, StepOut* o):
+    """The arrays both M-steps return (means, covariances, precisions'
+    factors, kernel constants) and their scratch, uninitialised, with their
+    data pointers in ``o``."""
+    means_arr, cov_arr, prec_arr = _new(2, K, D), _new_cov(code, K, D), _new_cov(code, K, D)
+    lognorm_arr, work_arr = _new(1, K), _new(1, n_work)
+    o.means, o.cov, o.prec = _data(means_arr), _data(cov_arr), _data(prec_arr)
+    o.lognorm, o.work = _data(lognorm_arr), _data(work_arr)
+    return means_arr, cov_arr, prec_arr, lognorm_arr, work_arr
+
+
+ctypedef struct Shifted:
+    isize K, D
+    const double* R             # (K,)
+    const double* S1            # (K, D)
+    const double* S2            # flat, the type's layout (_n_cov values)
+    const double* shift         # (K, D)
+    const double* anchor        # (K, D), or NULL: the shift
+
+
+cdef int _shifted(int code, object R, object S1, object S2, object shift, object anchor,
+                  Shifted* st) except -1:
+    """The M-steps' shifted statistics as ``_gaussian`` reads them, each
+    argument checked (``_in``)."""
+    _matrix_shape(S1, "S1", &st.K, &st.D)
+    cdef isize K = st.K, D = st.D
+    st.R = _in(R, K, "R")
+    st.S1 = _in(S1, K * D, "S1")
+    st.S2 = _in(S2, _n_cov(code, K, D), "S2")
+    st.shift = _in(shift, K * D, "shift")
+    st.anchor = NULL
+    if anchor is not None:
+        st.anchor = _in(anchor, K * D, "anchor")
+    return 0
+
+
 cdef double _gaussian(int code, isize K, isize D, const double* R, const double* S1,
                       const double* S2, const double* shift, const double* anchor,
                       double reg_covar, double eps, double* nk, double* means, double* d,
@@ -1512,38 +1556,29 @@ def em_m_step(int code, object R, object S1, object S2, object shift, object anc
     scikit-learn's message). lognorm_k = log pi_k + log det U_k - D/2 log 2 pi.
     """
     cdef isize K = 0, D = 0, k
-    _matrix_shape(S1, "S1", &K, &D)
+    cdef Shifted st
+    _shifted(code, R, S1, S2, shift, anchor, &st)
+    K, D = st.K, st.D
     cdef isize n_cov = _n_cov(code, K, D)
-    cdef const double* r = _in(R, K, "R")
-    cdef const double* s1 = _in(S1, K * D, "S1")
-    cdef const double* s2 = _in(S2, n_cov, "S2")
-    cdef const double* sh = _in(shift, K * D, "shift")
-    cdef const double* an = NULL
-    if anchor is not None:
-        an = _in(anchor, K * D, "anchor")
-    cdef cnp.ndarray nk_arr = _new(1, K), means_arr = _new(2, K, D)
-    cdef cnp.ndarray cov_arr = _new_cov(code, K, D), prec_arr = _new_cov(code, K, D)
-    cdef cnp.ndarray lognorm_arr = _new(1, K), work_arr = _new(1, K * D + D * (D + 1) + 1)
+    cdef StepOut o
+    means_arr, cov_arr, prec_arr, lognorm_arr, work_arr = _step_out(
+        code, K, D, K * D + D * (D + 1) + 1, &o)
+    cdef cnp.ndarray nk_arr = _new(1, K)
     cdef double* nk = _data(nk_arr)
-    cdef double* means = _data(means_arr)
-    cdef double* cov = _data(cov_arr)
-    cdef double* prec = _data(prec_arr)
-    cdef double* lognorm = _data(lognorm_arr)
-    cdef double* work = _data(work_arr)
     cdef double nsum, half = 0.5 * D * LOG_2PI
     cdef bint ok, by_total = total is not None
     cdef double total_weight = float(total) if by_total else 0.0
     with nogil:
-        nsum = _gaussian(code, K, D, r, s1, s2, sh, an, reg_covar, eps,
-                         nk, means, work, cov, &work[K * D])
-        ok = _precision_factors(code, K, D, cov, prec, &work[K * D])
+        nsum = _gaussian(code, K, D, st.R, st.S1, st.S2, st.shift, st.anchor, reg_covar,
+                         eps, nk, o.means, o.work, o.cov, &o.work[K * D])
+        ok = _precision_factors(code, K, D, o.cov, o.prec, &o.work[K * D])
         if ok:
             if by_total:
                 nsum = total_weight
             for k in range(K):
                 nk[k] = nk[k] / nsum   # the weights
-                lognorm[k] = ((log(_rounded(nk[k], float32))
-                               + _log_det(code, prec, k, D, float32)) - half)
+                o.lognorm[k] = ((log(_rounded(nk[k], float32))
+                                 + _log_det(code, o.prec, k, D, float32)) - half)
     if not ok:
         return None
     return nk_arr, means_arr, cov_arr, prec_arr, lognorm_arr
@@ -1679,35 +1714,25 @@ def bgm_m_step(int code, object R, object S1, object S2, object shift, object an
     covariance is not finite or not positive definite.
     """
     cdef isize K = 0, D = 0, k, i, j
-    _matrix_shape(S1, "S1", &K, &D)
+    cdef Shifted st
+    _shifted(code, R, S1, S2, shift, anchor, &st)
+    K, D = st.K, st.D
     cdef isize n_cov = _n_cov(code, K, D)
-    cdef const double* r = _in(R, K, "R")
-    cdef const double* s1 = _in(S1, K * D, "S1")
-    cdef const double* s2 = _in(S2, n_cov, "S2")
-    cdef const double* sh = _in(shift, K * D, "shift")
-    cdef const double* an = NULL
-    if anchor is not None:
-        an = _in(anchor, K * D, "anchor")
     cdef const double* mean_prior_ = _in(mean_prior, D, "mean_prior")
     cdef const double* cov_prior_ = _in(
         cov_prior, D * D if code == FULL or code == TIED else (D if code == DIAG else 1),
         "cov_prior")
+    # o.work: nk, xk, d, sk, then the rounded constants' inputs (5 K), then scratch
+    cdef StepOut o
+    means_arr, cov_arr, prec_arr, lognorm_arr, work_arr = _step_out(
+        code, K, D, K + 2 * K * D + n_cov + 5 * K + D * (D + 1) + 1, &o)
     cdef cnp.ndarray ca_arr = _new(1, K), cb_arr = _new(1, K), beta_arr = _new(1, K)
-    cdef cnp.ndarray means_arr = _new(2, K, D), dof_arr = _new(1, K)
-    cdef cnp.ndarray cov_arr = _new_cov(code, K, D), prec_arr = _new_cov(code, K, D)
-    cdef cnp.ndarray lognorm_arr = _new(1, K)
-    # nk, xk, d, sk, then the rounded constants' inputs (5 K), then work
-    cdef cnp.ndarray work_arr = _new(1, K + 2 * K * D + n_cov + 5 * K + D * (D + 1) + 1)
+    cdef cnp.ndarray dof_arr = _new(1, K)
     cdef double* ca = _data(ca_arr)
     cdef double* cb = _data(cb_arr)
     cdef double* beta = _data(beta_arr)
     cdef double* dof = _data(dof_arr)
-    cdef double* cov = _data(cov_arr)
-    cdef double* prec = _data(prec_arr)
-    cdef double* lognorm = _data(lognorm_arr)
-    cdef double* means = _data(means_arr)
-    cdef double* work = _data(work_arr)
-    cdef double* nk = &work[0]
+    cdef double* nk = &o.work[0]
     cdef double* xk = nk + K
     cdef double* d = xk + K * D
     cdef double* sk = d + K * D
@@ -1720,8 +1745,8 @@ def bgm_m_step(int code, object R, object S1, object S2, object shift, object an
     cdef double nsum, acc = 0.0, scale, c, g, m
     cdef bint ok
     with nogil:
-        nsum = _gaussian(code, K, D, r, s1, s2, sh, an, reg_covar, eps, nk, xk, d, sk,
-                         scratch)
+        nsum = _gaussian(code, K, D, st.R, st.S1, st.S2, st.shift, st.anchor, reg_covar,
+                         eps, nk, xk, d, sk, scratch)
         # the Dirichlet (process) posterior
         for k in range(K - 1, -1, -1):
             if process:
@@ -1733,7 +1758,7 @@ def bgm_m_step(int code, object R, object S1, object S2, object shift, object an
         for k in range(K):
             beta[k] = beta0 + nk[k]
             for j in range(D):
-                means[k * D + j] = (beta0 * mean_prior_[j] + nk[k] * xk[k * D + j]) / beta[k]
+                o.means[k * D + j] = (beta0 * mean_prior_[j] + nk[k] * xk[k * D + j]) / beta[k]
         # the Wishart posterior
         if code == FULL:
             for k in range(K):
@@ -1745,7 +1770,7 @@ def bgm_m_step(int code, object R, object S1, object S2, object shift, object an
                         c = c + cov_prior_[i * D + j]
                         c = c + ((xk[k * D + i] - mean_prior_[i])
                                  * (xk[k * D + j] - mean_prior_[j])) * scale
-                        cov[(k * D + i) * D + j] = c / dof[k]
+                        o.cov[(k * D + i) * D + j] = c / dof[k]
         elif code == TIED:
             c = nu0 + nsum / K
             for k in range(K):
@@ -1756,14 +1781,14 @@ def bgm_m_step(int code, object R, object S1, object S2, object shift, object an
                     for k in range(K):
                         g = g + ((nk[k] / beta[k]) * (xk[k * D + i] - mean_prior_[i])
                                  * (xk[k * D + j] - mean_prior_[j]))
-                    cov[i * D + j] = ((cov_prior_[i * D + j] + sk[i * D + j] * nsum / K)
-                                      + beta0 / K * g) / dof[0]
+                    o.cov[i * D + j] = ((cov_prior_[i * D + j] + sk[i * D + j] * nsum / K)
+                                        + beta0 / K * g) / dof[0]
         elif code == DIAG:
             for k in range(K):
                 dof[k] = nu0 + nk[k]
                 for j in range(D):
                     m = xk[k * D + j] - mean_prior_[j]
-                    cov[k * D + j] = (cov_prior_[j] + nk[k] * (
+                    o.cov[k * D + j] = (cov_prior_[j] + nk[k] * (
                         sk[k * D + j] + (beta0 / beta[k]) * (m * m))) / dof[k]
         else:
             for k in range(K):
@@ -1772,11 +1797,11 @@ def bgm_m_step(int code, object R, object S1, object S2, object shift, object an
                 for j in range(D):
                     m = xk[k * D + j] - mean_prior_[j]
                     g = g + m * m
-                cov[k] = (cov_prior_[0] + nk[k] * (sk[k] + beta0 / beta[k] * (g / D))) / dof[k]
-        ok = _precision_factors(code, K, D, cov, prec, scratch)
+                o.cov[k] = (cov_prior_[0] + nk[k] * (sk[k] + beta0 / beta[k] * (g / D))) / dof[k]
+        ok = _precision_factors(code, K, D, o.cov, o.prec, scratch)
         if ok:
             for k in range(K):
-                r_logdet[k] = _log_det(code, prec, k, D, float32)
+                r_logdet[k] = _log_det(code, o.prec, k, D, float32)
                 r_dof[k] = _rounded(dof[k], float32)
                 r_beta[k] = _rounded(beta[k], float32)
                 r_ca[k] = _rounded(ca[k], float32)
@@ -1784,7 +1809,7 @@ def bgm_m_step(int code, object R, object S1, object S2, object shift, object an
     if not ok:
         return None
     bound_terms = _bgm_constants(r_logdet, r_dof, r_beta, r_ca, r_cb, K, D, process,
-                                 code == TIED, lognorm)
+                                 code == TIED, o.lognorm)
     return (ca_arr, cb_arr if process else None, beta_arr, means_arr,
             np.float64(dof[0]) if code == TIED else dof_arr,
             cov_arr, prec_arr, lognorm_arr, bound_terms)
