@@ -141,20 +141,17 @@ def thread_sum(slabs, start, stop):
 
 
 def alloc_stats(cfg, cov, n_components, n_features):
-    return (
-        thread_slabs(cfg.n_threads, n_components),
-        thread_slabs(cfg.n_threads, n_components * n_features),
-        thread_slabs(cfg.n_threads, cov.s2_size(n_components, n_features)),
-    )
+    """Zeroed per-thread accumulators R, S1, S2 (``thread_slabs``' layout),
+    in one compiled call (gmmfast/_kernels.pyx ``alloc_slabs``)."""
+    return _kernels.alloc_slabs(cov.code, n_components, n_features, cfg.n_threads)
 
 
 def reduce_stats(R, S1, S2, cov, n_components, n_features):
-    """Sum per-thread slabs in a fixed order; shape and symmetrise."""
-    K, D = n_components, n_features
-    R = thread_sum(R, 0, K)
-    S1 = thread_sum(S1, 0, K * D).reshape(K, D)
-    S2 = thread_sum(S2, 0, cov.s2_size(K, D))
-    return R, S1, cov.s2_from_slab(S2, K, D)
+    """Sum per-thread slabs in a fixed order (row order); shape and
+    symmetrise (``cov.s2_from_slab``'s layout): one compiled call
+    (gmmfast/_kernels.pyx ``reduce_slabs``), whose arrays are new, never
+    views of the slabs."""
+    return _kernels.reduce_slabs(cov.code, R, S1, S2, n_components, n_features)
 
 
 
@@ -198,16 +195,13 @@ def e_step_stats(X, sample_weight, kp, cfg, keep=None, resp_lp=None):
     float64 (1,) array that receives sum_i w_i sum_k r_ik lp_ik (any path
     but VECTOR: gmmfast/_kernels.pyx's ``e_step``)."""
     n_components, n_features = kp.means.shape
-    (R, S1, S2), kept = stat_slabs(keep, cfg, kp.cov, n_components, n_features)
+    (R, S1, S2), _ = stat_slabs(keep, cfg, kp.cov, n_components, n_features)
     ll = _kernels.e_step(
         X, sample_weight, kp.means, kp.prec, kp.lognorm, kp.center, kp.mproj,
         kp.code, R, S1, S2, cfg.chunk_size, cfg.n_threads, cfg.path, resp_lp,
     )
-    stats = reduce_stats(R, S1, S2, kp.cov, n_components, n_features)
-    if kept:
-        stats = tuple(s.copy() if s is not None and np.may_share_memory(s, slab) else s
-                      for s, slab in zip(stats, (R, S1, S2)))
-    return stats, ll
+    # new arrays: the next pass may overwrite kept accumulators
+    return reduce_stats(R, S1, S2, kp.cov, n_components, n_features), ll
 
 
 def stats_from_resp(X, sample_weight, resp_blocks, shift, center, cov, cfg):

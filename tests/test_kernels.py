@@ -727,6 +727,43 @@ def test_small_steps_refuse_arrays_they_cannot_read(covariance_type, entry):
         fn(*args[:2], args[2].reshape(-1), *args[3:])
 
 
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_slabs_reduce_as_the_numpy_forms(covariance_type, n_threads):
+    """``alloc_stats`` and ``reduce_stats`` are one compiled call each
+    (gmmfast/_kernels.pyx ``alloc_slabs``, ``reduce_slabs``): zeroed slabs in
+    ``thread_slabs``' padded layout, and their sums bitwise those of numpy's
+    row-order sum and ``s2_from_slab``, in new arrays that share no memory
+    with the slabs (kept accumulators are overwritten by the next pass).
+    Upper triangles with zeros below, as the kernels write them; a -0.0
+    included (numpy's symmetrisation adds the zero below: +0.0)."""
+    rng = np.random.default_rng(n_threads)
+    cov = _covariance.get(covariance_type)
+    K, D = 3, 4
+    cfg = KernelConfig(n_threads=n_threads, chunk_size=16, path=VECTOR)
+    slabs = _stats.alloc_stats(cfg, cov, K, D)
+    sizes = (K, K * D, cov.s2_size(K, D))
+    for slab, size in zip(slabs, sizes):
+        want = _stats.thread_slabs(n_threads, size)
+        assert slab.shape == want.shape and slab.dtype == np.float64 and not slab.any()
+        slab[:, :size] = rng.normal(size=(n_threads, size))
+    if covariance_type == "full":
+        S2 = slabs[2][:, :K * D * D].reshape(n_threads, K, D, D)
+        S2[:, :, np.tril_indices(D, -1)[0], np.tril_indices(D, -1)[1]] = 0.0
+        S2[:, 0, 0, 1] = -0.0
+    got = _stats.reduce_stats(*slabs, cov, K, D)
+    want = (_stats.thread_sum(slabs[0], 0, K),
+            _stats.thread_sum(slabs[1], 0, K * D).reshape(K, D),
+            cov.s2_from_slab(_stats.thread_sum(slabs[2], 0, sizes[2]), K, D))
+    for g, w in zip(got, want):
+        if w is None:
+            assert g is None
+            continue
+        assert g.shape == w.shape and g.dtype == w.dtype
+        assert np.array_equal(g.view(np.int64), np.ascontiguousarray(w).view(np.int64))
+        assert not any(np.may_share_memory(g, slab) for slab in slabs)
+
+
 def _swapped(a):
     """The same values in the other byte order."""
     return a.astype(a.dtype.newbyteorder())
