@@ -1272,8 +1272,11 @@ cdef cnp.ndarray _zero_slab(isize n_threads, isize size):
 
 cdef void _sum_rows(const double* src, isize rows, isize stride, isize n,
                     double* out) noexcept nogil:
-    """out = the first n values of each row, summed in row order (numpy's
-    sum over axis 0 of a few rows: row 0, then += each next row)."""
+    """out = the first n values of each row, summed in strict row order: row
+    0, then += each next row, for every column. (numpy's sum over axis 0
+    gives the same for several columns over a few rows, but sums a single
+    column of 8 or more rows pairwise, and gives +0.0 where every row holds
+    -0.0; ``_stats.thread_sum`` uses this order too.)"""
     cdef isize t, x
     for x in range(n):
         out[x] = src[x]
@@ -1284,19 +1287,26 @@ cdef void _sum_rows(const double* src, isize rows, isize stride, isize n,
 
 def reduce_slabs(int code, object R, object S1, object S2, isize K, isize D):
     """``_stats.reduce_stats`` in one call: the per-thread slabs summed in
-    row order into new arrays (never views of the slabs), R (K,), S1 (K, D)
+    strict row order (``_sum_rows``) into new arrays (never views of the
+    slabs; S1 and S2 must have R's row count), R (K,), S1 (K, D)
     and S2 as the M-step takes it: full, the symmetric (K, D, D) matrices
     whose upper triangles the kernels wrote (``symmetrize_upper``'s values:
     S[i, j] + S[j, i], the diagonal as it is); tied None (its scatter comes
     once per fit); diag (K, D); spherical (K,). About 0.5 against 4.4 us of
     numpy calls at K = 2, D = 2, every E-step."""
+    if code not in (FULL, TIED, DIAG, SPHERICAL):
+        raise ValueError(f"unknown covariance code {code}")
     cdef isize sr = 0, s1s = 0, s2s = 0, n_s2 = _s2_size(code, K, D), k, i, j
     cdef const double* r = _slab(R, 1, K, "R", &sr)
     cdef isize rows = cnp.PyArray_DIM(<cnp.ndarray>R, 0)
     cdef const double* s1 = _slab(S1, rows, K * D, "S1", &s1s)
     cdef const double* s2 = NULL
+    if cnp.PyArray_DIM(<cnp.ndarray>S1, 0) != rows:
+        raise TypeError(f"S1: expected R's {rows} rows, got {_describe(S1)}")
     if code != TIED:
         s2 = _slab(S2, rows, n_s2, "S2", &s2s)
+        if cnp.PyArray_DIM(<cnp.ndarray>S2, 0) != rows:
+            raise TypeError(f"S2: expected R's {rows} rows, got {_describe(S2)}")
     cdef cnp.ndarray R_out = _new(1, K), S1_out = _new(2, K, D)
     cdef cnp.ndarray S2_out = None, flat
     cdef double* o

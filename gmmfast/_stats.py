@@ -132,12 +132,17 @@ def scratch_rows(n_threads, size, dtype=np.float64):
 
 
 def thread_sum(slabs, start, stop):
-    """Values start:stop summed over the threads' rows of ``slabs`` in row
-    order; one thread's row is its own sum (a view, no reduction: a small
-    fit reads tens of slabs)."""
+    """Values start:stop summed over the threads' rows of ``slabs`` in strict
+    row order (row 0, then += each next row: the order of
+    gmmfast/_kernels.pyx ``reduce_slabs``; numpy's ``sum(axis=0)`` sums one
+    column of 8 or more rows pairwise); one thread's row is its own sum (a
+    view, no reduction: a small fit reads tens of slabs)."""
     if slabs.shape[0] == 1:
         return slabs[0, start:stop]
-    return slabs[:, start:stop].sum(axis=0)
+    out = slabs[0, start:stop].copy()
+    for t in range(1, slabs.shape[0]):
+        out += slabs[t, start:stop]
+    return out
 
 
 def alloc_stats(cfg, cov, n_components, n_features):

@@ -727,34 +727,57 @@ def test_small_steps_refuse_arrays_they_cannot_read(covariance_type, entry):
         fn(*args[:2], args[2].reshape(-1), *args[3:])
 
 
+def _row_order_sum(rows):
+    """Rows summed one after another, column by column, in plain Python
+    floats: the strict row order ``reduce_slabs`` and ``thread_sum`` keep."""
+    out = [float(v) for v in rows[0]]
+    for row in rows[1:]:
+        out = [a + float(b) for a, b in zip(out, row)]
+    return np.array(out)
+
+
+def _symmetrised(flat, K, D):
+    """S[i, j] + S[j, i] off the diagonal, the diagonal as it is, element by
+    element (with whatever lies below the diagonal)."""
+    S = flat.reshape(K, D, D)
+    out = np.empty_like(S)
+    for k in range(K):
+        for i in range(D):
+            out[k, i, i] = S[k, i, i]
+            for j in range(i + 1, D):
+                out[k, i, j] = out[k, j, i] = S[k, i, j] + S[k, j, i]
+    return out
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-@pytest.mark.parametrize("n_threads", [1, 2, 3])
-def test_slabs_reduce_as_the_numpy_forms(covariance_type, n_threads):
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 8, 9, 16])
+@pytest.mark.parametrize("K, D", [(3, 4), (1, 1), (1, 3)])
+def test_slabs_reduce_in_row_order(covariance_type, n_threads, K, D):
     """``alloc_stats`` and ``reduce_stats`` are one compiled call each
     (gmmfast/_kernels.pyx ``alloc_slabs``, ``reduce_slabs``): zeroed slabs in
-    ``thread_slabs``' padded layout, and their sums bitwise those of numpy's
-    row-order sum and ``s2_from_slab``, in new arrays that share no memory
-    with the slabs (kept accumulators are overwritten by the next pass).
-    Upper triangles with zeros below, as the kernels write them; a -0.0
-    included (numpy's symmetrisation adds the zero below: +0.0)."""
-    rng = np.random.default_rng(n_threads)
+    ``thread_slabs``' padded layout, and their sums bitwise a strict
+    row-by-row sum and the full type's S[i, j] + S[j, i], in new arrays that
+    share no memory with the slabs (kept accumulators are overwritten by the
+    next pass). 8 or more rows of one column (K = 1; K * D = 1) are where
+    numpy's ``sum(axis=0)`` would sum pairwise instead, and values below the
+    diagonal check that both triangles are read. ``thread_sum`` (scatter,
+    k-means) keeps the same order."""
+    rng = np.random.default_rng(n_threads * 100 + K * 10 + D)
     cov = _covariance.get(covariance_type)
-    K, D = 3, 4
     cfg = KernelConfig(n_threads=n_threads, chunk_size=16, path=VECTOR)
     slabs = _stats.alloc_stats(cfg, cov, K, D)
     sizes = (K, K * D, cov.s2_size(K, D))
     for slab, size in zip(slabs, sizes):
         want = _stats.thread_slabs(n_threads, size)
         assert slab.shape == want.shape and slab.dtype == np.float64 and not slab.any()
-        slab[:, :size] = rng.normal(size=(n_threads, size))
-    if covariance_type == "full":
-        S2 = slabs[2][:, :K * D * D].reshape(n_threads, K, D, D)
-        S2[:, :, np.tril_indices(D, -1)[0], np.tril_indices(D, -1)[1]] = 0.0
-        S2[:, 0, 0, 1] = -0.0
+        # magnitudes spread over 10^-8..10^8 so that the order of the sum shows
+        slab[:, :size] = rng.normal(size=(n_threads, size)) * 10.0 ** rng.integers(
+            -8, 9, size=(n_threads, size))
     got = _stats.reduce_stats(*slabs, cov, K, D)
-    want = (_stats.thread_sum(slabs[0], 0, K),
-            _stats.thread_sum(slabs[1], 0, K * D).reshape(K, D),
-            cov.s2_from_slab(_stats.thread_sum(slabs[2], 0, sizes[2]), K, D))
+    sums = [_row_order_sum(slab[:, :size]) for slab, size in zip(slabs, sizes)]
+    want = [sums[0], sums[1].reshape(K, D),
+            {"full": lambda: _symmetrised(sums[2], K, D), "tied": lambda: None,
+             "diag": lambda: sums[2].reshape(K, D), "spherical": lambda: sums[2]}[covariance_type]()]
     for g, w in zip(got, want):
         if w is None:
             assert g is None
@@ -762,6 +785,27 @@ def test_slabs_reduce_as_the_numpy_forms(covariance_type, n_threads):
         assert g.shape == w.shape and g.dtype == w.dtype
         assert np.array_equal(g.view(np.int64), np.ascontiguousarray(w).view(np.int64))
         assert not any(np.may_share_memory(g, slab) for slab in slabs)
+    for slab, size, w in zip(slabs, sizes, sums):
+        t = _stats.thread_sum(slab, 0, size)
+        assert np.array_equal(t.view(np.int64), w.view(np.int64))
+
+
+def test_slab_reduction_refuses_mismatched_rows():
+    """S1 and S2 must have R's row count: extra threads' rows would otherwise
+    be left out of the sums without a word. An unknown type code raises."""
+    cov = _covariance.get("diag")
+    cfg = KernelConfig(n_threads=2, chunk_size=16, path=VECTOR)
+    R, S1, S2 = _stats.alloc_stats(cfg, cov, 2, 3)
+    R3, S13, S23 = _stats.alloc_stats(KernelConfig(n_threads=3, chunk_size=16, path=VECTOR),
+                                      cov, 2, 3)
+    with pytest.raises(TypeError, match="^S1: expected R's 2 rows"):
+        _kernels.reduce_slabs(cov.code, R, S13, S2, 2, 3)
+    with pytest.raises(TypeError, match="^S2: expected R's 2 rows"):
+        _kernels.reduce_slabs(cov.code, R, S1, S23, 2, 3)
+    with pytest.raises(TypeError, match="^S1: expected writeable"):
+        _kernels.reduce_slabs(cov.code, R3, S1, S23, 2, 3)
+    with pytest.raises(ValueError, match="unknown covariance code 7"):
+        _kernels.reduce_slabs(7, R, S1, S2, 2, 3)
 
 
 def _swapped(a):
