@@ -229,11 +229,18 @@ def variational_m_step(nk, xk, sk, priors, covariance_type, float32=False):
     ``_estimate_gaussian_parameters``: ``_estimate_weights``,
     ``_estimate_means``, ``_estimate_precisions``."""
     cov = _covariance.get(covariance_type)
-    weight_concentration = estimate_weights(nk, priors)
     mean_precision = priors.mean_precision_prior + nk
+    dof, covariances = cov.wishart(nk, xk, sk, priors, mean_precision)
+    return variational_params(nk, xk, mean_precision, dof, covariances, priors, cov, float32)
+
+
+def variational_params(nk, xk, mean_precision, dof, covariances, priors, cov, float32):
+    """BGMParams (float64) from the Wishart update's (``cov.wishart``,
+    ``cov.wishart_from_stats``): the weight concentration, the means and the
+    precisions' factors."""
+    weight_concentration = estimate_weights(nk, priors)
     means = ((priors.mean_precision_prior * _f64(priors.mean_prior) + nk[:, np.newaxis] * xk)
              / mean_precision[:, np.newaxis])
-    dof, covariances = cov.wishart(nk, xk, sk, priors, mean_precision)
     prec_chol = cov.precision_cholesky(covariances, float32=float32)
     return BGMParams(weight_concentration, mean_precision, means, dof, covariances,
                      prec_chol)
@@ -477,9 +484,10 @@ class BGMModel:
         R, S1, S2 = stats
         eps = self._eps
         if not self._small_algebra:
-            nk, xk, sk = self.cov.params_from_stats(R, S1, S2, kp.shift, self.reg_covar,
-                                                    eps, anchor=kp.means)
-            return self.params_from_gaussian(nk, xk, sk)
+            return self._in_dtype(variational_params(
+                *self.cov.wishart_from_stats(R, S1, S2, kp.shift, self.reg_covar, eps,
+                                             self.priors, anchor=kp.means),
+                self.priors, self.cov, self.float32))
         anchor = kp.means
         if anchor is kp.shift:
             anchor = None

@@ -215,6 +215,11 @@ class Covariance:
         exact for any shift and free of cancellation when c_k is near mu_k
         (never the raw moments E[x x^T] - mu mu^T).
         """
+        nk, d, means = self._moments(R, S1, shift, eps, anchor)
+        return nk, means, self._covariances(R, S1, S2, d, nk, reg_covar)
+
+    def _moments(self, R, S1, shift, eps, anchor):
+        """``params_from_stats``' nk, d_k = mu_k - c_k and means."""
         nk = R + 10.0 * eps
         # mu_k = a_k + sum_i w r (x_i - a_k) / n_k, with the anchor a_k (the
         # shift, or the previous mean): the guard shrinks the step from the
@@ -231,11 +236,20 @@ class Covariance:
             anchor = np.asarray(anchor, dtype=np.float64)
             # sum w r (x - a) = S1 - R (a - c)
             d = anchor - shift + (S1 - R[:, None] * (anchor - shift)) / nk[:, None]
-        means = shift + d
-        return nk, means, self._covariances(R, S1, S2, d, nk, reg_covar)
+        return nk, d, shift + d
 
     def _covariances(self, R, S1, S2, d, nk, reg_covar):
         raise NotImplementedError
+
+    def wishart_from_stats(self, R, S1, S2, shift, reg_covar, eps, priors, anchor=None):
+        """BayesianGaussianMixture's M-step from shifted statistics up to the
+        precisions' factors: ``params_from_stats`` then ``wishart``. Returns
+        (nk, xk, mean_precision (beta_k), degrees_of_freedom, covariances),
+        float64."""
+        nk, xk, sk = self.params_from_stats(R, S1, S2, shift, reg_covar, eps, anchor=anchor)
+        mean_precision = priors.mean_precision_prior + nk
+        return (nk, xk, mean_precision) + tuple(self.wishart(nk, xk, sk, priors,
+                                                              mean_precision))
 
     def em_params(self, R, S1, S2, shift, reg_covar, eps, anchor=None, total=None,
                   float32=False):
@@ -383,13 +397,28 @@ class Full(_Matrix):
             priors.mean_precision_prior, priors.degrees_of_freedom_prior,
             np.ascontiguousarray(mean_precision, dtype=np.float64))
 
+    def wishart_from_stats(self, R, S1, S2, shift, reg_covar, eps, priors, anchor=None):
+        # S_k and the Wishart update in one compiled pass over the (K, D, D)
+        # stack, the two calls' values (``full_wishart_stats``)
+        nk, d, xk = self._moments(R, S1, shift, eps, anchor)
+        mean_precision = priors.mean_precision_prior + nk
+        dof, covariances = _kernels.full_wishart_stats(
+            *(np.ascontiguousarray(a, dtype=np.float64) for a in (R, S1, S2, d, nk)),
+            reg_covar, *(np.ascontiguousarray(a, dtype=np.float64) for a in (
+                xk, priors.mean_prior, priors.covariance_prior)),
+            priors.mean_precision_prior, priors.degrees_of_freedom_prior, mean_precision,
+            algebra_threads())
+        return nk, xk, mean_precision, dof, covariances
+
     def _covariances(self, R, S1, S2, d, nk, reg_covar):
         # Sigma_k = sym(S2_k - S1_k d_k^T - d_k S1_k^T + R_k d_k d_k^T) / n_k
         # + reg I in one compiled pass over the stack, at every D: numpy's
         # six passes with (K, D, D) temporaries took 7.0 against 0.7 ms at
-        # K = 8, D = 256 (every iteration; 3-5x at D = 20-64), the same values
+        # K = 8, D = 256 (every iteration; 3-5x at D = 20-64), the same values;
+        # the components on the fit's threads
         return _kernels.full_covariances(*(np.ascontiguousarray(a, dtype=np.float64)
-                                           for a in (R, S1, S2, d, nk)), reg_covar)
+                                           for a in (R, S1, S2, d, nk)), reg_covar,
+                                         algebra_threads())
 
     def _reshift_s2(self, R, S1, S2, delta):
         outer = S1[:, :, None] * delta[:, None, :]

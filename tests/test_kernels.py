@@ -450,7 +450,8 @@ def _gram_stack(rng, K, n_features):
 
 
 @pytest.mark.parametrize("n_features", [1, 2, 5, 16, 64, 130])
-def test_full_covariances_equals_the_numpy_form(n_features):
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_full_covariances_equals_the_numpy_form(n_features, n_threads):
     rng = np.random.default_rng(3)
     K = 3
     R = rng.uniform(1, 50, K)
@@ -458,7 +459,8 @@ def test_full_covariances_equals_the_numpy_form(n_features):
     S2 = _gram_stack(rng, K, n_features)
     d = rng.normal(size=(K, n_features)) * 0.1
     nk = R + 1e-15
-    got = _kernels.full_covariances(R, S1, S2, d, nk, 1e-6)
+    # (130 features: a stack large enough for the components' threads)
+    got = _kernels.full_covariances(R, S1, S2, d, nk, 1e-6, n_threads)
     outer = S1[:, :, None] * d[:, None, :]
     ref = S2 - outer - np.swapaxes(outer, 1, 2)
     ref += R[:, None, None] * d[:, :, None] * d[:, None, :]
@@ -489,6 +491,65 @@ def test_full_wishart_equals_the_numpy_form(n_features):
     # the same operations per entry; numpy's outer-product scaling associates
     # as (diff_i diff_j) (n_k beta_0 / beta_k) too
     np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 5, 17, 40, 110])
+@pytest.mark.parametrize("prior", ["symmetric", "asymmetric"])
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_full_wishart_stats_equals_the_two_calls(n_features, prior, n_threads):
+    """The fused M-step pass (``full_wishart_stats``) gives bitwise
+    ``full_covariances`` then ``full_wishart``. A prior whose two triangles
+    differ (in the last bit, in the sign of a zero) has each entry computed
+    from its own prior entry, not copied from the other triangle."""
+    rng = np.random.default_rng(6)
+    K = 3
+    R = np.array([0.0, 3.5, 48.0])
+    S1 = rng.normal(size=(K, n_features))
+    S2 = _gram_stack(rng, K, n_features)
+    # S2 as the kernels' reduction gives it, and a not quite symmetric one
+    S2[1] += np.triu(rng.normal(size=(n_features, n_features)) * 1e-9, 1)
+    d = rng.normal(size=(K, n_features)) * 0.1
+    nk = R + 1e-15
+    xk = rng.normal(size=(K, n_features))
+    m0, psi0 = rng.normal(size=n_features), _gram_stack(rng, 1, n_features)[0]
+    if prior == "asymmetric" and n_features > 1:
+        psi0[0, 1] = np.nextafter(psi0[1, 0], np.inf)
+        psi0[-1, 0] = -0.0
+        psi0[0, -1] = 0.0
+        if n_features > 2:
+            psi0[1, 2] = psi0[2, 1] + 1e-3
+    beta0, nu0 = 0.7, n_features + 0.5
+    beta = beta0 + nk
+    sk = _kernels.full_covariances(R, S1, S2, d, nk, 1e-6)
+    dof_ref, ref = _kernels.full_wishart(nk, xk, sk, m0, psi0, beta0, nu0, beta)
+    # (110 features: a stack large enough for the components' threads)
+    dof, got = _kernels.full_wishart_stats(R, S1, S2, d, nk, 1e-6, xk, m0, psi0,
+                                           beta0, nu0, beta, n_threads)
+    np.testing.assert_array_equal(dof, dof_ref)
+    assert np.array_equal(got.view(np.int64), ref.view(np.int64))
+
+
+def test_full_wishart_from_stats_equals_params_from_stats_then_wishart():
+    """``Full.wishart_from_stats`` (the fused pass) against the base class's
+    form, ``params_from_stats`` then ``wishart``, with an anchor."""
+    rng = np.random.default_rng(7)
+    K, D = 4, 20
+    full = _covariance.get("full")
+    R = rng.uniform(0.5, 30, K)
+    S1 = rng.normal(size=(K, D))
+    S2 = _gram_stack(rng, K, D)
+    shift, anchor = rng.normal(size=(K, D)), rng.normal(size=(K, D))
+
+    class P:
+        mean_precision_prior = 0.3
+        degrees_of_freedom_prior = D + 1.0
+        mean_prior = rng.normal(size=D)
+        covariance_prior = _gram_stack(rng, 1, D)[0]
+    got = full.wishart_from_stats(R, S1, S2, shift, 1e-6, 2.2e-16, P, anchor=anchor)
+    want = _covariance.Covariance.wishart_from_stats(full, R, S1, S2, shift, 1e-6,
+                                                     2.2e-16, P, anchor=anchor)
+    for g, w in zip(got, want):
+        assert np.array_equal(np.asarray(g).view(np.int64), np.asarray(w).view(np.int64))
 
 
 @pytest.mark.parametrize("n_features", [1, 2, 5, 16])
