@@ -406,8 +406,8 @@ class Full(_Matrix):
             *(np.ascontiguousarray(a, dtype=np.float64) for a in (R, S1, S2, d, nk)),
             reg_covar, *(np.ascontiguousarray(a, dtype=np.float64) for a in (
                 xk, priors.mean_prior, priors.covariance_prior)),
-            priors.mean_precision_prior, priors.degrees_of_freedom_prior, mean_precision,
-            algebra_threads())
+            priors.mean_precision_prior, priors.degrees_of_freedom_prior,
+            np.ascontiguousarray(mean_precision, dtype=np.float64), algebra_threads())
         return nk, xk, mean_precision, dof, covariances
 
     def _covariances(self, R, S1, S2, d, nk, reg_covar):

@@ -898,12 +898,26 @@ def _log(x):
 cdef enum:
     _TILE = 32
 
+# below this many values of the (K, D, D) stack the M-step pass runs on one
+# thread (~0.1 ms of work: an OpenMP team's start costs a few microseconds)
+cdef isize COV_THREADS_MIN = 1 << 15
+
+# The reference forms of the two passes, which tests/test_kernels.py checks
+# bitwise, are scikit-learn's operations entry by entry: S_k as
+# gmmfast/_covariance.py's ``_reshift_s2`` and ``symmetrize`` spell it in
+# numpy (S2 - S1 d^T - d S1^T + R d d^T, then (S + S^T) / 2 / n_k, + reg on
+# the diagonal), and the Wishart update as scikit-learn's
+# ``_estimate_wishart_full``. (A compiler that contracts a * b + c into a
+# fused multiply-add, as GCC does with an FMA target, e.g. GMMFAST_NATIVE=1
+# or aarch64, gives those values to rounding only; the x86-64 baseline that
+# these loops are compiled for has no FMA.)
+
 
 cdef inline double _pair_sum(double s_ij, double s_ji, double s1i, double s1j,
                              double di, double dj, double R, double nk) noexcept nogil:
-    """Entry (i, j) of sym(S2 - S1 d^T - d S1^T + R d d^T) / n_k, the
-    operations of gmmfast/_covariance.py's numpy form in its order (also
-    entry (j, i), bitwise: the two halves of the pair swap, and + commutes)."""
+    """Entry (i, j) of sym(S2 - S1 d^T - d S1^T + R d d^T) / n_k in the
+    reference form's order; also entry (j, i), bitwise (the two halves of
+    the pair swap, and + commutes; NaN payloads aside)."""
     cdef double a = (s_ij - s1i * dj) - s1j * di
     a = a + R * di * dj
     cdef double b = (s_ji - s1j * di) - s1i * dj
@@ -914,7 +928,7 @@ cdef inline double _pair_sum(double s_ij, double s_ji, double s1i, double s1j,
 cdef inline double _wishart_entry(double s, double p, double ei, double ej,
                                   double nk, double scale, double dof) noexcept nogil:
     """(n_k S_k + Psi_0 + ((x_k - m_0)_i (x_k - m_0)_j) n_k beta_0 / beta_k)
-    / nu_k, entry by entry as gmmfast/_covariance.py's numpy form."""
+    / nu_k, entry by entry in scikit-learn's order (as ``full_wishart``)."""
     cdef double c = nk * s
     c = c + p
     c = c + (ei * ej) * scale
@@ -922,16 +936,19 @@ cdef inline double _wishart_entry(double s, double p, double ei, double ej,
 
 
 cdef void _cov_tiles(isize D, const double* S2, const double* s1, const double* d,
-                     double R, double nk, double reg_covar, bint wishart,
+                     double R, double nk, double reg_covar, bint wishart, bint square,
                      const double* e, const double* prior, double scale, double dof,
                      double* o) noexcept nogil:
     """One component of ``full_covariances`` (``wishart`` false) or
-    ``full_wishart_stats`` (true; ``prior`` exactly symmetric, e = x_k - m_0)
-    into o (D, D), tile by tile over the upper triangle, each off-diagonal
-    tile then copied to its mirror. A diagonal tile computes both of its
-    triangles (``_pair_sum`` gives (j, i) the bits of (i, j); the Wishart
-    entries too when the prior is symmetric); its diagonal is computed again
-    afterwards with reg_covar added to S_k's, as the two-step forms add it."""
+    ``full_wishart_stats`` (true; e = x_k - m_0) into o (D, D), tile by
+    tile. Every entry (i, j) is computed by the same formula, which gives
+    (j, i) the bits of (i, j) for S_k (``_pair_sum``) and for the Wishart
+    entries where the prior is bitwise symmetric: then the tiles on and
+    above the diagonal are computed and each one above copied to its
+    mirror; ``square``: every tile computed (a prior whose two triangles
+    differ, each entry from its own prior entry). The diagonal is computed
+    again afterwards with reg_covar added to S_k's, as the two-step forms
+    add it."""
     cdef double bt[_TILE * _TILE]
     cdef isize i0, j0, ni, nj, ii, jj, i, tile = _TILE
     cdef double s1i, di, ei, a
@@ -946,7 +963,7 @@ cdef void _cov_tiles(isize D, const double* S2, const double* s1, const double* 
     for ib in range(n_tiles):
         i0 = ib * tile
         ni = min(tile, D - i0)
-        for jb in range(ib, n_tiles):
+        for jb in range(0 if square else ib, n_tiles):
             j0 = jb * tile
             nj = min(tile, D - j0)
             for jj in range(nj):  # bt[ii, jj] = S2[j0 + jj, i0 + ii]
@@ -970,7 +987,7 @@ cdef void _cov_tiles(isize D, const double* S2, const double* s1, const double* 
                 else:
                     for jj in range(nj):
                         out[jj] = _pair_sum(row[jj], btr[jj], s1i, s1j[jj], di, dj[jj], R, nk)
-            if j0 != i0:
+            if j0 > i0 and not square:
                 for jj in range(nj):
                     out = o + (j0 + jj) * D + i0
                     for ii in range(ni):
@@ -984,22 +1001,32 @@ cdef void _cov_tiles(isize D, const double* S2, const double* s1, const double* 
             o[i * D + i] = a + reg_covar
 
 
-# below this many values of the (K, D, D) stack the M-step pass runs on one
-# thread (~0.1 ms of work: an OpenMP team's start costs a few microseconds)
-cdef isize COV_THREADS_MIN = 1 << 15
-
-
 cdef int _cov_threads(int n_threads, isize K, isize D) noexcept nogil:
     return 1 if K * D * D < COV_THREADS_MIN else max(1, min(n_threads, <int>K))
+
+
+cdef int _check_stats_shapes(const double[::1] R, const double[:, ::1] S1,
+                             const double[:, :, ::1] S2, const double[:, ::1] d,
+                             const double[::1] nk) except -1:
+    cdef isize K = S2.shape[0], D = S2.shape[1]
+    if not (S2.shape[2] == D and R.shape[0] == K and nk.shape[0] == K
+            and S1.shape[0] == K and S1.shape[1] == D and d.shape[0] == K
+            and d.shape[1] == D):
+        raise ValueError(
+            f"expected R, nk ({K},), S1, d ({K}, {D}) and S2 ({K}, {D}, {D}); got R "
+            f"({R.shape[0]},), nk ({nk.shape[0]},), S1 ({S1.shape[0]}, {S1.shape[1]}), "
+            f"d ({d.shape[0]}, {d.shape[1]}), S2 ({K}, {D}, {S2.shape[2]})")
+    return 0
 
 
 def full_covariances(const double[::1] R, const double[:, ::1] S1,
                      const double[:, :, ::1] S2, const double[:, ::1] d,
                      const double[::1] nk, double reg_covar, int n_threads=1):
     """Sigma_k = sym(S2_k - S1_k d_k^T - d_k S1_k^T + R_k d_k d_k^T) / n_k
-    + reg I, term by term in the order gmmfast/_covariance.py's numpy form
-    takes (float64 (K, D, D)); ``_cov_tiles``, the components on up to
-    ``n_threads`` OpenMP threads (the same values on any number)."""
+    + reg I, entry by entry in the reference form's order (float64 (K, D,
+    D)); ``_cov_tiles``, the components on up to ``n_threads`` OpenMP
+    threads (the same values on any number)."""
+    _check_stats_shapes(R, S1, S2, d, nk)
     cdef isize K = S2.shape[0], D = S2.shape[1], k
     out = np.empty((K, D, D))
     cdef double[:, :, ::1] o = out
@@ -1009,8 +1036,12 @@ def full_covariances(const double[::1] R, const double[:, ::1] S1,
     with nogil:
         for k in prange(K, schedule='static', num_threads=nt):
             _cov_tiles(D, &S2[k, 0, 0], &S1[k, 0], &d[k, 0], R[k], nk[k], reg_covar,
-                       False, NULL, NULL, 0.0, 0.0, &o[k, 0, 0])
+                       False, False, NULL, NULL, 0.0, 0.0, &o[k, 0, 0])
     return out
+
+
+cdef inline bint _same_bits(double x, double y) noexcept nogil:
+    return x == y and (signbit(x) != 0) == (signbit(y) != 0)
 
 
 def full_wishart_stats(const double[::1] R, const double[:, ::1] S1,
@@ -1022,58 +1053,52 @@ def full_wishart_stats(const double[::1] R, const double[:, ::1] S1,
     """``full_covariances`` then ``full_wishart`` in one pass over the
     (K, D, D) stack, without S_k's stack between them: BayesianGaussianMixture's
     full-covariance M-step beyond the small shapes, (dof (K,), covariances
-    (K, D, D)). Each S_k entry by ``full_covariances``' operations, then the
-    Wishart update's by ``full_wishart``'s, so the values are those of the
-    two calls. Where the prior is exactly symmetric (the default, the
-    data's symmetrised scatter, is) so is the result, and ``_cov_tiles``
-    computes the upper triangle only; otherwise each entry is computed from
+    (K, D, D)), the values of the two calls. Where the prior is bitwise
+    symmetric (the default, the data's symmetrised scatter, is; so is
+    numpy's np.cov) so is the result, and ``_cov_tiles`` computes the tiles
+    on and above the diagonal only; otherwise every tile, each entry from
     its own prior entry. The components on up to ``n_threads`` OpenMP
     threads (the same values on any number). At K = 8, D = 256, one thread:
-    the two calls 1.5 ms, this one 1.0 (two divisions an entry, as the two
-    forms take them, against ``full_covariances``' one: 0.6)."""
+    the two calls 1.5 ms, this one 1.0 (two divisions an entry, as
+    scikit-learn takes them, against ``full_covariances``' one: 0.6)."""
+    _check_stats_shapes(R, S1, S2, d, nk)
     cdef isize K = S2.shape[0], D = S2.shape[1], k, i, j
+    if not (xk.shape[0] == K and xk.shape[1] == D and mean_prior.shape[0] == D
+            and covariance_prior.shape[0] == D and covariance_prior.shape[1] == D
+            and mean_precision.shape[0] == K):
+        raise ValueError(
+            f"expected xk ({K}, {D}), mean_prior ({D},), covariance_prior ({D}, {D}) and "
+            f"mean_precision ({K},); got xk ({xk.shape[0]}, {xk.shape[1]}), mean_prior "
+            f"({mean_prior.shape[0]},), covariance_prior ({covariance_prior.shape[0]}, "
+            f"{covariance_prior.shape[1]}), mean_precision ({mean_precision.shape[0]},)")
     dof_out = np.empty(K)
     out = np.empty((K, D, D))
     e_buf = np.empty((K, D))
     cdef double[::1] dof = dof_out
     cdef double[:, :, ::1] o = out
     cdef double[:, ::1] e = e_buf
-    cdef double a
-    cdef bint symmetric = True
+    cdef bint square = False
     cdef int nt = _cov_threads(n_threads, K, D)
-    if K == 0 or D == 0:
-        return dof_out, out
     with nogil:
-        for i in range(D):
-            for j in range(i + 1, D):
-                if not (covariance_prior[i, j] == covariance_prior[j, i]
-                        and signbit(covariance_prior[i, j]) == signbit(covariance_prior[j, i])):
-                    symmetric = False
         for k in range(K):
             dof[k] = degrees_of_freedom_prior + nk[k]
             for i in range(D):
                 e[k, i] = xk[k, i] - mean_prior[i]
-        if symmetric:
-            for k in prange(K, schedule='static', num_threads=nt):
-                _cov_tiles(D, &S2[k, 0, 0], &S1[k, 0], &d[k, 0], R[k], nk[k], reg_covar,
-                           True, &e[k, 0], &covariance_prior[0, 0],
-                           nk[k] * mean_precision_prior / mean_precision[k], dof[k],
-                           &o[k, 0, 0])
-    if symmetric:
+        for i in range(D):
+            for j in range(i + 1, D):
+                if not _same_bits(covariance_prior[i, j], covariance_prior[j, i]):
+                    square = True
+                    break
+            if square:
+                break
+    if K == 0 or D == 0:
         return dof_out, out
     with nogil:
-        for k in range(K):
-            for i in range(D):
-                for j in range(D):
-                    a = _pair_sum(S2[k, i, j], S2[k, j, i], S1[k, i], S1[k, j], d[k, i],
-                                  d[k, j], R[k], nk[k]) if j >= i else \
-                        _pair_sum(S2[k, j, i], S2[k, i, j], S1[k, j], S1[k, i], d[k, j],
-                                  d[k, i], R[k], nk[k])
-                    if j == i:
-                        a = a + reg_covar
-                    o[k, i, j] = _wishart_entry(a, covariance_prior[i, j], e[k, i], e[k, j],
-                                                nk[k], nk[k] * mean_precision_prior
-                                                / mean_precision[k], dof[k])
+        for k in prange(K, schedule='static', num_threads=nt):
+            _cov_tiles(D, &S2[k, 0, 0], &S1[k, 0], &d[k, 0], R[k], nk[k], reg_covar,
+                       True, square, &e[k, 0], &covariance_prior[0, 0],
+                       nk[k] * mean_precision_prior / mean_precision[k], dof[k],
+                       &o[k, 0, 0])
     return dof_out, out
 
 

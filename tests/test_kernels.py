@@ -449,25 +449,58 @@ def _gram_stack(rng, K, n_features):
     return A @ np.swapaxes(A, 1, 2)
 
 
-@pytest.mark.parametrize("n_features", [1, 2, 5, 16, 64, 130])
-@pytest.mark.parametrize("n_threads", [1, 3])
+def _bits(a):
+    return np.ascontiguousarray(a, dtype=np.float64).view(np.int64)
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 5, 16, 31, 32, 33, 65, 130])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
 def test_full_covariances_equals_the_numpy_form(n_features, n_threads):
+    """``full_covariances`` (tiles of 32, the components on the threads)
+    bitwise the numpy form: S2 - S1 d^T - d S1^T + R d d^T, (S + S^T) / 2,
+    / n_k, + reg on the diagonal. S2 not quite symmetric, so that a wrong
+    transposition of a tile's partner shows; feature counts on both sides
+    of the tile edge; 130 features: a stack large enough for the threads."""
     rng = np.random.default_rng(3)
     K = 3
     R = rng.uniform(1, 50, K)
     S1 = rng.normal(size=(K, n_features))
     S2 = _gram_stack(rng, K, n_features)
+    S2 += np.triu(rng.normal(size=(K, n_features, n_features)) * 1e-6, 1)
     d = rng.normal(size=(K, n_features)) * 0.1
     nk = R + 1e-15
-    # (130 features: a stack large enough for the components' threads)
     got = _kernels.full_covariances(R, S1, S2, d, nk, 1e-6, n_threads)
     outer = S1[:, :, None] * d[:, None, :]
     ref = S2 - outer - np.swapaxes(outer, 1, 2)
     ref += R[:, None, None] * d[:, :, None] * d[:, None, :]
     ref = 0.5 * (ref + np.swapaxes(ref, 1, 2)) / nk[:, None, None]
     ref[:, np.arange(n_features), np.arange(n_features)] += 1e-6
-    # the same operations in the same order: equal to the last bit
-    np.testing.assert_array_equal(got, ref)
+    # the same operations in the same order: equal to the last bit (and the
+    # sign of a zero)
+    assert np.array_equal(_bits(got), _bits(ref))
+
+
+def test_full_covariance_passes_take_empty_stacks_and_check_shapes():
+    """No component or no feature: empty results (and the Wishart pass's
+    degrees of freedom nu_0 + n_k); mismatched shapes raise rather than
+    read out of bounds."""
+    z = np.zeros
+    assert _kernels.full_covariances(z(0), z((0, 3)), z((0, 3, 3)), z((0, 3)), z(0),
+                                     1e-6).shape == (0, 3, 3)
+    assert _kernels.full_covariances(z(2), z((2, 0)), z((2, 0, 0)), z((2, 0)),
+                                     np.ones(2), 1e-6).shape == (2, 0, 0)
+    dof, cov = _kernels.full_wishart_stats(
+        z(2), z((2, 0)), z((2, 0, 0)), z((2, 0)), np.array([1.0, 2.0]), 1e-6, z((2, 0)),
+        z(0), z((0, 0)), 1.0, 3.0, np.array([2.0, 3.0]))
+    assert cov.shape == (2, 0, 0) and np.array_equal(dof, [4.0, 5.0])
+    R, S1, S2, d, nk = z(2), z((2, 3)), z((2, 3, 3)), z((2, 3)), np.ones(2)
+    with pytest.raises(ValueError, match="expected R, nk"):
+        _kernels.full_covariances(R, S1, z((2, 3, 4)), d, nk, 1e-6)
+    with pytest.raises(ValueError, match="expected R, nk"):
+        _kernels.full_covariances(R, S1, S2, z((2, 2)), nk, 1e-6)
+    with pytest.raises(ValueError, match="expected xk"):
+        _kernels.full_wishart_stats(R, S1, S2, d, nk, 1e-6, z((2, 3)), z(3), z((3, 2)),
+                                    1.0, 3.0, np.ones(2))
 
 
 @pytest.mark.parametrize("n_features", [1, 2, 5, 16, 40])
@@ -493,14 +526,16 @@ def test_full_wishart_equals_the_numpy_form(n_features):
     np.testing.assert_array_equal(got, ref)
 
 
-@pytest.mark.parametrize("n_features", [1, 2, 5, 17, 40, 110])
+@pytest.mark.parametrize("n_features", [1, 2, 5, 17, 33, 65, 110])
 @pytest.mark.parametrize("prior", ["symmetric", "asymmetric"])
 @pytest.mark.parametrize("n_threads", [1, 3])
 def test_full_wishart_stats_equals_the_two_calls(n_features, prior, n_threads):
     """The fused M-step pass (``full_wishart_stats``) gives bitwise
     ``full_covariances`` then ``full_wishart``. A prior whose two triangles
-    differ (in the last bit, in the sign of a zero) has each entry computed
-    from its own prior entry, not copied from the other triangle."""
+    differ (in the last bit; by 1e-3 inside the first tile and, beyond 32
+    features, across tiles; in the sign of a zero) has each entry computed
+    from its own prior entry, not copied from the other triangle (a kernel
+    that mirrors regardless fails here)."""
     rng = np.random.default_rng(6)
     K = 3
     R = np.array([0.0, 3.5, 48.0])
@@ -513,11 +548,14 @@ def test_full_wishart_stats_equals_the_two_calls(n_features, prior, n_threads):
     xk = rng.normal(size=(K, n_features))
     m0, psi0 = rng.normal(size=n_features), _gram_stack(rng, 1, n_features)[0]
     if prior == "asymmetric" and n_features > 1:
-        psi0[0, 1] = np.nextafter(psi0[1, 0], np.inf)
         psi0[-1, 0] = -0.0
         psi0[0, -1] = 0.0
+        psi0[0, 1] = np.nextafter(psi0[1, 0], np.inf)
         if n_features > 2:
             psi0[1, 2] = psi0[2, 1] + 1e-3
+        if n_features > 32:
+            psi0[0, n_features - 1] = psi0[n_features - 1, 0] + 1e-3
+            psi0[n_features - 2, 3] = psi0[3, n_features - 2] - 1e-3
     beta0, nu0 = 0.7, n_features + 0.5
     beta = beta0 + nk
     sk = _kernels.full_covariances(R, S1, S2, d, nk, 1e-6)
@@ -526,7 +564,7 @@ def test_full_wishart_stats_equals_the_two_calls(n_features, prior, n_threads):
     dof, got = _kernels.full_wishart_stats(R, S1, S2, d, nk, 1e-6, xk, m0, psi0,
                                            beta0, nu0, beta, n_threads)
     np.testing.assert_array_equal(dof, dof_ref)
-    assert np.array_equal(got.view(np.int64), ref.view(np.int64))
+    assert np.array_equal(_bits(got), _bits(ref))
 
 
 def test_full_wishart_from_stats_equals_params_from_stats_then_wishart():
