@@ -92,7 +92,9 @@ class KernelParams:
         means = np.ascontiguousarray(params.means, dtype=dtype)
         prec = np.ascontiguousarray(params.precisions_cholesky, dtype=dtype)
         n_components, n_features = means.shape
-        if center is None:
+        if center is None and cov.uses_scatter:
+            # (only tied has a common centre: the others' is None, and their
+            # params need no weights, e.g. BayesianGaussianMixture's)
             center = cov.statistics_center(params.means, params.weights)
         if center is not None:
             center = np.ascontiguousarray(center, dtype=dtype)
