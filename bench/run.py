@@ -331,7 +331,8 @@ def grid_cases(grid, covariance_types, dtypes):
             for dtype in dtypes for cov in covariance_types]
 
 
-def run_fit(cases, libraries, threads, repeats, out, machine, pause=0.2, bgm=False):
+def run_fit(cases, libraries, threads, repeats, out, machine, pause=0.2, bgm=False,
+            span=0.3):
     workers = {lib.name: Worker(lib.name, bgm) for lib in libraries}
     names = [lib.name for lib in libraries]
     rows = []
@@ -344,7 +345,7 @@ def run_fit(cases, libraries, threads, repeats, out, machine, pause=0.2, bgm=Fal
                         n_threads)
                 spans = {}
                 for name in libs:  # warm-up, and the span to time
-                    spans[name] = choose_span(workers[name], args)
+                    spans[name] = choose_span(workers[name], args, span)
                     time.sleep(pause)
                 samples = {name: [] for name in libs}
                 reported = {}
@@ -375,7 +376,7 @@ PAIR_TITLE = ("GaussianMixture and BayesianGaussianMixture in one run: seconds p
               "iteration, the four alternated in every repeat, medians")
 
 
-def run_pair(cases, threads, repeats, out, machine, pause=0.2):
+def run_pair(cases, threads, repeats, out, machine, pause=0.2, span=0.3):
     """--bgm-vs-gm: gmmfast and scikit-learn, GaussianMixture and
     BayesianGaussianMixture, the four alternated within every repeat (GM
     gmmfast, GM scikit-learn, BGM gmmfast, BGM scikit-learn, ...), so that
@@ -394,7 +395,7 @@ def run_pair(cases, threads, repeats, out, machine, pause=0.2):
                         n_threads)
                 spans = {}
                 for label, _, _ in specs:
-                    spans[label] = choose_span(workers[label], args)
+                    spans[label] = choose_span(workers[label], args, span)
                     time.sleep(pause)
                 samples = {label: [] for label, _, _ in specs}
                 for _ in range(repeats):
@@ -722,6 +723,10 @@ def main(argv=None):
     p.add_argument("--dtypes", default="float64", help="float64,float32")
     p.add_argument("--libs", default="all", help="comma list of " + ",".join(LIBRARIES))
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--span", type=float, default=0.3,
+                   help="seconds each timed span of iterations (hi - lo) aims at "
+                        "(default 0.3; longer spans average over more of a noisy "
+                        "host's slow phases)")
     p.add_argument("--bgm", action="store_true",
                    help="BayesianGaussianMixture, gmmfast's against scikit-learn's")
     p.add_argument("--bgm-vs-gm", action="store_true",
@@ -797,7 +802,7 @@ def main(argv=None):
                 f"sgemm {r['sgemm'] / 1e9:.1f} GFlop/s, exp {r['exp'] / 1e9:.2f} G/s")
         out(f"    measured read bandwidth: {machine['bandwidth'] / 1e9:.1f} GB/s")
         out("    per-iteration = (t(hi) - t(lo)) / (iterations reported); lo = 2 and "
-            "hi - lo iterations take ~0.3 s (at least 4), or 1 -> 3 above "
+            f"hi - lo iterations take ~{args.span:g} s (at least 4), or 1 -> 3 above "
             f"{SLOW_ITERATION} s per iteration")
         out("    mlpack starts from its own k-means (no start can be passed from "
             "Python); OpenCV from trainM on the start's one-hot responsibilities")
@@ -821,7 +826,8 @@ def main(argv=None):
         rows = run_predict(grid, libraries, threads, types, dtypes, args.repeats, out,
                            bgm=args.bgm)
     elif not args.small:
-        rows = run_fit(cases, libraries, threads, args.repeats, out, machine, bgm=args.bgm)
+        rows = run_fit(cases, libraries, threads, args.repeats, out, machine, bgm=args.bgm,
+                       span=args.span)
         for line in derived_tables(rows):
             out(line)
 
@@ -849,10 +855,11 @@ def main_pair(args, cases):
     for t, r in machine["threads"].items():
         out(f"    measured, {t} thread(s): dgemm {r['dgemm'] / 1e9:.1f} GFlop/s, "
             f"sgemm {r['sgemm'] / 1e9:.1f} GFlop/s, exp {r['exp'] / 1e9:.2f} G/s")
-    out("    per-iteration = (t(hi) - t(lo)) / (iterations reported), as the other modes")
+    out("    per-iteration = (t(hi) - t(lo)) / (iterations reported), as the other modes; "
+        f"hi - lo iterations take ~{args.span:g} s (at least 4)")
     out()
     out(pair_table_header())
-    rows = run_pair(cases, threads, args.repeats, out, machine)
+    rows = run_pair(cases, threads, args.repeats, out, machine, span=args.span)
     met = sum(r["med"]["BGM scikit-learn"] / r["med"]["BGM gmmfast"]
               >= r["med"]["GM scikit-learn"] / r["med"]["GM gmmfast"] for r in rows)
     out()
