@@ -1118,17 +1118,16 @@ def full_wishart(const double[::1] nk, const double[:, ::1] xk,
     out = np.empty((K, D, D))
     cdef double[::1] dof = dof_out
     cdef double[:, :, ::1] o = out
-    cdef double scale, c
+    cdef double scale
     with nogil:
         for k in range(K):
             dof[k] = degrees_of_freedom_prior + nk[k]
             scale = nk[k] * mean_precision_prior / mean_precision[k]
             for i in range(D):
                 for j in range(D):
-                    c = nk[k] * sk[k, i, j]
-                    c = c + covariance_prior[i, j]
-                    c = c + ((xk[k, i] - mean_prior[i]) * (xk[k, j] - mean_prior[j])) * scale
-                    o[k, i, j] = c / dof[k]
+                    o[k, i, j] = _wishart_entry(sk[k, i, j], covariance_prior[i, j],
+                                                xk[k, i] - mean_prior[i],
+                                                xk[k, j] - mean_prior[j], nk[k], scale, dof[k])
     return dof_out, out
 
 
@@ -1428,17 +1427,25 @@ def log_resp_sum(int code, object R, object S1, object S2, object prec, object l
 def symmetrize_upper_stack(const double[:, :, ::1] S):
     """The symmetric matrices whose upper triangles a (K, D, D) stack holds
     (zeros below the diagonal, as the kernels write them)."""
-    cdef isize K = S.shape[0], D = S.shape[1], k, i, j
+    cdef isize K = S.shape[0], D = S.shape[1]
     out = np.empty((K, D, D))
     cdef double[:, :, ::1] o = out
-    with nogil:
-        for k in range(K):
-            for i in range(D):
-                o[k, i, i] = S[k, i, i]
-                for j in range(i + 1, D):
-                    o[k, i, j] = S[k, i, j] + S[k, j, i]
-                    o[k, j, i] = o[k, i, j]
+    if K > 0 and D > 0:
+        with nogil:
+            _symmetrize_upper(&S[0, 0, 0], K, D, &o[0, 0, 0])
     return out
+
+
+cdef void _symmetrize_upper(const double* f, isize K, isize D, double* o) noexcept nogil:
+    """o[k] = S[k] + S[k]^T off the diagonal, the diagonal as it is, for a
+    (K, D, D) stack f (``symmetrize_upper_stack``, ``reduce_slabs``)."""
+    cdef isize k, i, j
+    for k in range(K):
+        for i in range(D):
+            o[(k * D + i) * D + i] = f[(k * D + i) * D + i]
+            for j in range(i + 1, D):
+                o[(k * D + i) * D + j] = f[(k * D + i) * D + j] + f[(k * D + j) * D + i]
+                o[(k * D + j) * D + i] = o[(k * D + i) * D + j]
 
 
 def alloc_slabs(int code, isize K, isize D, int n_threads):
@@ -1483,7 +1490,7 @@ def reduce_slabs(int code, object R, object S1, object S2, isize K, isize D):
     numpy calls at K = 2, D = 2, every E-step."""
     if code not in (FULL, TIED, DIAG, SPHERICAL):
         raise ValueError(f"unknown covariance code {code}")
-    cdef isize sr = 0, s1s = 0, s2s = 0, n_s2 = _s2_size(code, K, D), k, i, j
+    cdef isize sr = 0, s1s = 0, s2s = 0, n_s2 = _s2_size(code, K, D)
     cdef const double* r = _slab(R, 1, K, "R", &sr)
     cdef isize rows = cnp.PyArray_DIM(<cnp.ndarray>R, 0)
     cdef const double* s1 = _slab(S1, rows, K * D, "S1", &s1s)
@@ -1506,12 +1513,7 @@ def reduce_slabs(int code, object R, object S1, object S2, isize K, isize D):
         f, o = _data(flat), _data(S2_out)
         with nogil:
             _sum_rows(s2, rows, s2s, n_s2, f)
-            for k in range(K):
-                for i in range(D):
-                    o[(k * D + i) * D + i] = f[(k * D + i) * D + i]
-                    for j in range(i + 1, D):
-                        o[(k * D + i) * D + j] = f[(k * D + i) * D + j] + f[(k * D + j) * D + i]
-                        o[(k * D + j) * D + i] = o[(k * D + i) * D + j]
+            _symmetrize_upper(f, K, D, o)
     elif code == DIAG:
         S2_out = _new(2, K, D)
         _sum_rows(s2, rows, s2s, n_s2, _data(S2_out))
